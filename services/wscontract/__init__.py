@@ -1,0 +1,153 @@
+"""The wire contract's Python binding: message classes, schema loading, validation.
+
+The JSON Schemas in ``schemas/`` are the single source of truth; this module only
+loads them and answers "is this frame valid, and if not, why". Both services and
+the rig use it, so a change to the contract is a change to one folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from referencing import Registry, Resource
+
+__all__ = [
+    "CONTROL_TYPES",
+    "CRITICAL_TYPES",
+    "DATA_TYPES",
+    "EPHEMERAL_TYPES",
+    "Invalid",
+    "SCHEMA_BASE",
+    "is_critical",
+    "parse_frame",
+    "schema_dir",
+    "validate_control",
+    "validate_envelope",
+    "validate_summary",
+]
+
+SCHEMA_BASE = "https://wsrig.local/schemas/"
+
+#: Never dropped; acked only once durable. ``gap`` is critical so a loss
+#: declaration can itself never be lost.
+CRITICAL_TYPES = frozenset({"order", "trade", "position", "portfolio", "alert", "gap"})
+#: May be conflated or dropped under overflow, but never silently.
+EPHEMERAL_TYPES = frozenset({"market_data", "heartbeat", "signal", "bot_status"})
+DATA_TYPES = CRITICAL_TYPES | EPHEMERAL_TYPES
+CONTROL_TYPES = frozenset({"hello", "welcome", "ack", "error", "subscribe", "snapshot"})
+
+
+def is_critical(msg_type: str) -> bool:
+    return msg_type in CRITICAL_TYPES
+
+
+@dataclass(frozen=True)
+class Invalid(Exception):
+    """A frame that breaks the contract; ``code`` is the ``error`` frame's code."""
+
+    code: str
+    detail: str
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.detail}"
+
+
+# --- schema loading -----------------------------------------------------------
+
+
+def schema_dir() -> Path:
+    """``$WS_SCHEMA_DIR``, else ``schemas/`` found next to or above this package."""
+    env = os.environ.get("WS_SCHEMA_DIR")
+    if env:
+        return Path(env)
+    here = Path(__file__).resolve().parent
+    for base in (here, *here.parents):
+        candidate = base / "schemas"
+        if (candidate / "envelope.schema.json").is_file():
+            return candidate
+    raise FileNotFoundError("schemas/ not found: set WS_SCHEMA_DIR to the contract's schema folder")
+
+
+@lru_cache(maxsize=1)
+def _registry() -> Registry:
+    root = schema_dir()
+    resources = []
+    for path in sorted(root.rglob("*.schema.json")):
+        contents = json.loads(path.read_text())
+        resources.append((contents["$id"], Resource.from_contents(contents)))
+    return Registry().with_resources(resources)
+
+
+@lru_cache(maxsize=None)
+def _validator(name: str) -> Draft202012Validator:
+    schema = _registry().contents(SCHEMA_BASE + name)
+    return Draft202012Validator(schema, registry=_registry())
+
+
+def _first_error(name: str, obj: Any) -> str | None:
+    validator = _validator(name)
+    error = next(iter(validator.iter_errors(obj)), None)
+    if error is None:
+        return None
+    # Report the deepest, most specific error, with its JSON path.
+    best = error
+    while best.context:
+        best = best.context[0]
+    where = "/".join(str(p) for p in best.absolute_path) or "(root)"
+    return f"{where}: {best.message}"[:1024]
+
+
+# --- validation -----------------------------------------------------------------
+
+
+def parse_frame(text: str | bytes) -> dict[str, Any]:
+    """JSON text -> object, or ``Invalid`` with the reason."""
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise Invalid("invalid_json", f"not UTF-8: {exc.reason}") from None
+    try:
+        obj = json.loads(text)
+    except (json.JSONDecodeError, RecursionError) as exc:
+        raise Invalid("invalid_json", str(exc)[:200]) from None
+    if not isinstance(obj, dict):
+        raise Invalid("not_an_object", f"expected a JSON object, got {type(obj).__name__}")
+    return obj
+
+
+def validate_envelope(obj: dict[str, Any]) -> dict[str, Any]:
+    """Check an event envelope and its ``data`` against the contract."""
+    msg_type = obj.get("type")
+    if msg_type not in DATA_TYPES:
+        raise Invalid("unknown_type", f"unknown message type {msg_type!r}")
+    problem = _first_error("envelope.schema.json", obj)
+    if problem:
+        raise Invalid("schema_violation", f"{msg_type}: {problem}")
+    return obj
+
+
+def validate_control(obj: dict[str, Any]) -> dict[str, Any]:
+    """Check a control frame (hello, welcome, ack, error, subscribe, snapshot)."""
+    msg_type = obj.get("type")
+    if msg_type not in CONTROL_TYPES:
+        raise Invalid("unknown_type", f"unknown control frame {msg_type!r}")
+    problem = _first_error(f"control/{msg_type}.schema.json", obj)
+    if problem:
+        raise Invalid("schema_violation", f"{msg_type}: {problem}")
+    return obj
+
+
+def validate_summary(obj: dict[str, Any]) -> list[str]:
+    """All problems of a ``test_summary.json`` (empty when valid)."""
+    validator = _validator("test_summary.schema.json")
+    return [
+        f"{'/'.join(str(p) for p in e.absolute_path) or '(root)'}: {e.message}"
+        for e in validator.iter_errors(obj)
+    ]
