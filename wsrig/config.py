@@ -1,0 +1,146 @@
+"""One config object for the rig: endpoints, images, profile and thresholds.
+
+Read from the environment (``RIG__*`` and the plain names of ``.env.test``), with
+``.env.test`` as the fallback file, so the same suite can point at another
+implementation of the contract by changing configuration only.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = ["RigConfig", "load_config", "load_env_file", "repo_root"]
+
+
+def repo_root() -> Path:
+    """The checkout this package lives in (where docker-compose.yml is)."""
+    env = os.environ.get("RIG__ROOT")
+    if env:
+        return Path(env)
+    here = Path(__file__).resolve().parent
+    for base in (here, *here.parents):
+        if (base / "docker-compose.yml").is_file() or (base / "config" / "thresholds.toml").is_file():
+            return base
+    return Path.cwd()
+
+
+def load_env_file(path: Path) -> dict[str, str]:
+    """Parse a dotenv file: ``KEY=VALUE`` lines, ``#`` comments, optional quotes."""
+    values: dict[str, str] = {}
+    if not path.is_file():
+        return values
+    for raw in path.read_text().splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, _, value = line.partition("=")
+        value = value.strip()
+        if " #" in value and not value.startswith(("'", '"')):
+            value = value.split(" #", 1)[0].rstrip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        values[key.strip()] = value
+    return values
+
+
+def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+@dataclass(frozen=True)
+class RigConfig:
+    """Everything a probe needs to reach the system under test and judge it."""
+
+    root: Path
+    profile: str
+    dashboard_url: str
+    dashboard_ws_url: str
+    bot_url: str
+    proxy_control_url: str
+    auth_token: str
+    compose_project: str
+    bot_service: str
+    dashboard_service: str
+    proxy_service: str
+    images: dict[str, str]
+    thresholds: dict[str, Any] = field(default_factory=dict)
+    settings: dict[str, str] = field(default_factory=dict)
+
+    # --- derived endpoints ----------------------------------------------------
+
+    @property
+    def ingest_url(self) -> str:
+        return self.dashboard_ws_url.rstrip("/") + "/ws"
+
+    @property
+    def stream_url(self) -> str:
+        return self.dashboard_ws_url.rstrip("/") + "/ws/stream"
+
+    def stage_thresholds(self, stage: str) -> dict[str, Any]:
+        return dict(self.thresholds.get(stage, {}))
+
+    def setting(self, name: str, default: str = "") -> str:
+        """A ``SYSTEM__*`` or other value from the environment or ``.env.test``."""
+        return self.settings.get(name, default)
+
+    def describe(self) -> dict[str, Any]:
+        """Printable view (the token masked)."""
+        return {
+            "profile": self.profile,
+            "dashboard_url": self.dashboard_url,
+            "dashboard_ws_url": self.dashboard_ws_url,
+            "bot_url": self.bot_url,
+            "proxy_control_url": self.proxy_control_url,
+            "auth_token": "***" if self.auth_token else "(none)",
+            "compose_project": self.compose_project,
+            "images": self.images,
+        }
+
+
+def load_config(env: dict[str, str] | None = None) -> RigConfig:
+    """Environment > ``.env.test`` (or ``RIG__ENV_FILE``) > defaults."""
+    root = repo_root()
+    environ = dict(os.environ if env is None else env)
+    env_file = Path(environ.get("RIG__ENV_FILE", str(root / ".env.test")))
+    settings = {**load_env_file(env_file), **environ}
+
+    def get(name: str, default: str) -> str:
+        return settings.get(f"RIG__{name}") or settings.get(name) or default
+
+    profile = get("PROFILE", "quick")
+    thresholds_file = Path(get("THRESHOLDS_FILE", str(root / "config" / "thresholds.toml")))
+    tables: dict[str, Any] = {}
+    if thresholds_file.is_file():
+        tables = tomllib.loads(thresholds_file.read_text())
+    thresholds = _merge(tables.get("quick", {}), tables.get(profile, {})) if profile != "quick" else tables.get("quick", {})
+
+    return RigConfig(
+        root=root,
+        profile=profile,
+        dashboard_url=get("DASHBOARD_URL", "http://127.0.0.1:8000"),
+        dashboard_ws_url=get("DASHBOARD_WS_URL", "ws://127.0.0.1:8000"),
+        bot_url=get("BOT_URL", "http://127.0.0.1:8081"),
+        proxy_control_url=get("PROXY_CONTROL_URL", "http://127.0.0.1:9001"),
+        auth_token=get("AUTH_TOKEN", settings.get("SYSTEM__WEBSOCKET_AUTH_TOKEN", "dev-token")),
+        compose_project=get("COMPOSE_PROJECT_NAME", "wsrig"),
+        bot_service=get("BOT_SERVICE", "ai-trading-bot"),
+        dashboard_service=get("DASHBOARD_SERVICE", "dashboard-backend"),
+        proxy_service=get("PROXY_SERVICE", "fault-proxy"),
+        images={
+            "bot": get("BOT_IMAGE", "wsrig/ai-trading-bot:dev"),
+            "dashboard": get("DASHBOARD_IMAGE", "wsrig/dashboard-backend:dev"),
+            "proxy": get("PROXY_IMAGE", "wsrig/fault-proxy:dev"),
+        },
+        thresholds=thresholds,
+        settings=settings,
+    )
