@@ -1,0 +1,107 @@
+"""Summary building (verdicts, not_run, JUnit) and the Markdown report."""
+
+import json
+
+import pytest
+
+from wsrig.record import StageRecord
+from wsrig.report import render_markdown
+from wsrig.stages import STAGES, stage_by_name, write_status
+from wsrig.summary import InvalidSummary, build_summary, junit_counts, write_summary
+
+JUNIT_OK = """<?xml version="1.0"?><testsuites><testsuite name="s" tests="2">
+<testcase classname="c" name="test_a"/><testcase classname="c" name="test_b"/></testsuite></testsuites>"""
+JUNIT_FAIL = """<?xml version="1.0"?><testsuites><testsuite name="s" tests="2">
+<testcase classname="c" name="test_a"/><testcase classname="c" name="test_lost">
+<failure message="AssertionError: run abc: LOST 3 message(s)">trace</failure></testcase></testsuite></testsuites>"""
+
+
+def _summary(tmp_path, selected):
+    return build_summary(
+        tmp_path, selected, suite_run_id="r1", started_at="2026-01-01T00:00:00+00:00",
+        finished_at="2026-01-01T00:01:00+00:00",
+        environment={"git_sha": "x", "docker_version": "d", "compose_version": "c", "images": {}, "host": {}},
+        thresholds={},
+    )  # fmt: skip
+
+
+def _stage(tmp_path, name, status, junit):
+    write_status(tmp_path, stage_by_name(name), status, duration_s=1.5)
+    (tmp_path / f"{name}.junit.xml").write_text(junit)
+
+
+def test_junit_counts_and_failure_message(tmp_path):
+    """Failed test cases become findings carrying their assertion message."""
+    (tmp_path / "x.xml").write_text(JUNIT_FAIL)
+    counts, findings = junit_counts(tmp_path / "x.xml")
+    assert counts["passed"] == 1 and counts["failed"] == 1
+    assert "LOST 3" in findings[0]["message"]
+
+
+def test_all_selected_passed_is_pass(tmp_path):
+    """Verdict pass when every selected stage passed; unselected ones are skipped."""
+    _stage(tmp_path, "connectivity", "passed", JUNIT_OK)
+    s = _summary(tmp_path, {"connectivity": True})
+    assert s["verdict"] == "pass"
+    assert {x["name"]: x["status"] for x in s["stages"]}["message_flow"] == "skipped"
+    write_summary(s, tmp_path / "test_summary.json")
+
+
+def test_not_run_stage_fails_the_verdict(tmp_path):
+    """A selected stage that is not built yet is not_run and the verdict is fail."""
+    _stage(tmp_path, "connectivity", "passed", JUNIT_OK)
+    write_status(tmp_path, stage_by_name("security"), "not_run", "not built yet")
+    s = _summary(tmp_path, {"connectivity": True, "security": True})
+    assert s["verdict"] == "fail"
+    assert "Not run" in render_markdown(s)
+
+
+def test_missing_status_is_error(tmp_path):
+    """A selected stage with no status file (interrupted) is an error, never passed."""
+    s = _summary(tmp_path, {"connectivity": True})
+    assert s["stages"][0]["status"] == "error" and s["verdict"] == "fail"
+
+
+def test_failed_scenario_fails_stage_even_if_tests_passed(tmp_path):
+    """A scenario recorded as failed turns a passed stage into failed."""
+    _stage(tmp_path, "fault_tolerance", "passed", JUNIT_OK)
+    rec = StageRecord("fault_tolerance")
+    rec.scenario("dashboard_crash", False, lost=3, duplicated=0, reordered=0)
+    rec.save(tmp_path / "fault_tolerance.record.json")
+    s = _summary(tmp_path, {"fault_tolerance": True})
+    assert s["stages"][2]["status"] == "failed" and s["verdict"] == "fail"
+
+
+def test_report_puts_verdict_and_failure_first(tmp_path):
+    """The report's first lines give the verdict and what failed, with the finding."""
+    _stage(tmp_path, "connectivity", "failed", JUNIT_FAIL)
+    rec = StageRecord("connectivity")
+    rec.measure("handshake_p99_ms", 250.0, 100, unit=" ms")
+    rec.save(tmp_path / "connectivity.record.json")
+    text = render_markdown(_summary(tmp_path, {"connectivity": True}))
+    head = "\n".join(text.splitlines()[:8])
+    assert "FAIL" in head and "connectivity" in head and "handshake_p99_ms" in head
+    assert "| handshake_p99_ms | 250 ms | <= 100 ms | **NO** |" in text
+
+
+def test_invalid_summary_fails_loudly(tmp_path):
+    """A summary that breaks its schema is refused with the problem named."""
+    s = _summary(tmp_path, {})
+    s["verdict"] = "maybe"
+    with pytest.raises(InvalidSummary, match="verdict"):
+        write_summary(s, tmp_path / "t.json")
+
+
+def test_stage_names_and_flags_are_unique():
+    """Every stage has its own name, flag and marker."""
+    for attr in ("name", "flag", "marker"):
+        assert len({getattr(s, attr) for s in STAGES}) == len(STAGES)
+
+
+def test_record_measure_adds_finding_on_breach(tmp_path):
+    """A measured value over its threshold is a failed check and an error finding."""
+    rec = StageRecord("x")
+    assert not rec.measure("p99_ms", 120, 100).passed
+    assert rec.findings[0]["severity"] == "error"
+    rec.save(tmp_path / "r.json")
+    assert json.loads((tmp_path / "r.json").read_text())["metrics"]["checks"][0]["passed"] is False

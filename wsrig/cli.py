@@ -1,0 +1,258 @@
+"""``wsrig``: the rig's command line (click). Options have environment equivalents.
+
+run_all_tests.sh is a thin shell around these commands; a user can run each on its
+own against a stack that is already up.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import platform
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+import psutil
+
+from wsrig.config import RigConfig, load_config
+from wsrig.report import render_markdown
+from wsrig.stack import DockerStack, StackError, docker_client, remove_leftovers
+from wsrig.stages import STAGES, run_stage, stage_by_name
+from wsrig.summary import build_summary, write_summary
+from wsrig.wait import AllReady, HttpReady
+
+__all__ = ["main"]
+
+
+def _config() -> RigConfig:
+    return load_config()
+
+
+def _readiness(cfg: RigConfig) -> AllReady:
+    return AllReady(
+        [
+            HttpReady(cfg.dashboard_url + "/ready"),
+            HttpReady(cfg.bot_url + "/health"),
+            HttpReady(cfg.proxy_control_url + "/health"),
+        ]
+    )
+
+
+@click.group()
+def main() -> None:
+    """Black-box test rig for a real-time WebSocket bridge."""
+
+
+@main.command("config")
+def show_config() -> None:
+    """Print the rig's configuration (token masked)."""
+    click.echo(json.dumps(_config().describe(), indent=2))
+
+
+@main.command()
+@click.option("--timeout", default=120.0, envvar="RIG__UP_TIMEOUT", show_default=True, help="seconds to wait for health")
+def up(timeout: float) -> None:
+    """Remove leftovers of this project, start the stack, wait until it is ready."""
+    cfg = _config()
+    stack = DockerStack(cfg)
+    for item in remove_leftovers(cfg.compose_project):
+        click.echo(f"removed leftover {item}")
+    click.echo(f"starting compose project {cfg.compose_project} ...")
+    stack.up()
+
+    def logs() -> str:
+        parts = []
+        for service in (cfg.dashboard_service, cfg.bot_service, cfg.proxy_service):
+            try:
+                parts.append(f"--- {service} (last 30 lines) ---\n{stack.logs(service, tail=30)}")
+            except StackError as exc:
+                parts.append(f"--- {service}: {exc}")
+        return "\n".join(parts)
+
+    try:
+        _readiness(cfg).wait(timeout, on_timeout=logs)
+    except TimeoutError as exc:
+        raise click.ClickException(f"{exc}\n" + "\n".join(getattr(exc, "__notes__", []))) from None
+    click.echo("stack ready: " + ", ".join(f"{k}={v}" for k, v in cfg.describe().items() if k.endswith("url")))
+
+
+@main.command()
+def down() -> None:
+    """Stop the stack and remove its containers, networks and volumes."""
+    cfg = _config()
+    try:
+        DockerStack(cfg).down()
+    except StackError as exc:
+        click.echo(f"compose down failed, removing by label: {exc}", err=True)
+    for item in remove_leftovers(cfg.compose_project):
+        click.echo(f"removed {item}")
+
+
+@main.command()
+def cleanup() -> None:
+    """Remove containers and networks a crashed run left behind (by compose label)."""
+    cfg = _config()
+    removed = remove_leftovers(cfg.compose_project)
+    click.echo("\n".join(removed) if removed else "nothing left over")
+
+
+@main.command()
+def status() -> None:
+    """Show the stack's containers and whether its endpoints answer."""
+    cfg = _config()
+    stack = DockerStack(cfg)
+    for service in (cfg.dashboard_service, cfg.bot_service, cfg.proxy_service):
+        try:
+            click.echo(f"{service:20} {stack.state(service)}")
+        except StackError as exc:
+            click.echo(f"{service:20} {exc}")
+    for strategy in _readiness(cfg).strategies:
+        try:
+            ok = strategy.check()
+        except Exception as exc:  # status is a report, not a check
+            ok, strategy_error = False, exc
+            click.echo(f"  {strategy.describe()}: no ({strategy_error})")
+            continue
+        click.echo(f"  {strategy.describe()}: {'yes' if ok else 'no'}")
+
+
+@main.command("check-ports")
+def check_ports() -> None:
+    """Fail with the port and its holder if a port the stack publishes is taken."""
+    cfg = _config()
+    taken = []
+    for url in (cfg.dashboard_url, cfg.bot_url, cfg.proxy_control_url):
+        port = int(url.rsplit(":", 1)[1].split("/")[0])
+        with socket.socket() as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                holder = "unknown process"
+                for conn in psutil.net_connections("tcp"):
+                    if conn.laddr and conn.laddr.port == port and conn.status == "LISTEN" and conn.pid:
+                        p = psutil.Process(conn.pid)
+                        holder = f"pid {conn.pid} ({' '.join(p.cmdline())[:80]})"
+                        break
+                taken.append(f"port {port} ({url}) is taken by {holder}")
+    if taken:
+        raise click.ClickException("; ".join(taken) + ". Stop it, or set DASHBOARD_PORT/BOT_HTTP_PORT/PROXY_CONTROL_PORT and the URLs.")
+    click.echo("ports free")
+
+
+@main.command()
+@click.argument("name")
+@click.option("--results", type=click.Path(path_type=Path), envvar="RIG__RESULTS_DIR", required=True)
+def stage(name: str, results: Path) -> None:
+    """Run one stage's probes into RESULTS (log, JUnit, record, status)."""
+    cfg = _config()
+    try:
+        st = stage_by_name(name)
+    except KeyError as exc:
+        raise click.ClickException(str(exc)) from None
+    code = run_stage(st, cfg.root, results)
+    sys.exit(0 if code == 0 else 1)
+
+
+def _environment(cfg: RigConfig) -> dict[str, Any]:
+    def run(*cmd: str) -> str:
+        try:
+            return subprocess.run(cmd, cwd=cfg.root, capture_output=True, text=True, timeout=20).stdout.strip()
+        except (OSError, subprocess.TimeoutExpired):
+            return ""
+
+    docker_version = compose_version = ""
+    images: dict[str, Any] = dict(cfg.images)
+    try:
+        client = docker_client()
+        v = client.version()
+        docker_version = f"engine {v.get('Version')} (API {v.get('ApiVersion')})"
+        for key, ref in cfg.images.items():
+            try:
+                images[key] = f"{ref} {client.images.get(ref).id[:19]}"
+            except Exception:  # image absent: keep the reference alone
+                images[key] = f"{ref} (not present)"
+    except StackError as exc:
+        docker_version = f"unavailable: {exc}"
+    compose_version = run(str(cfg.root / "scripts" / "compose.sh"), "version", "--short") or run("docker-compose", "version", "--short")
+    return {
+        "git_sha": run("git", "rev-parse", "--short=12", "HEAD") or "unknown",
+        "docker_version": docker_version,
+        "compose_version": compose_version or "unknown",
+        "images": images,
+        "host": {
+            "hostname": platform.node(),
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "cpus": os.cpu_count(),
+            "mem_gib": round(psutil.virtual_memory().total / 2**30, 1),
+        },
+        "endpoints": {k: v for k, v in cfg.describe().items() if k.endswith("url")},
+        "container_logs": [],
+    }
+
+
+def _selected_from_env() -> dict[str, bool]:
+    def on(flag: str) -> bool:
+        return os.environ.get(flag, "true").strip().lower() in ("1", "true", "yes", "on")
+
+    return {s.name: on(s.flag) for s in STAGES}
+
+
+@main.command()
+@click.argument("results", type=click.Path(path_type=Path, file_okay=False))
+@click.option("--started-at", envvar="RIG__STARTED_AT", default="")
+@click.option("--run-id", envvar="WSRIG_RUN_ID", default="")
+def summarize(results: Path, started_at: str, run_id: str) -> None:
+    """Write test_summary.json and test_report.md for RESULTS; exit 1 unless pass."""
+    cfg = _config()
+    now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    env = _environment(cfg)
+    env["container_logs"] = sorted(p.name for p in results.glob("container_*.log"))
+    summary = build_summary(
+        results,
+        _selected_from_env(),
+        suite_run_id=run_id or results.name,
+        started_at=started_at or now,
+        finished_at=now,
+        environment=env,
+        thresholds=cfg.thresholds,
+        profile=cfg.profile,
+    )
+    write_summary(summary, results / "test_summary.json")
+    (results / "test_report.md").write_text(render_markdown(summary))
+    click.echo(f"verdict: {summary['verdict'].upper()}  ({results / 'test_report.md'})")
+    for s in summary["stages"]:
+        click.echo(f"  {s['name']:16} {s['status']:8} {s['duration_s']:7.1f}s  {s.get('reason') or ''}")
+    sys.exit(0 if summary["verdict"] == "pass" else 1)
+
+
+@main.command()
+@click.argument("results", type=click.Path(path_type=Path, file_okay=False, exists=True))
+def report(results: Path) -> None:
+    """Re-render test_report.md from RESULTS/test_summary.json."""
+    summary = json.loads((results / "test_summary.json").read_text())
+    (results / "test_report.md").write_text(render_markdown(summary))
+    click.echo(str(results / "test_report.md"))
+
+
+@main.command("collect-logs")
+@click.argument("results", type=click.Path(path_type=Path, file_okay=False))
+def collect_logs(results: Path) -> None:
+    """Save each service's container log into RESULTS/container_<service>.log."""
+    cfg = _config()
+    stack = DockerStack(cfg)
+    for service in (cfg.dashboard_service, cfg.bot_service, cfg.proxy_service):
+        try:
+            (results / f"container_{service}.log").write_text(stack.logs(service))
+        except StackError as exc:
+            click.echo(f"no log for {service}: {exc}", err=True)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,168 @@
+"""WebSocket and HTTP clients the probes use: a recording subscriber, a test publisher.
+
+Thin asyncio glue: they move frames and stamp receive times; judging is left to
+the checkers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+import requests
+from websockets.asyncio.client import ClientConnection, connect
+
+from wsrig import messages
+from wsrig.history import Observed, observed_from_frames
+
+__all__ = ["Publisher", "Subscriber", "get_json"]
+
+MAX_FRAME = 4 * 1024 * 1024
+
+
+def get_json(url: str, timeout: float = 5.0) -> Any:
+    """GET a JSON document; raises with the URL and status on failure."""
+    resp = requests.get(url, timeout=timeout)
+    if not resp.ok:
+        raise RuntimeError(f"GET {url} -> HTTP {resp.status_code}: {resp.text[:200]}")
+    return resp.json()
+
+
+class Subscriber:
+    """A dashboard client on ``/ws/stream`` that records every frame with its receive time."""
+
+    def __init__(
+        self,
+        url: str,
+        subscribe: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+        open_timeout: float = 10.0,
+    ) -> None:
+        self.url = url
+        self.subscribe_frame = subscribe if subscribe is not None else messages.subscribe()
+        self.headers = headers
+        self.open_timeout = open_timeout
+        self.frames: list[tuple[int, dict[str, Any]]] = []
+        self.snapshot: dict[str, Any] | None = None
+        self.errors: list[dict[str, Any]] = []
+        self.handshake_ms: float = 0.0
+        self.close_code: int | None = None
+        self.ws: ClientConnection | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._new = asyncio.Event()
+
+    async def __aenter__(self) -> Subscriber:
+        await self.connect()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def connect(self) -> None:
+        t0 = time.perf_counter()
+        self.ws = await connect(
+            self.url, open_timeout=self.open_timeout, max_size=MAX_FRAME, additional_headers=self.headers, ping_interval=None
+        )
+        self.handshake_ms = (time.perf_counter() - t0) * 1000
+        if self.subscribe_frame:
+            await self.ws.send(json.dumps(self.subscribe_frame))
+        self._task = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        assert self.ws is not None
+        try:
+            async for raw in self.ws:
+                now = time.time_ns()
+                frame = json.loads(raw)
+                kind = frame.get("type")
+                if kind == "snapshot" and self.snapshot is None:
+                    self.snapshot = frame
+                elif kind == "error":
+                    self.errors.append(frame)
+                else:
+                    self.frames.append((now, frame))
+                self._new.set()
+        except Exception:  # connection closed under us: the close code says why
+            pass
+        finally:
+            self.close_code = self.ws.close_code
+            self._new.set()
+
+    async def close(self) -> None:
+        if self.ws is not None:
+            await self.ws.close()
+        if self._task is not None:
+            await asyncio.wait([self._task], timeout=5)
+
+    @property
+    def closed(self) -> bool:
+        return self._task is not None and self._task.done()
+
+    def observed(self) -> list[Observed]:
+        return observed_from_frames(self.frames)
+
+    async def wait_for(self, predicate: Callable[[Subscriber], bool], timeout: float, what: str = "frames") -> None:
+        """Wait until ``predicate(self)`` holds, re-checking on every new frame."""
+        deadline = time.monotonic() + timeout
+        while not predicate(self):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"subscriber: timed out after {timeout:.1f}s waiting for {what}")
+            if self.closed:
+                raise ConnectionError(f"subscriber closed (code {self.close_code}) while waiting for {what}")
+            self._new.clear()
+            try:
+                await asyncio.wait_for(self._new.wait(), timeout=min(remaining, 0.5))
+            except TimeoutError:
+                continue
+
+
+class Publisher:
+    """A publisher on ``/ws`` with its own run_id (load, hostile-input and size probes)."""
+
+    def __init__(self, url: str, token: str, run_id: str | None = None) -> None:
+        self.url, self.token = url, token
+        self.run_id = run_id or messages.new_run_id()
+        self.ws: ClientConnection | None = None
+        self.welcome: dict[str, Any] | None = None
+        self.seq = 0
+
+    async def __aenter__(self) -> Publisher:
+        self.ws = await connect(self.url, open_timeout=10, max_size=MAX_FRAME, ping_interval=None)
+        await self.ws.send(json.dumps(messages.hello(self.run_id, self.token)))
+        self.welcome = json.loads(await asyncio.wait_for(self.ws.recv(), timeout=10))
+        if self.welcome.get("type") != "welcome":
+            raise RuntimeError(f"expected welcome, got {self.welcome}")
+        self.seq = int(self.welcome.get("acked_seq", 0))
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self.ws is not None:
+            await self.ws.close()
+
+    async def publish(self, msg_type: str, data: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Send the next envelope; returns it."""
+        assert self.ws is not None
+        self.seq += 1
+        env = messages.envelope(self.run_id, self.seq, msg_type, data)
+        await self.ws.send(json.dumps(env))
+        return env
+
+    async def send_raw(self, text: str | bytes) -> None:
+        assert self.ws is not None
+        await self.ws.send(text)
+
+    async def recv_json(self, timeout: float = 5.0) -> dict[str, Any]:
+        assert self.ws is not None
+        return dict(json.loads(await asyncio.wait_for(self.ws.recv(), timeout=timeout)))
+
+    async def wait_ack(self, seq: int, timeout: float = 10.0) -> dict[str, Any]:
+        """Read frames until a cumulative ack covers ``seq``; errors are returned too."""
+        deadline = time.monotonic() + timeout
+        while True:
+            frame = await self.recv_json(timeout=max(0.01, deadline - time.monotonic()))
+            if frame.get("type") == "ack" and int(frame.get("seq", 0)) >= seq:
+                return frame

@@ -1,0 +1,61 @@
+"""Valid contract messages made by the rig itself (test publisher, fuzz seeds).
+
+Pure: builds envelopes and control frames that pass ``schemas/``; probes use them to
+publish their own traffic with their own run_id.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+__all__ = ["SAMPLE_DATA", "envelope", "hello", "new_run_id", "subscribe"]
+
+SAMPLE_DATA: dict[str, dict[str, Any]] = {
+    "market_data": {"symbol": "RIGUSD", "price": 100.5, "bid": 100.4, "ask": 100.6, "volume": 3.0},
+    "signal": {"symbol": "RIGUSD", "action": "buy", "strength": 0.7},
+    "order": {"order_id": "o-1", "symbol": "RIGUSD", "side": "buy", "quantity": 1.0, "status": "new"},
+    "trade": {"trade_id": "t-1", "order_id": "o-1", "symbol": "RIGUSD", "side": "buy", "quantity": 1.0, "price": 100.5},
+    "position": {"symbol": "RIGUSD", "quantity": 1.0, "avg_price": 100.5},
+    "portfolio": {"cash": 1000.0, "equity": 1100.0, "realized_pnl": 0.0, "unrealized_pnl": 0.0},
+    "alert": {"level": "info", "message": "rig test alert"},
+    "heartbeat": {"uptime_s": 1.0},
+    "bot_status": {"state": "trading", "connected": True},
+}
+
+
+def new_run_id(prefix: str = "rig") -> str:
+    return f"{prefix}-{uuid.uuid4()}"
+
+
+def envelope(run_id: str, seq: int, msg_type: str, data: dict[str, Any] | None = None, source: str = "wsrig") -> dict[str, Any]:
+    return {
+        "v": 1,
+        "type": msg_type,
+        "source": source,
+        "run_id": run_id,
+        "seq": seq,
+        "ts_ns": time.time_ns(),
+        "data": dict(SAMPLE_DATA[msg_type] if data is None else data),
+    }
+
+
+def hello(run_id: str, token: str, source: str = "wsrig") -> dict[str, Any]:
+    return {"type": "hello", "v": 1, "source": source, "run_id": run_id, "auth": token}
+
+
+def subscribe(
+    types: list[str] | None = None,
+    symbols: list[str] | None = None,
+    resume: tuple[str, int] | None = None,
+    snapshot: bool = True,
+) -> dict[str, Any]:
+    frame: dict[str, Any] = {"type": "subscribe", "snapshot": snapshot}
+    if types is not None:
+        frame["types"] = types
+    if symbols is not None:
+        frame["symbols"] = symbols
+    if resume is not None:
+        frame["resume"] = {"run_id": resume[0], "after_seq": resume[1]}
+    return frame

@@ -1,0 +1,89 @@
+"""What a stage measured: metrics, threshold checks, scenarios and findings.
+
+Probes write into one ``StageRecord`` per stage run; it is saved as
+``<stage>.record.json`` beside the JUnit file and folded into ``test_summary.json``.
+Plain data with ``serialize()``, as locust's stats are.
+"""
+
+from __future__ import annotations
+
+import json
+import operator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = ["Check", "StageRecord"]
+
+_OPS = {"<=": operator.le, "<": operator.lt, ">=": operator.ge, ">": operator.gt, "==": operator.eq}
+
+
+@dataclass
+class Check:
+    """One measured value against its threshold, as the report prints it."""
+
+    name: str
+    value: Any
+    threshold: Any = None
+    op: str = "<="
+    unit: str = ""
+
+    @property
+    def passed(self) -> bool:
+        if self.threshold is None:
+            return True
+        return bool(_OPS[self.op](self.value, self.threshold))
+
+    def serialize(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "value": self.value,
+            "threshold": self.threshold,
+            "op": self.op,
+            "unit": self.unit,
+            "passed": self.passed,
+        }
+
+
+@dataclass
+class StageRecord:
+    """Everything one stage wants in the summary besides its test counts."""
+
+    stage: str
+    metrics: dict[str, Any] = field(default_factory=dict)
+    checks: list[Check] = field(default_factory=list)
+    scenarios: list[dict[str, Any]] = field(default_factory=list)
+    findings: list[dict[str, str]] = field(default_factory=list)
+
+    def measure(self, name: str, value: Any, threshold: Any = None, op: str = "<=", unit: str = "") -> Check:
+        """Record a value (and its threshold); returns the check so the probe can assert."""
+        check = Check(name, value, threshold, op, unit)
+        self.checks = [c for c in self.checks if c.name != name] + [check]
+        if not check.passed:
+            self.finding("error", f"{name} = {value}{unit} breaks the threshold {op} {threshold}{unit}")
+        return check
+
+    def finding(self, severity: str, message: str) -> None:
+        item = {"severity": severity, "message": message}
+        if item not in self.findings:
+            self.findings.append(item)
+
+    def scenario(self, name: str, passed: bool, **fields: Any) -> dict[str, Any]:
+        item = {"name": name, "passed": passed, **fields}
+        self.scenarios = [s for s in self.scenarios if s.get("name") != name] + [item]
+        return item
+
+    def serialize(self) -> dict[str, Any]:
+        return {
+            "stage": self.stage,
+            "metrics": {**self.metrics, "checks": [c.serialize() for c in self.checks]},
+            "scenarios": self.scenarios,
+            "findings": self.findings,
+        }
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps(self.serialize(), indent=2, default=str))
+
+    @classmethod
+    def load(cls, path: Path) -> dict[str, Any]:
+        return dict(json.loads(path.read_text()))

@@ -1,0 +1,87 @@
+"""The suite's stages: name, RUN_* flag, pytest marker, probe module, and how to run one.
+
+A stage whose probe module does not exist yet is reported ``not_run`` with the
+reason, never as passed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["STAGES", "Stage", "run_stage", "stage_by_name", "write_status"]
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    flag: str
+    marker: str
+    module: str
+    title: str
+
+    def probe_path(self, root: Path) -> Path:
+        return root / "tests" / "probes" / self.module
+
+
+STAGES: tuple[Stage, ...] = (
+    Stage("connectivity", "RUN_CONNECTIVITY", "connectivity", "test_connectivity.py", "Connectivity"),
+    Stage("message_flow", "RUN_MESSAGE_FLOW", "message_flow", "test_message_flow.py", "Message flow"),
+    Stage("fault_tolerance", "RUN_FAULT_TOLERANCE", "fault", "test_fault_tolerance.py", "Fault tolerance"),
+    Stage("load", "RUN_LOAD_TESTS", "load", "test_load.py", "Load"),
+    Stage("integration", "RUN_INTEGRATION", "integration", "test_integration.py", "Integration"),
+    Stage("performance", "RUN_PERFORMANCE", "performance", "test_performance.py", "Performance"),
+    Stage("security", "RUN_SECURITY", "security", "test_security.py", "Security"),
+)
+
+
+def stage_by_name(name: str) -> Stage:
+    for stage in STAGES:
+        if name in (stage.name, stage.marker, stage.flag):
+            return stage
+    raise KeyError(f"unknown stage {name!r}; known: {', '.join(s.name for s in STAGES)}")
+
+
+def write_status(results: Path, stage: Stage, status: str, reason: str = "", duration_s: float = 0.0, exit_code: int | None = None) -> None:
+    (results / f"{stage.name}.status.json").write_text(
+        json.dumps({"name": stage.name, "status": status, "reason": reason, "duration_s": round(duration_s, 2), "exit_code": exit_code})
+    )
+
+
+def run_stage(stage: Stage, root: Path, results: Path, extra_args: list[str] | None = None) -> int:
+    """Run one stage's probes under pytest; log, JUnit and status land in ``results``."""
+    results.mkdir(parents=True, exist_ok=True)
+    probe = stage.probe_path(root)
+    if not probe.is_file():
+        write_status(results, stage, "not_run", f"not built yet: {probe.relative_to(root)} does not exist")
+        (results / f"{stage.name}.log").write_text(f"{stage.name}: not run: probe module {probe.name} is not built yet\n")
+        return 0
+    env = {**os.environ, "RIG__STAGE": stage.name, "RIG__RESULTS_DIR": str(results)}
+    cmd = [
+        sys.executable, "-m", "pytest", str(probe), "-m", stage.marker,
+        "-o", "testpaths=tests/probes", "-p", "no:cacheprovider",
+        f"--junitxml={results / f'{stage.name}.junit.xml'}",
+        "-o", f"junit_suite_name={stage.name}", "-v", "-rA", "--tb=short", *(extra_args or []),
+    ]  # fmt: skip
+    t0 = time.monotonic()
+    with open(results / f"{stage.name}.log", "w") as log:
+        log.write(f"$ {' '.join(cmd)}\n")
+        log.flush()
+        proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            log.write(line)
+            log.flush()
+            if line.startswith(("tests/", "PASSED", "FAILED", "ERROR")) or "[progress]" in line:
+                print(f"  [{stage.name}] {line.rstrip()}", flush=True)
+        code = proc.wait()
+    duration = time.monotonic() - t0
+    status = {0: "passed", 1: "failed", 5: "error"}.get(code, "error")
+    reason = {5: "no test was collected", 2: "interrupted", 3: "internal error", 4: "usage error"}.get(code, "")
+    write_status(results, stage, status, reason, duration, code)
+    return code

@@ -1,0 +1,121 @@
+"""Build ``test_summary.json`` from a results folder: statuses, JUnit, stage records.
+
+Pure but for reading files; validated against ``schemas/test_summary.schema.json``
+before it is written, so an invalid summary fails loudly instead of misleading.
+"""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+import wscontract
+from wsrig.stages import STAGES
+
+__all__ = ["InvalidSummary", "build_summary", "junit_counts", "write_summary"]
+
+
+class InvalidSummary(ValueError):
+    """The summary would not validate against its schema."""
+
+
+def junit_counts(path: Path) -> tuple[dict[str, int], list[dict[str, str]]]:
+    """Test counts and one finding per failed or errored test case."""
+    counts = {"passed": 0, "failed": 0, "skipped": 0, "errors": 0}
+    findings: list[dict[str, str]] = []
+    if not path.is_file():
+        return counts, findings
+    root = ET.parse(path).getroot()
+    for case in root.iter("testcase"):
+        name = case.get("name", "?")
+        failure = case.find("failure")
+        error = case.find("error")
+        if failure is not None or error is not None:
+            node = failure if failure is not None else error
+            assert node is not None
+            key = "failed" if failure is not None else "errors"
+            counts[key] += 1
+            message = (node.get("message") or node.text or "").strip().splitlines()
+            findings.append({"severity": "error", "message": f"{name}: {message[0][:400] if message else key}"})
+        elif case.find("skipped") is not None:
+            counts["skipped"] += 1
+        else:
+            counts["passed"] += 1
+    return counts, findings
+
+
+def _stage_entry(results: Path, name: str, selected: bool, flag: str) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "name": name,
+        "status": "skipped",
+        "reason": f"{flag}=false",
+        "duration_s": 0.0,
+        "tests": {"passed": 0, "failed": 0, "skipped": 0, "errors": 0},
+        "metrics": {},
+        "findings": [],
+        "scenarios": [],
+        "log": f"{name}.log",
+        "junit": f"{name}.junit.xml",
+    }
+    if not selected:
+        return entry
+    status_file = results / f"{name}.status.json"
+    if not status_file.is_file():
+        entry.update(status="error", reason="the stage did not finish (no status file): interrupted or crashed")
+        return entry
+    status = json.loads(status_file.read_text())
+    entry.update(status=status["status"], reason=status.get("reason", ""), duration_s=float(status.get("duration_s", 0.0)))
+    counts, failures = junit_counts(results / f"{name}.junit.xml")
+    entry["tests"] = counts
+    record_file = results / f"{name}.record.json"
+    if record_file.is_file():
+        record = json.loads(record_file.read_text())
+        entry["metrics"] = record.get("metrics", {})
+        entry["scenarios"] = record.get("scenarios", [])
+        entry["findings"] = list(record.get("findings", []))
+    for f in failures:
+        if f not in entry["findings"]:
+            entry["findings"].append(f)
+    if entry["status"] == "passed" and counts["passed"] == 0:
+        entry.update(status="error", reason="no test passed")
+    if entry["status"] == "passed" and any(not s.get("passed") for s in entry["scenarios"]):
+        entry.update(status="failed", reason="a scenario failed although its tests passed")
+    return entry
+
+
+def build_summary(
+    results: Path,
+    selected: dict[str, bool],
+    *,
+    suite_run_id: str,
+    started_at: str,
+    finished_at: str,
+    environment: dict[str, Any],
+    thresholds: dict[str, Any],
+    profile: str = "quick",
+) -> dict[str, Any]:
+    """The whole run's summary; verdict is pass only if every selected stage passed."""
+    stages = [_stage_entry(results, s.name, selected.get(s.name, False), s.flag) for s in STAGES]
+    chosen = [s for s in stages if selected.get(s["name"], False)]
+    verdict = "pass" if chosen and all(s["status"] == "passed" for s in chosen) else "fail"
+    return {
+        "schema_version": 1,
+        "suite_run_id": suite_run_id,
+        "started_at": started_at,
+        "finished_at": finished_at,
+        "verdict": verdict,
+        "profile": profile,
+        "environment": environment,
+        "thresholds": thresholds,
+        "stages": stages,
+    }
+
+
+def write_summary(summary: dict[str, Any], path: Path) -> None:
+    """Validate, then write; raise ``InvalidSummary`` listing every problem."""
+    problems = wscontract.validate_summary(summary)
+    if problems:
+        raise InvalidSummary("test_summary.json would be invalid:\n  " + "\n  ".join(problems))
+    path.write_text(json.dumps(summary, indent=2, default=str) + "\n")
