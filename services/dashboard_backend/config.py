@@ -1,0 +1,87 @@
+"""The backend's one configuration object, read from ``SYSTEM__*`` environment variables."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+
+__all__ = ["Config"]
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be an integer, got {raw!r}") from None
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a number, got {raw!r}") from None
+    if value < 0:
+        raise ValueError(f"{name} must be >= 0, got {value}")
+    return value
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything the backend can be told; defaults suit a container on port 8000."""
+
+    host: str = "0.0.0.0"
+    port: int = 8000
+    auth_token: str = field(default="dev-token", repr=False)
+    data_dir: str = "/data"
+    max_frame_bytes: int = 1_048_576
+    client_queue_size: int = 10_000
+    ring_buffer_size: int = 50_000
+    group_commit_ms: int = 5
+    ping_interval: float = 2.0
+    ping_timeout: float = 4.0
+    allowed_origins: tuple[str, ...] = ()
+    log_level: str = "INFO"
+
+    # --- construction -----------------------------------------------------------
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Config:
+        """Read ``SYSTEM__*`` variables; unset or empty ones keep their default."""
+        env = os.environ if env is None else env
+        d = cls()
+        origins = tuple(
+            o.strip() for o in env.get("SYSTEM__ALLOWED_ORIGINS", "").split(",") if o.strip()
+        )
+        return cls(
+            host=env.get("SYSTEM__HOST", "").strip() or d.host,
+            port=_int(env, "SYSTEM__PORT", d.port),
+            auth_token=env.get("SYSTEM__WEBSOCKET_AUTH_TOKEN", d.auth_token),
+            data_dir=env.get("SYSTEM__DATA_DIR", "").strip() or d.data_dir,
+            max_frame_bytes=_int(env, "SYSTEM__MAX_FRAME_BYTES", d.max_frame_bytes, 1024),
+            client_queue_size=_int(env, "SYSTEM__CLIENT_QUEUE_SIZE", d.client_queue_size, 1),
+            ring_buffer_size=_int(env, "SYSTEM__RING_BUFFER_SIZE", d.ring_buffer_size, 1),
+            group_commit_ms=_int(env, "SYSTEM__GROUP_COMMIT_MS", d.group_commit_ms),
+            ping_interval=_float(env, "SYSTEM__PING_INTERVAL", d.ping_interval),
+            ping_timeout=_float(env, "SYSTEM__PING_TIMEOUT", d.ping_timeout),
+            allowed_origins=origins,
+            log_level=(env.get("SYSTEM__LOG_LEVEL", "").strip() or d.log_level).upper(),
+        )
+
+    # --- presentation -----------------------------------------------------------
+
+    def describe(self) -> dict[str, object]:
+        """The configuration as a dict with the token masked: safe to print."""
+        out: dict[str, object] = asdict(self)
+        out["auth_token"] = "***" if self.auth_token else "(empty)"
+        out["allowed_origins"] = list(self.allowed_origins) or "(any)"
+        return out

@@ -1,0 +1,648 @@
+"""asyncio glue: the WebSocket endpoints and the HTTP API on one port.
+
+``/ws`` takes one publisher per run (hello, welcome, envelopes, acks), ``/ws/stream``
+serves dashboard clients (subscribe, snapshot, replay, live), and plain HTTP GETs are
+answered from ``process_request``. The decisions live in ``ingest``, ``fanout``,
+``state`` and ``store``; this module only moves frames between them and the sockets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import itertools
+import json
+import logging
+import os
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from http import HTTPStatus
+from typing import Any
+from urllib.parse import parse_qs
+
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.datastructures import Headers
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+from wscontract import Invalid, parse_frame, validate_control, validate_envelope
+
+from .config import Config
+from .fanout import Client, Entry, Hub, Subscription, symbol_of
+from .ingest import Ingest
+from .state import DashboardState
+from .store import GroupCommitter, Store
+
+__all__ = ["Backend", "ServerCounters"]
+
+log = logging.getLogger("dashboard_backend")
+
+HELLO_TIMEOUT_S = 10.0
+SUBSCRIBE_TIMEOUT_S = 1.0
+ACK_INTERVAL_S = 0.005
+SEND_BATCH = 512
+TRADES_LIMIT_MAX = 1_000_000
+#: Close code for a publisher connection replaced by a newer one of the same run.
+SUPERSEDED = 4000
+
+
+@dataclass
+class ServerCounters:
+    """Counts kept by the glue (the sequencing ones live in ``IngestCounters``)."""
+
+    broadcast: int = 0
+    auth_failures: int = 0
+    oversize_closes: int = 0
+    publisher_connections_total: int = 0
+    client_connections_total: int = 0
+    publisher_takeovers: int = 0
+    bad_subscribe: int = 0
+    origin_rejected: int = 0
+    internal_errors: int = 0
+    http_requests: Counter[str] = field(default_factory=Counter)
+
+
+@dataclass(eq=False)
+class _Publisher:
+    ws: ServerConnection
+    run_id: str
+    remote: str
+    connected_at: str
+    last_ack: int
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    superseded: bool = False
+
+
+def _remote(ws: ServerConnection) -> str:
+    addr = ws.remote_address
+    if isinstance(addr, tuple) and len(addr) >= 2:
+        return f"{addr[0]}:{addr[1]}"
+    return str(addr)
+
+
+def _json_response(status: int, body: Any) -> Response:
+    data = json.dumps(body, separators=(",", ":")).encode()
+    return _response(status, data, "application/json")
+
+
+def _response(status: int, data: bytes, content_type: str) -> Response:
+    phrase = HTTPStatus(status).phrase
+    headers = Headers(
+        [
+            ("Content-Type", content_type),
+            ("Content-Length", str(len(data))),
+            ("Cache-Control", "no-store"),
+            ("Connection", "close"),
+        ]
+    )
+    return Response(status, phrase, headers, data)
+
+
+def _error(code: str, detail: str, seq: int | None = None) -> str:
+    frame: dict[str, Any] = {"type": "error", "code": code, "detail": detail[:2048]}
+    if seq is not None:
+        frame["seq"] = seq
+    return json.dumps(frame)
+
+
+def _int_seq(obj: dict[str, Any]) -> int | None:
+    seq = obj.get("seq")
+    return seq if isinstance(seq, int) and not isinstance(seq, bool) else None
+
+
+def _rss_bytes() -> int | None:
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _open_fds() -> int | None:
+    try:
+        return len(os.listdir("/proc/self/fd"))
+    except OSError:
+        return None
+
+
+class Backend:
+    """The dashboard backend: one object owning the sequencer, store, hub and sockets."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.ingest = Ingest()
+        self.state = DashboardState()
+        self.hub = Hub(config.ring_buffer_size)
+        self.counters = ServerCounters()
+        self.store: Store | None = None
+        self.committer: GroupCommitter | None = None
+        self.publishers: dict[str, _Publisher] = {}
+        self._client_ws: dict[int, ServerConnection] = {}
+        self._client_ids = itertools.count(1)
+        self._server: Server | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._commit_task: asyncio.Task[None] | None = None
+        self._started = time.monotonic()
+        self._logged_internal: set[str] = set()
+        self._routes: dict[str, Callable[[dict[str, list[str]]], Awaitable[Response]]] = {
+            "/health": self._http_health,
+            "/ready": self._http_ready,
+            "/api/websocket/status": self._http_status,
+            "/api/state": self._http_state,
+            "/api/trades": self._http_trades,
+            "/metrics": self._http_metrics,
+        }
+
+    # --- lifecycle ------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Open and reload the store, start the committer, listen."""
+        store = Store(self.config.data_dir)
+        restored = await asyncio.to_thread(store.load)
+        for run_id, (acked, last) in restored.runs.items():
+            self.ingest.restore(run_id, acked, last, restored.committed_above.get(run_id, ()))
+            self.hub.restore_floor(run_id, self.ingest.last_broadcast(run_id))
+        self.state.restore(
+            restored.positions,
+            restored.portfolio,
+            restored.trades,
+            {r: v.broadcast_seq for r, v in self.ingest.runs().items()},
+        )
+        self.store = store
+        self.committer = GroupCommitter(
+            store,
+            self.config.group_commit_ms / 1000,
+            projected=self.ingest.projected_watermark,
+            last_seq=self.ingest.last_broadcast,
+            changed=self.ingest.changed_watermarks,
+            on_commit=self._on_commit,
+        )
+        self._commit_task = asyncio.create_task(self.committer.run(), name="group-commit")
+        self._server = await serve(
+            self._handler,
+            self.config.host,
+            self.config.port,
+            process_request=self._process_request,
+            max_size=self.config.max_frame_bytes,
+            ping_interval=self.config.ping_interval or None,
+            ping_timeout=self.config.ping_timeout or None,
+            close_timeout=5,
+            server_header=None,
+        )
+        log.info(
+            "listening on %s:%d (runs restored: %d)",
+            self.config.host,
+            self.port,
+            len(restored.runs),
+        )
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None
+        return self._server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        """Close every connection, commit what is pending, close the store."""
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+        for task in list(self._tasks):
+            task.cancel()
+        if self._commit_task is not None:
+            self._commit_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._commit_task
+        if self.committer is not None:
+            await self.committer.close()
+        if self.store is not None:
+            self.store.close()
+        log.info("stopped")
+
+    def _spawn(self, coro: Awaitable[Any]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _on_commit(self, by_run: dict[str, list[int]], marks: dict[str, tuple[int, int]]) -> None:
+        for run_id, seqs in by_run.items():
+            self.ingest.committed(run_id, seqs)
+            pub = self.publishers.get(run_id)
+            if pub is not None:
+                pub.wake.set()
+        self.ingest.mark_persisted(marks)
+
+    def _internal(self, where: str, exc: BaseException) -> None:
+        self.counters.internal_errors += 1
+        key = f"{where}:{type(exc).__name__}"
+        if key not in self._logged_internal:
+            self._logged_internal.add(key)
+            log.error("internal error in %s (logged once)", where, exc_info=exc)
+
+    # --- routing --------------------------------------------------------------
+
+    async def _process_request(self, conn: ServerConnection, request: Request) -> Response | None:
+        path, _, query = request.path.partition("?")
+        if path == "/ws":
+            return None
+        if path == "/ws/stream":
+            origins = self.config.allowed_origins
+            if origins and request.headers.get("Origin") not in origins:
+                self.counters.origin_rejected += 1
+                return _json_response(403, {"error": "origin not allowed"})
+            return None
+        route = self._routes.get(path)
+        self.counters.http_requests[path if route else "other"] += 1
+        if route is None:
+            return _json_response(404, {"error": "not found", "path": path[:200]})
+        try:
+            return await route(parse_qs(query))
+        except Exception as exc:
+            self._internal(f"http {path}", exc)
+            return _json_response(500, {"error": "internal"})
+
+    async def _handler(self, ws: ServerConnection) -> None:
+        assert ws.request is not None
+        path = ws.request.path.partition("?")[0]
+        try:
+            if path == "/ws":
+                await self._publisher(ws)
+            else:
+                await self._client(ws)
+        except ConnectionClosed:
+            pass
+        finally:
+            close_sent = ws.protocol.close_sent
+            if close_sent is not None and close_sent.code == 1009:
+                self.counters.oversize_closes += 1
+
+    # --- publishers (/ws) -----------------------------------------------------
+
+    async def _publisher(self, ws: ServerConnection) -> None:
+        self.counters.publisher_connections_total += 1
+        hello = await self._hello(ws)
+        if hello is None:
+            return
+        run_id: str = hello["run_id"]
+        old = self.publishers.get(run_id)
+        if old is not None:
+            old.superseded = True
+            self.counters.publisher_takeovers += 1
+            self._spawn(old.ws.close(SUPERSEDED, "superseded by a newer connection"))
+        pub = _Publisher(
+            ws=ws,
+            run_id=run_id,
+            remote=_remote(ws),
+            connected_at=datetime.now(UTC).isoformat(timespec="milliseconds"),
+            last_ack=self.ingest.watermark(run_id),
+        )
+        self.publishers[run_id] = pub
+        log.info("publisher %s connected from %s (acked_seq=%d)", run_id, pub.remote, pub.last_ack)
+        acker = asyncio.create_task(self._acker(pub))
+        try:
+            await ws.send(
+                json.dumps({"type": "welcome", "run_id": run_id, "acked_seq": pub.last_ack})
+            )
+            async for raw in ws:
+                if pub.superseded:
+                    break
+                try:
+                    reply = self._on_frame(pub, raw)
+                except Exception as exc:
+                    self._internal("publisher frame", exc)
+                    reply = _error("internal", "internal error processing this frame")
+                if reply is not None:
+                    await ws.send(reply)
+                pub.wake.set()
+        finally:
+            acker.cancel()
+            if self.publishers.get(run_id) is pub:
+                del self.publishers[run_id]
+            log.info("publisher %s disconnected (code %s)", run_id, ws.close_code)
+
+    async def _hello(self, ws: ServerConnection) -> dict[str, Any] | None:
+        """The first frame, checked: a valid hello with the right token, else None."""
+        try:
+            raw = await asyncio.wait_for(ws.recv(), HELLO_TIMEOUT_S)
+        except TimeoutError:
+            await ws.close(1008, "expected hello")
+            return None
+        try:
+            obj = parse_frame(raw)
+        except Invalid as exc:
+            self.ingest.reject(exc.code)
+            await ws.send(_error("expected_hello", f"first frame must be a hello: {exc.detail}"))
+            await ws.close(1008, "expected hello")
+            return None
+        if obj.get("type") != "hello":
+            self.ingest.reject("expected_hello")
+            await ws.send(_error("expected_hello", "first frame must be a hello"))
+            await ws.close(1008, "expected hello")
+            return None
+        auth = obj.get("auth")
+        token = self.config.auth_token
+        if not isinstance(auth, str) or not hmac.compare_digest(
+            auth.encode("utf-8", "replace"), token.encode()
+        ):
+            self.counters.auth_failures += 1
+            log.warning("publisher from %s: authentication failed", _remote(ws))
+            await ws.close(1008, "authentication failed")
+            return None
+        try:
+            validate_control(obj)
+        except Invalid as exc:
+            self.ingest.reject(exc.code)
+            await ws.send(_error(exc.code, exc.detail))
+            await ws.close(1008, "invalid hello")
+            return None
+        return obj
+
+    def _on_frame(self, pub: _Publisher, raw: str | bytes) -> str | None:
+        """Process one publisher frame; return an error frame to send back, if any."""
+        recv_ns = time.time_ns()
+        try:
+            obj = parse_frame(raw)
+        except Invalid as exc:
+            self.ingest.reject(exc.code)
+            return _error(exc.code, exc.detail)
+        seq = _int_seq(obj)
+        run_id = obj.get("run_id")
+        try:
+            validate_envelope(obj)
+        except Invalid as exc:
+            if run_id == pub.run_id:
+                self.ingest.reject(exc.code, run_id, seq)
+            else:
+                self.ingest.reject(exc.code)
+            return _error(exc.code, exc.detail, seq)
+        if run_id != pub.run_id:
+            self.ingest.reject("run_mismatch")
+            return _error("run_mismatch", f"envelope run_id {run_id!r} is not this hello's", seq)
+        assert seq is not None
+        text = raw if isinstance(raw, str) else raw.decode()
+        decision = self.ingest.accept(obj)
+        msg_type: str = obj["type"]
+        if decision.pending:
+            assert self.committer is not None
+            self.committer.submit((run_id, seq, msg_type, obj["ts_ns"], recv_ns, text))
+        if decision.broadcast:
+            self.state.apply(obj)
+            for client in self.hub.publish(Entry(run_id, seq, msg_type, symbol_of(obj), text)):
+                self._kick(client)
+        return None
+
+    async def _acker(self, pub: _Publisher) -> None:
+        """Send cumulative acks, at most one per ``ACK_INTERVAL_S``."""
+        while True:
+            await pub.wake.wait()
+            pub.wake.clear()
+            wm = self.ingest.watermark(pub.run_id)
+            if wm > pub.last_ack:
+                pub.last_ack = wm
+                frame = {"type": "ack", "run_id": pub.run_id, "seq": wm}
+                try:
+                    await pub.ws.send(json.dumps(frame))
+                except ConnectionClosed:
+                    return
+            await asyncio.sleep(ACK_INTERVAL_S)
+
+    # --- clients (/ws/stream) -------------------------------------------------
+
+    async def _client(self, ws: ServerConnection) -> None:
+        self.counters.client_connections_total += 1
+        sub, resume, want_snapshot = await self._subscribe(ws)
+        wake = asyncio.Event()
+        client = Client(
+            id=next(self._client_ids),
+            remote=_remote(ws),
+            capacity=self.config.client_queue_size,
+            sub=sub,
+            notify=wake.set,
+        )
+        # No await between attach and the snapshot: both see the same instant.
+        resumed = self.hub.attach(client, resume)
+        head = json.dumps(self.state.snapshot(resumed)) if want_snapshot else None
+        self._client_ws[client.id] = ws
+        sender = asyncio.create_task(self._sender(ws, client, wake, head))
+        reader = asyncio.create_task(self._ignore_input(ws))
+        try:
+            await asyncio.wait({sender, reader}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (sender, reader):
+                task.cancel()
+            self.hub.detach(client)
+            self._client_ws.pop(client.id, None)
+            for task in (sender, reader):
+                with contextlib.suppress(asyncio.CancelledError, ConnectionClosed):
+                    await task
+
+    async def _subscribe(
+        self, ws: ServerConnection
+    ) -> tuple[Subscription, tuple[str, int] | None, bool]:
+        """Read the optional subscribe frame; anything wrong keeps the default."""
+        try:
+            raw = await asyncio.wait_for(ws.recv(), SUBSCRIBE_TIMEOUT_S)
+        except TimeoutError:
+            return Subscription(), None, True
+        try:
+            obj = parse_frame(raw)
+            if obj.get("type") != "subscribe":
+                raise Invalid("bad_subscribe", "expected a subscribe frame")
+            validate_control(obj)
+        except Invalid as exc:
+            self.counters.bad_subscribe += 1
+            await ws.send(_error("bad_subscribe", f"{exc.detail} (default subscription kept)"))
+            return Subscription(), None, True
+        resume = obj.get("resume")
+        return (
+            Subscription.from_frame(obj),
+            (resume["run_id"], resume["after_seq"]) if resume else None,
+            obj.get("snapshot", True),
+        )
+
+    async def _sender(
+        self, ws: ServerConnection, client: Client, wake: asyncio.Event, head: str | None
+    ) -> None:
+        if head is not None:
+            await ws.send(head)
+        while True:
+            wake.clear()
+            if client.overflowed:
+                return
+            frames = client.take(SEND_BATCH)
+            if not frames:
+                await wake.wait()
+                continue
+            for frame in frames:
+                await ws.send(frame)
+                self.counters.broadcast += 1
+
+    async def _ignore_input(self, ws: ServerConnection) -> None:
+        async for _ in ws:
+            pass
+
+    def _kick(self, client: Client) -> None:
+        """Close an overflowed client with 1013 (slow-client policy)."""
+        ws = self._client_ws.get(client.id)
+        log.warning("client %d (%s): queue full, closing with 1013", client.id, client.remote)
+        if ws is not None:
+            self._spawn(ws.close(1013, "slow client: send queue full"))
+
+    # --- HTTP -----------------------------------------------------------------
+
+    async def _http_health(self, query: dict[str, list[str]]) -> Response:
+        return _json_response(200, {"status": "ok"})
+
+    async def _http_ready(self, query: dict[str, list[str]]) -> Response:
+        ready = self.store is not None and self.store.is_open and self._server is not None
+        return _json_response(200 if ready else 503, {"ready": ready})
+
+    def all_counters(self) -> dict[str, Any]:
+        c = self.counters
+        out = self.ingest.counters.serialize()
+        out.update(
+            broadcast=c.broadcast,
+            auth_failures=c.auth_failures,
+            oversize_closes=c.oversize_closes,
+            slow_client_disconnects=self.hub.slow_client_disconnects,
+            publisher_connections_total=c.publisher_connections_total,
+            client_connections_total=c.client_connections_total,
+            publisher_takeovers=c.publisher_takeovers,
+            bad_subscribe=c.bad_subscribe,
+            origin_rejected=c.origin_rejected,
+            internal_errors=c.internal_errors,
+            committed=self.committer.committed if self.committer else 0,
+            commit_batches=self.committer.batches if self.committer else 0,
+            commit_errors=self.committer.errors if self.committer else 0,
+            commit_pending=self.committer.depth if self.committer else 0,
+        )
+        return out
+
+    def status(self) -> dict[str, Any]:
+        """The ``/api/websocket/status`` body."""
+        return {
+            "publishers": [
+                {"run_id": p.run_id, "remote": p.remote, "connected_at": p.connected_at}
+                for p in self.publishers.values()
+            ],
+            "publisher_count": len(self.publishers),
+            "client_count": len(self.hub.clients),
+            "clients": [
+                {
+                    "id": c.id,
+                    "remote": c.remote,
+                    "types": sorted(c.sub.types) if c.sub.types is not None else None,
+                    "symbols": sorted(c.sub.symbols) if c.sub.symbols is not None else None,
+                    "queue_depth": c.depth,
+                }
+                for c in self.hub.clients.values()
+            ],
+            "counters": self.all_counters(),
+            "runs": {r: v.serialize() for r, v in self.ingest.runs().items()},
+            "ring_size": len(self.hub.ring),
+            "uptime_s": round(time.monotonic() - self._started, 3),
+            "rss_bytes": _rss_bytes(),
+            "open_fds": _open_fds(),
+        }
+
+    async def _http_status(self, query: dict[str, list[str]]) -> Response:
+        return _json_response(200, self.status())
+
+    async def _http_state(self, query: dict[str, list[str]]) -> Response:
+        return _json_response(
+            200,
+            {
+                "positions": self.state.positions,
+                "portfolio": self.state.portfolio,
+                "runs": {r: v.serialize() for r, v in self.ingest.runs().items()},
+                "recent_trades": list(self.state.recent_trades),
+            },
+        )
+
+    async def _http_trades(self, query: dict[str, list[str]]) -> Response:
+        run_id = query.get("run_id", [None])[0] or None
+        raw_limit = query.get("limit", ["10000"])[0]
+        try:
+            limit = int(raw_limit)
+        except ValueError:
+            return _json_response(400, {"error": "limit must be an integer"})
+        if not 0 <= limit <= TRADES_LIMIT_MAX:
+            return _json_response(400, {"error": f"limit must be in [0, {TRADES_LIMIT_MAX}]"})
+        if self.store is None or not self.store.is_open:
+            return _json_response(503, {"error": "store not open"})
+        texts = await asyncio.to_thread(self.store.trades, run_id, limit)
+        # Stored texts are validated JSON objects: splice them without re-encoding.
+        body = ('{"trades":[' + ",".join(texts) + f'],"count":{len(texts)}}}').encode()
+        return _response(200, body, "application/json")
+
+    async def _http_metrics(self, query: dict[str, list[str]]) -> Response:
+        return _response(200, self.metrics().encode(), "text/plain; version=0.0.4")
+
+    def metrics(self) -> str:
+        """Prometheus text exposition of the counters and gauges."""
+        c = self.all_counters()
+        lines: list[str] = []
+
+        def metric(name: str, kind: str, help_: str, samples: list[tuple[str, Any]]) -> None:
+            lines.append(f"# HELP {name} {help_}")
+            lines.append(f"# TYPE {name} {kind}")
+            for labels, value in samples:
+                lines.append(f"{name}{labels} {value}")
+
+        def counter(name: str, help_: str, value: Any) -> None:
+            metric(name, "counter", help_, [("", value)])
+
+        metric(
+            "dashboard_messages_received_total",
+            "counter",
+            "Valid envelopes received, by type (duplicates included).",
+            [(f'{{type="{t}"}}', n) for t, n in sorted(c["received_by_type"].items())],
+        )
+        counter("dashboard_messages_unique_total", "New envelopes (not duplicates).", c["unique"])
+        counter(
+            "dashboard_broadcast_total", "Envelope frames delivered to clients.", c["broadcast"]
+        )
+        counter("dashboard_duplicates_total", "Duplicate envelopes dropped.", c["duplicates"])
+        counter("dashboard_late_total", "New envelopes older than the last broadcast.", c["late"])
+        metric(
+            "dashboard_rejected_total",
+            "counter",
+            "Rejected frames, by error code.",
+            [(f'{{code="{k}"}}', n) for k, n in sorted(c["rejected_by_code"].items())],
+        )
+        counter("dashboard_gaps_declared_total", "Gap envelopes received.", c["gaps_declared"])
+        counter("dashboard_declared_dropped_total", "Seqs declared dropped.", c["declared_dropped"])
+        counter("dashboard_auth_failures_total", "Rejected hellos.", c["auth_failures"])
+        counter("dashboard_oversize_closes_total", "Closes with 1009.", c["oversize_closes"])
+        counter(
+            "dashboard_slow_client_disconnects_total",
+            "Clients closed with 1013.",
+            c["slow_client_disconnects"],
+        )
+        counter("dashboard_committed_total", "Critical envelopes committed.", c["committed"])
+        counter("dashboard_commit_batches_total", "Group-commit transactions.", c["commit_batches"])
+        counter("dashboard_internal_errors_total", "Internal errors.", c["internal_errors"])
+        counter(
+            "dashboard_publisher_connections_total",
+            "Publisher connections accepted.",
+            c["publisher_connections_total"],
+        )
+        counter(
+            "dashboard_client_connections_total",
+            "Client connections accepted.",
+            c["client_connections_total"],
+        )
+        metric("dashboard_publishers", "gauge", "Live publishers.", [("", len(self.publishers))])
+        metric("dashboard_clients", "gauge", "Live clients.", [("", len(self.hub.clients))])
+        metric(
+            "dashboard_run_acked_seq",
+            "gauge",
+            "Accounted watermark per run.",
+            [(f'{{run_id="{r}"}}', v.acked_seq) for r, v in sorted(self.ingest.runs().items())],
+        )
+        rss = _rss_bytes()
+        if rss is not None:
+            metric("dashboard_rss_bytes", "gauge", "Resident memory.", [("", rss)])
+        return "\n".join(lines) + "\n"

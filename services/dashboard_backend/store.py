@@ -1,0 +1,280 @@
+"""Durable store of critical envelopes and run watermarks in SQLite, with group commit.
+
+``Store`` is the synchronous SQLite layer (one writer connection, used from one worker
+thread; reads open their own connection, WAL lets them run beside the writer).
+``GroupCommitter`` is the asyncio glue: it gathers the critical envelopes that arrive
+within ``GROUP_COMMIT_MS``, writes them and the runs' watermarks in one transaction in
+the worker thread, then reports the committed seqs so the publisher can be acked. It
+also persists changed watermarks about every 100 ms, so ephemeral progress survives a
+restart. Only envelopes that passed validation ever reach the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import sqlite3
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = ["GroupCommitter", "Restored", "Row", "Store"]
+
+log = logging.getLogger("dashboard_backend.store")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    run_id  TEXT    NOT NULL,
+    seq     INTEGER NOT NULL,
+    type    TEXT    NOT NULL,
+    ts_ns   INTEGER NOT NULL,
+    recv_ns INTEGER NOT NULL,
+    text    TEXT    NOT NULL,
+    PRIMARY KEY (run_id, seq)
+);
+CREATE INDEX IF NOT EXISTS events_type ON events (type);
+CREATE TABLE IF NOT EXISTS runs (
+    run_id     TEXT PRIMARY KEY,
+    acked_seq  INTEGER NOT NULL,
+    last_seq   INTEGER NOT NULL,
+    updated_ns INTEGER NOT NULL
+);
+"""
+
+_UPSERT_RUN = """
+INSERT INTO runs (run_id, acked_seq, last_seq, updated_ns) VALUES (?, ?, ?, ?)
+ON CONFLICT (run_id) DO UPDATE SET
+    acked_seq = MAX(acked_seq, excluded.acked_seq),
+    last_seq = MAX(last_seq, excluded.last_seq),
+    updated_ns = excluded.updated_ns
+"""
+
+#: (run_id, seq, type, ts_ns, recv_ns, text)
+Row = tuple[str, int, str, int, int, str]
+#: run_id -> (acked_seq, last_seq)
+Marks = dict[str, tuple[int, int]]
+
+
+@dataclass
+class Restored:
+    """What a restart reloads: watermarks, stored seqs above them, the dashboard state."""
+
+    runs: Marks = field(default_factory=dict)
+    committed_above: dict[str, list[int]] = field(default_factory=dict)
+    positions: list[dict[str, Any]] = field(default_factory=list)
+    portfolio: dict[str, Any] | None = None
+    trades: list[dict[str, Any]] = field(default_factory=list)
+
+
+class Store:
+    """The SQLite file ``DATA_DIR/dashboard.db`` (WAL)."""
+
+    def __init__(self, data_dir: str | Path) -> None:
+        Path(data_dir).mkdir(parents=True, exist_ok=True)
+        self.path = Path(data_dir) / "dashboard.db"
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute("PRAGMA busy_timeout=5000")
+        self._db.executescript(_SCHEMA)
+        self.is_open = True
+
+    def close(self) -> None:
+        if self.is_open:
+            self.is_open = False
+            self._db.close()
+
+    # --- writes (one thread at a time) ------------------------------------------
+
+    def write(self, rows: Iterable[Row], marks: Marks) -> None:
+        """Insert ``rows`` (duplicates ignored) and upsert watermarks in one transaction."""
+        now = time.time_ns()
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.executemany("INSERT OR IGNORE INTO events VALUES (?, ?, ?, ?, ?, ?)", rows)
+            db.executemany(_UPSERT_RUN, [(r, a, s, now) for r, (a, s) in marks.items()])
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    # --- reads ------------------------------------------------------------------
+
+    def _reader(self) -> sqlite3.Connection:
+        db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, isolation_level=None)
+        db.execute("PRAGMA busy_timeout=5000")
+        return db
+
+    def trades(self, run_id: str | None = None, limit: int = 10_000) -> list[str]:
+        """Stored trade envelopes' texts, ordered by (run_id, seq)."""
+        db = self._reader()
+        try:
+            if run_id is None:
+                cur = db.execute(
+                    "SELECT text FROM events WHERE type = 'trade' ORDER BY run_id, seq LIMIT ?",
+                    (limit,),
+                )
+            else:
+                cur = db.execute(
+                    "SELECT text FROM events WHERE type = 'trade' AND run_id = ?"
+                    " ORDER BY seq LIMIT ?",
+                    (run_id, limit),
+                )
+            return [text for (text,) in cur]
+        finally:
+            db.close()
+
+    def count_events(self) -> int:
+        db = self._reader()
+        try:
+            return db.execute("SELECT COUNT(*) FROM events").fetchone()[0]
+        finally:
+            db.close()
+
+    def load(self, recent_trades: int = 100) -> Restored:
+        """Everything a restart needs, read in one go."""
+        db = self._db
+        out = Restored()
+        for run_id, acked, last in db.execute("SELECT run_id, acked_seq, last_seq FROM runs"):
+            out.runs[run_id] = (acked, last)
+        above = db.execute(
+            "SELECT e.run_id, e.seq FROM events e LEFT JOIN runs r USING (run_id)"
+            " WHERE e.seq > COALESCE(r.acked_seq, 0) ORDER BY e.run_id, e.seq"
+        )
+        for run_id, seq in above:
+            out.committed_above.setdefault(run_id, []).append(seq)
+            acked, last = out.runs.get(run_id, (0, 0))
+            out.runs[run_id] = (acked, max(last, seq))
+        out.positions = [
+            json.loads(text)
+            for (text,) in db.execute(
+                "SELECT text FROM events WHERE rowid IN (SELECT MAX(rowid) FROM events"
+                " WHERE type = 'position' GROUP BY json_extract(text, '$.data.symbol'))"
+                " ORDER BY rowid"
+            )
+        ]
+        row = db.execute(
+            "SELECT text FROM events WHERE type = 'portfolio' ORDER BY rowid DESC LIMIT 1"
+        ).fetchone()
+        out.portfolio = json.loads(row[0]) if row else None
+        trades = db.execute(
+            "SELECT text FROM events WHERE type = 'trade' ORDER BY rowid DESC LIMIT ?",
+            (recent_trades,),
+        ).fetchall()
+        out.trades = [json.loads(text) for (text,) in reversed(trades)]
+        return out
+
+
+class GroupCommitter:
+    """Batches critical rows into one transaction per ``window_s`` in a worker thread."""
+
+    PERSIST_EVERY_S = 0.1
+    RETRY_S = 0.5
+
+    def __init__(
+        self,
+        store: Store,
+        window_s: float,
+        *,
+        projected: Callable[[str, list[int]], int],
+        last_seq: Callable[[str], int],
+        changed: Callable[[], Marks],
+        on_commit: Callable[[dict[str, list[int]], Marks], None],
+    ) -> None:
+        self.store = store
+        self.window_s = window_s
+        self._projected = projected
+        self._last_seq = last_seq
+        self._changed = changed
+        self._on_commit = on_commit
+        self._pending: list[Row] = []
+        self._wake = asyncio.Event()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
+        self._last_persist = 0.0
+        self.committed = 0
+        self.batches = 0
+        self.errors = 0
+
+    # --- input ----------------------------------------------------------------
+
+    def submit(self, row: Row) -> None:
+        self._pending.append(row)
+        self._wake.set()
+
+    @property
+    def depth(self) -> int:
+        return len(self._pending)
+
+    # --- loop -----------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Commit forever; cancel to stop (then call ``close``)."""
+        loop = asyncio.get_running_loop()
+        just_committed = False
+        while True:
+            if not self._pending:
+                just_committed = False
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.PERSIST_EVERY_S)
+            self._wake.clear()
+            if self._pending:
+                if self.window_s and not just_committed:
+                    await asyncio.sleep(self.window_s)
+                just_committed = await self.commit()
+                if not just_committed:
+                    await asyncio.sleep(self.RETRY_S)
+            elif loop.time() - self._last_persist >= self.PERSIST_EVERY_S:
+                await self.persist_marks()
+
+    async def commit(self) -> bool:
+        """Write everything pending now; True on success (failed rows stay pending)."""
+        batch, self._pending = self._pending, []
+        by_run: dict[str, list[int]] = defaultdict(list)
+        for row in batch:
+            by_run[row[0]].append(row[1])
+        marks = self._changed()
+        for run_id, seqs in by_run.items():
+            marks[run_id] = (self._projected(run_id, seqs), self._last_seq(run_id))
+        try:
+            await self._in_thread(self.store.write, batch, marks)
+        except Exception:
+            self.errors += 1
+            log.exception("commit of %d rows failed; will retry", len(batch))
+            self._pending[:0] = batch
+            return False
+        self.committed += len(batch)
+        self.batches += 1
+        self._last_persist = asyncio.get_running_loop().time()
+        self._on_commit(dict(by_run), marks)
+        return True
+
+    async def persist_marks(self) -> None:
+        """Save watermarks changed since the last save."""
+        self._last_persist = asyncio.get_running_loop().time()
+        marks = self._changed()
+        if not marks:
+            return
+        try:
+            await self._in_thread(self.store.write, [], marks)
+        except Exception:
+            self.errors += 1
+            log.exception("saving watermarks failed; will retry")
+            return
+        self._on_commit({}, marks)
+
+    async def close(self) -> None:
+        """Final commit and watermark save, then stop the worker thread."""
+        if self._pending:
+            await self.commit()
+        await self.persist_marks()
+        self._executor.shutdown(wait=True)
+
+    async def _in_thread(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
