@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# Build the rig's three images with no registry and no network inside `docker build`:
+#   1. the base image: scripts/make_base_image.sh (python:3.11-slim if present/pullable,
+#      else the local debootstrap base wsrig/base:bookworm)
+#   2. the wheelhouse .cache/wheelhouse from services/requirements.txt (`pip download` on
+#      the host, cp311 manylinux wheels; skipped when already complete)
+#   3. docker build, context = repo root:
+#        ${BOT_IMAGE:-wsrig/ai-trading-bot:dev}         services/trading_bot/Dockerfile
+#        ${DASHBOARD_IMAGE:-wsrig/dashboard-backend:dev} services/dashboard_backend/Dockerfile
+#        ${PROXY_IMAGE:-wsrig/fault-proxy:dev}          docker/fault-proxy.Dockerfile
+# WSRIG_SKIP_BUILD=1 skips everything (use images that already exist, e.g. another
+# implementation of the contract). WSRIG_BUILD_ONLY="bot dashboard proxy" picks a subset.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "${ROOT}"
+
+BOT_IMAGE="${BOT_IMAGE:-wsrig/ai-trading-bot:dev}"
+DASHBOARD_IMAGE="${DASHBOARD_IMAGE:-wsrig/dashboard-backend:dev}"
+PROXY_IMAGE="${PROXY_IMAGE:-wsrig/fault-proxy:dev}"
+BUILD_ONLY="${WSRIG_BUILD_ONLY:-bot dashboard proxy}"
+WHEELHOUSE="${ROOT}/.cache/wheelhouse"
+REQS="${ROOT}/services/requirements.txt"
+
+log() { printf '[build_images] %s\n' "$*" >&2; }
+die() { printf '[build_images] ERROR: %s\n' "$*" >&2; exit 1; }
+now() { date +%s.%N; }
+since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
+
+if [ "${WSRIG_SKIP_BUILD:-0}" = 1 ]; then
+    log "WSRIG_SKIP_BUILD=1: not building; using ${BOT_IMAGE}, ${DASHBOARD_IMAGE}, ${PROXY_IMAGE}"
+    exit 0
+fi
+docker info >/dev/null 2>&1 || die "docker daemon not reachable; run scripts/setup_docker.sh first"
+
+# --- 1. base image -------------------------------------------------------------------
+t0="$(now)"
+base_out="$("${ROOT}/scripts/make_base_image.sh")" || die "no base image (see messages above)"
+BASE_IMAGE="$(printf '%s\n' "${base_out}" | sed -n 's/^BASE_IMAGE=//p' | tail -n 1)"
+[ -n "${BASE_IMAGE}" ] || die "make_base_image.sh printed no BASE_IMAGE= line"
+log "base image ${BASE_IMAGE} ($(since "${t0}")s)"
+
+# --- 2. wheelhouse -------------------------------------------------------------------
+find_pip() {
+    local py
+    for py in python3 "${ROOT}/.venv/bin/python" /usr/bin/python3; do
+        if command -v "${py}" >/dev/null 2>&1 && "${py}" -m pip --version >/dev/null 2>&1; then
+            echo "${py}"; return 0
+        fi
+    done
+    return 1
+}
+
+arch="$(uname -m)"
+# Wheels for the images' interpreter (CPython 3.11 in bookworm and python:3.11-slim),
+# whatever Python the host runs.
+PIP_TARGET=(--only-binary=:all: --python-version 3.11 --implementation cp --abi cp311
+            --platform "manylinux2014_${arch}" --platform "manylinux_2_17_${arch}"
+            --platform "manylinux_2_28_${arch}")
+stamp="$( { cat "${REQS}"; echo "${PIP_TARGET[*]}"; } | sha256sum | cut -c1-16)"
+if [ -f "${WHEELHOUSE}/.wsrig-complete" ] && [ "$(cat "${WHEELHOUSE}/.wsrig-complete")" = "${stamp}" ]; then
+    log "wheelhouse up to date ($(find "${WHEELHOUSE}" -name '*.whl' | wc -l) wheels)"
+else
+    t0="$(now)"
+    if ! PY="$(find_pip)"; then
+        if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+            log "no pip on the host; apt-get install python3-pip"
+            apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-pip >/dev/null
+        fi
+        PY="$(find_pip)" || die "no pip on the host to build the wheelhouse (install python3-pip)"
+    fi
+    log "building wheelhouse from services/requirements.txt with ${PY} -m pip download"
+    rm -rf "${WHEELHOUSE}.tmp"
+    mkdir -p "${WHEELHOUSE}.tmp"
+    "${PY}" -m pip download --disable-pip-version-check --quiet --dest "${WHEELHOUSE}.tmp" \
+        "${PIP_TARGET[@]}" -r "${REQS}" || die "pip download failed"
+    echo "${stamp}" >"${WHEELHOUSE}.tmp/.wsrig-complete"
+    rm -rf "${WHEELHOUSE}"
+    mv "${WHEELHOUSE}.tmp" "${WHEELHOUSE}"
+    log "wheelhouse: $(find "${WHEELHOUSE}" -name '*.whl' | wc -l) wheels ($(since "${t0}")s)"
+fi
+
+# --- 3. images -----------------------------------------------------------------------
+# Debian's engine has no BuildKit by default and a newer CLI may lack buildx: the classic
+# builder is enough (no RUN --mount, no remote syntax frontend in the Dockerfiles).
+export DOCKER_BUILDKIT="${DOCKER_BUILDKIT:-0}"
+
+build() {  # build NAME IMAGE DOCKERFILE
+    local name="$1" image="$2" dockerfile="$3" t0 logf
+    t0="$(now)"
+    logf="$(mktemp)"
+    log "building ${image} from ${dockerfile}"
+    if ! docker build --pull=false -f "${dockerfile}" \
+        --build-arg "BASE_IMAGE=${BASE_IMAGE}" \
+        --label "wsrig.project=wsrig" \
+        --label "wsrig.base_image=${BASE_IMAGE}" \
+        -t "${image}" . >"${logf}" 2>&1; then
+        tail -n 40 "${logf}" >&2
+        rm -f "${logf}"
+        die "docker build of ${name} (${image}) failed"
+    fi
+    rm -f "${logf}"
+    log "built ${image} in $(since "${t0}")s ($(docker image inspect -f '{{.Size}}' "${image}" \
+        | awk '{ printf "%.0f MB", $1 / 1e6 }'))"
+}
+
+for what in ${BUILD_ONLY}; do
+    case "${what}" in
+        bot)       build bot "${BOT_IMAGE}" services/trading_bot/Dockerfile ;;
+        dashboard) build dashboard "${DASHBOARD_IMAGE}" services/dashboard_backend/Dockerfile ;;
+        proxy)     build proxy "${PROXY_IMAGE}" docker/fault-proxy.Dockerfile ;;
+        *) die "unknown image '${what}' in WSRIG_BUILD_ONLY (bot, dashboard, proxy)" ;;
+    esac
+done
+echo "BASE_IMAGE=${BASE_IMAGE}"
+echo "BOT_IMAGE=${BOT_IMAGE}"
+echo "DASHBOARD_IMAGE=${DASHBOARD_IMAGE}"
+echo "PROXY_IMAGE=${PROXY_IMAGE}"

@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# Make sure a Docker engine and Docker Compose are usable on this machine.
+#
+# Idempotent. When `docker info` already works it only reports versions.
+# Otherwise, as root: install docker.io / docker-compose / debootstrap / tini from the
+# distribution's packages if missing (apt-get update once first), remove a stale
+# /var/run/docker.pid, start `dockerd` in the background (log: $WSRIG_DOCKERD_LOG) and
+# wait until `docker info` answers (deadline: $WSRIG_DOCKERD_WAIT seconds).
+# Not root and no usable daemon: print exactly what is missing and exit 1.
+set -euo pipefail
+
+DOCKERD_LOG="${WSRIG_DOCKERD_LOG:-/var/log/wsrig-dockerd.log}"
+DOCKERD_WAIT="${WSRIG_DOCKERD_WAIT:-60}"
+PIDFILE=/var/run/docker.pid
+
+log() { printf '[setup_docker] %s\n' "$*" >&2; }
+die() { printf '[setup_docker] ERROR: %s\n' "$*" >&2; exit 1; }
+
+is_root() { [ "$(id -u)" -eq 0 ]; }
+have() { command -v "$1" >/dev/null 2>&1; }
+docker_ok() { have docker && docker info >/dev/null 2>&1; }
+compose_v2() { have docker && docker compose version >/dev/null 2>&1; }
+compose_v1() { have docker-compose && docker-compose version >/dev/null 2>&1; }
+
+report() {
+    local server client compose
+    client="$(docker version --format '{{.Client.Version}}' 2>/dev/null || echo '?')"
+    server="$(docker version --format '{{.Server.Version}} (API {{.Server.APIVersion}})' 2>/dev/null || echo '?')"
+    if compose_v2; then
+        compose="docker compose (v2) $(docker compose version --short 2>/dev/null || echo '?')"
+    elif compose_v1; then
+        compose="docker-compose (v1) $(docker-compose version --short 2>/dev/null || echo '?')"
+    else
+        compose="none"
+    fi
+    echo "docker client: ${client}"
+    echo "docker engine: ${server}"
+    echo "compose: ${compose}"
+    if [ "${compose}" = none ]; then
+        die "no Docker Compose found (neither 'docker compose' nor 'docker-compose')"
+    fi
+}
+
+apt_updated=0
+apt_install() {
+    # apt_install PKG... : install the packages that are not installed yet
+    local missing=() p
+    for p in "$@"; do
+        dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+    done
+    [ "${#missing[@]}" -eq 0 ] && return 0
+    if [ "${apt_updated}" -eq 0 ]; then
+        log "apt-get update"
+        apt-get update -qq
+        apt_updated=1
+    fi
+    log "apt-get install ${missing[*]}"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+}
+
+if docker_ok && { compose_v2 || compose_v1; }; then
+    log "docker daemon is running"
+    report
+    exit 0
+fi
+
+if ! is_root; then
+    missing=()
+    have docker || missing+=("the docker CLI (Debian package docker.io)")
+    have dockerd || missing+=("the Docker engine dockerd (Debian package docker.io)")
+    if have docker && ! docker info >/dev/null 2>&1; then
+        missing+=("a running Docker daemon reachable by $(id -un) (start 'dockerd' as root, or join group 'docker')")
+    fi
+    compose_v2 || compose_v1 || missing+=("Docker Compose: 'docker compose' plugin or 'docker-compose' (Debian package docker-compose)")
+    have debootstrap || missing+=("debootstrap (only needed when no base image can be pulled)")
+    log "not root, cannot install or start Docker. Missing:"
+    for m in "${missing[@]}"; do log "  - ${m}"; done
+    exit 1
+fi
+
+# --- root from here on -------------------------------------------------------------
+if ! have apt-get; then
+    have dockerd || die "dockerd missing and no apt-get to install it"
+fi
+pkgs=()
+have dockerd || pkgs+=(docker.io)
+have docker || pkgs+=(docker.io)
+compose_v2 || compose_v1 || pkgs+=(docker-compose)
+have debootstrap || pkgs+=(debootstrap)
+# docker-init (tini) backs `init: true` in the compose files
+[ -x /usr/bin/docker-init ] || [ -x /usr/libexec/docker/docker-init ] || pkgs+=(tini)
+if [ "${#pkgs[@]}" -gt 0 ]; then
+    # shellcheck disable=SC2207
+    pkgs=($(printf '%s\n' "${pkgs[@]}" | sort -u))
+    apt_install "${pkgs[@]}"
+fi
+have dockerd || die "dockerd still missing after installing docker.io"
+
+if ! docker info >/dev/null 2>&1; then
+    if [ -f "${PIDFILE}" ]; then
+        oldpid="$(cat "${PIDFILE}" 2>/dev/null || true)"
+        if [ -n "${oldpid}" ] && kill -0 "${oldpid}" 2>/dev/null \
+            && grep -q dockerd "/proc/${oldpid}/comm" 2>/dev/null; then
+            log "dockerd (pid ${oldpid}) is alive but not answering yet; waiting for it"
+        else
+            log "removing stale ${PIDFILE} (pid '${oldpid}' not alive)"
+            rm -f "${PIDFILE}"
+        fi
+    fi
+    if [ ! -f "${PIDFILE}" ]; then
+        # containerd's own stale pid/socket files make a restart fail the same way
+        rm -f /var/run/docker/containerd/containerd.pid 2>/dev/null || true
+        mkdir -p "$(dirname "${DOCKERD_LOG}")"
+        log "starting dockerd (log: ${DOCKERD_LOG})"
+        nohup dockerd >>"${DOCKERD_LOG}" 2>&1 </dev/null &
+        disown || true
+    fi
+    deadline=$(( $(date +%s) + DOCKERD_WAIT ))
+    until docker info >/dev/null 2>&1; do
+        if [ "$(date +%s)" -ge "${deadline}" ]; then
+            log "dockerd did not answer within ${DOCKERD_WAIT}s; last log lines:"
+            tail -n 20 "${DOCKERD_LOG}" >&2 2>/dev/null || true
+            exit 1
+        fi
+        sleep 1
+    done
+    log "docker daemon is up"
+fi
+
+report
