@@ -1,0 +1,153 @@
+#!/usr/bin/env bash
+# Run the black-box suite against the Docker stack and write
+# results/full_suite_<YYYYMMDD_HHMMSS>/ (test_summary.json, test_report.md, logs, JUnit).
+#
+# Does its own set-up: .venv, Docker engine (installs and starts it as root if
+# missing), registry-free images, then the stack; always tears the stack down.
+# Exit 0 only when every selected stage passed.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+cd "${ROOT}"
+
+STAGE_FLAGS=(RUN_CONNECTIVITY RUN_MESSAGE_FLOW RUN_FAULT_TOLERANCE RUN_LOAD_TESTS RUN_INTEGRATION RUN_PERFORMANCE RUN_SECURITY)
+STAGE_NAMES=(connectivity message_flow fault_tolerance load integration performance security)
+
+usage() {
+    cat <<'USAGE'
+Usage: ./run_all_tests.sh [--stage NAME]... [--keep-up] [--fail-fast] [--profile quick|full] [--help]
+
+Runs the selected stages against the Docker stack (docker-compose.yml +
+docker-compose.test.yml, settings in .env.test) and writes
+results/full_suite_<timestamp>/ with test_summary.json and test_report.md
+(results/latest points at the newest run).
+
+Stages (all on by default; turn one off with FLAG=false, or pick with --stage):
+  connectivity     RUN_CONNECTIVITY
+  message_flow     RUN_MESSAGE_FLOW
+  fault_tolerance  RUN_FAULT_TOLERANCE
+  load             RUN_LOAD_TESTS
+  integration      RUN_INTEGRATION
+  performance      RUN_PERFORMANCE
+  security         RUN_SECURITY
+
+Options:
+  --stage NAME   run only this stage (repeatable); overrides the RUN_* flags
+  --keep-up      leave the stack running afterwards (tear down: .venv/bin/wsrig down)
+  --fail-fast    stop after the first stage that does not pass
+  --profile P    threshold profile from config/thresholds.toml (default quick; env RIG__PROFILE)
+  --help         this text
+
+Environment: BOT_IMAGE, DASHBOARD_IMAGE, PROXY_IMAGE (test another implementation;
+with WSRIG_SKIP_BUILD=1 nothing is built), DASHBOARD_URL, BOT_URL, RIG__PROFILE.
+Exit code: 0 only when every selected stage passed.
+USAGE
+}
+
+KEEP_UP=0
+FAIL_FAST=0
+PICKED=()
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --help|-h) usage; exit 0 ;;
+        --stage) [ $# -ge 2 ] || { echo "--stage needs a name" >&2; exit 2; }; PICKED+=("$2"); shift 2 ;;
+        --stage=*) PICKED+=("${1#--stage=}"); shift ;;
+        --keep-up) KEEP_UP=1; shift ;;
+        --fail-fast) FAIL_FAST=1; shift ;;
+        --profile) export RIG__PROFILE="$2"; shift 2 ;;
+        *) echo "unknown option: $1 (see --help)" >&2; exit 2 ;;
+    esac
+done
+
+if [ ${#PICKED[@]} -gt 0 ]; then
+    for flag in "${STAGE_FLAGS[@]}"; do export "${flag}=false"; done
+    for name in "${PICKED[@]}"; do
+        found=0
+        for i in "${!STAGE_NAMES[@]}"; do
+            if [ "${STAGE_NAMES[$i]}" = "${name}" ]; then export "${STAGE_FLAGS[$i]}=true"; found=1; fi
+        done
+        [ "${found}" = 1 ] || { echo "unknown stage '${name}'; known: ${STAGE_NAMES[*]}" >&2; exit 2; }
+    done
+fi
+for flag in "${STAGE_FLAGS[@]}"; do export "${flag}=${!flag:-true}"; done
+
+say() { printf '\n==> %s\n' "$*"; }
+TS="$(date -u +%Y%m%d_%H%M%S)"
+RESULTS="${ROOT}/results/full_suite_${TS}"
+mkdir -p "${RESULTS}"
+ln -sfn "full_suite_${TS}" "${ROOT}/results/latest"
+export WSRIG_RUN_ID="${TS}"
+export RIG__STARTED_AT
+RIG__STARTED_AT="$(date -u +%Y-%m-%dT%H:%M:%S+00:00)"
+export RIG__RESULTS_DIR="${RESULTS}"
+
+say "run ${TS}: results in ${RESULTS}"
+for i in "${!STAGE_NAMES[@]}"; do
+    flag="${STAGE_FLAGS[$i]}"; printf '    %-16s %s=%s\n' "${STAGE_NAMES[$i]}" "${flag}" "${!flag}"
+done
+
+say "set-up: Python environment"
+scripts/setup_env.sh
+WSRIG="${ROOT}/.venv/bin/wsrig"
+"${WSRIG}" config
+
+say "set-up: Docker engine"
+scripts/setup_docker.sh
+
+say "set-up: images (no registry needed)"
+scripts/build_images.sh
+
+STACK_STARTED=0
+LOGS_DONE=0
+finish() {
+    local code=$?
+    trap - EXIT INT TERM
+    set +e
+    if [ "${STACK_STARTED}" = 1 ]; then
+        [ "${LOGS_DONE}" = 1 ] || "${WSRIG}" collect-logs "${RESULTS}"
+        if [ "${KEEP_UP}" = 1 ]; then
+            say "--keep-up: the stack stays up; tear it down with: .venv/bin/wsrig down"
+        else
+            say "tearing the stack down"
+            "${WSRIG}" down
+        fi
+    fi
+    if [ ! -f "${RESULTS}/test_summary.json" ]; then
+        "${WSRIG}" summarize "${RESULTS}" >/dev/null 2>&1
+    fi
+    exit "${code}"
+}
+on_signal() { echo; echo "interrupted: cleaning up" >&2; exit 130; }
+trap finish EXIT
+trap on_signal INT TERM
+
+say "starting the stack"
+"${WSRIG}" cleanup
+"${WSRIG}" check-ports
+STACK_STARTED=1
+"${WSRIG}" up
+
+ALL_OK=1
+for i in "${!STAGE_NAMES[@]}"; do
+    name="${STAGE_NAMES[$i]}"; flag="${STAGE_FLAGS[$i]}"
+    [ "${!flag}" = "true" ] || continue
+    say "stage ${name}"
+    if ! "${WSRIG}" stage "${name}" --results "${RESULTS}"; then
+        ALL_OK=0
+        echo "stage ${name} did not pass (see ${RESULTS}/${name}.log)"
+        if [ "${FAIL_FAST}" = 1 ]; then echo "--fail-fast: stopping"; break; fi
+    fi
+done
+
+say "collecting container logs"
+"${WSRIG}" collect-logs "${RESULTS}" || true
+LOGS_DONE=1
+
+say "summary"
+set +e
+"${WSRIG}" summarize "${RESULTS}"
+VERDICT=$?
+set -e
+echo "report: ${RESULTS}/test_report.md"
+[ "${ALL_OK}" = 1 ] || VERDICT=1
+exit "${VERDICT}"

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Create .venv and install the rig (editable) with its dev tools. Idempotent: skips the
+# install when pyproject.toml has not changed since the last successful one.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "${ROOT}"
+PYTHON="${PYTHON:-python3}"
+VENV="${ROOT}/.venv"
+log() { printf '[setup_env] %s\n' "$*" >&2; }
+
+command -v "${PYTHON}" >/dev/null || { log "ERROR: ${PYTHON} not found; install Python 3.11+"; exit 1; }
+"${PYTHON}" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' \
+    || { log "ERROR: Python 3.11+ needed, found $("${PYTHON}" --version)"; exit 1; }
+if [ ! -x "${VENV}/bin/python" ]; then
+    log "creating ${VENV}"
+    "${PYTHON}" -m venv "${VENV}" || { log "ERROR: python3 -m venv failed (Debian: apt-get install python3-venv)"; exit 1; }
+fi
+stamp="$(sha256sum pyproject.toml | cut -c1-16)"
+if [ "$(cat "${VENV}/.wsrig-installed" 2>/dev/null)" != "${stamp}" ]; then
+    log "installing the rig and its dependencies into ${VENV}"
+    "${VENV}/bin/python" -m pip install --disable-pip-version-check -q --upgrade pip >/dev/null 2>&1 || true
+    "${VENV}/bin/python" -m pip install --disable-pip-version-check -q -e '.[dev]'
+    echo "${stamp}" > "${VENV}/.wsrig-installed"
+else
+    log "${VENV} up to date"
+fi

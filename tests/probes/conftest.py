@@ -1,0 +1,56 @@
+"""Fixtures shared by the black-box stages: config, the stage record, endpoints.
+
+Probes reach the system only through its public endpoints and Docker; each stage
+run writes its measurements to ``$RIG__RESULTS_DIR/<stage>.record.json``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from wsrig.clients import get_json
+from wsrig.config import RigConfig, load_config
+from wsrig.probe import bot_stats
+from wsrig.record import StageRecord
+from wsrig.wait import wait_until
+
+@pytest.fixture(scope="session")
+def cfg() -> RigConfig:
+    config = load_config()
+    try:
+        wait_until(lambda: get_json(config.dashboard_url + "/ready"), timeout=30, what=f"{config.dashboard_url}/ready")
+    except TimeoutError as exc:
+        pytest.exit(f"the dashboard backend is not reachable: {exc}. Start the stack (wsrig up) first.", returncode=3)
+    return config
+
+
+@pytest.fixture(scope="session")
+def record() -> Iterator[StageRecord]:
+    stage = os.environ.get("RIG__STAGE", "adhoc")
+    rec = StageRecord(stage)
+    yield rec
+    out = Path(os.environ.get("RIG__RESULTS_DIR", "results/adhoc"))
+    out.mkdir(parents=True, exist_ok=True)
+    rec.save(out / f"{stage}.record.json")
+
+
+@pytest.fixture(scope="session")
+def limits(cfg: RigConfig) -> dict[str, Any]:
+    """This stage's thresholds (config/thresholds.toml, profile applied)."""
+    return cfg.stage_thresholds(os.environ.get("RIG__STAGE", "connectivity"))
+
+
+@pytest.fixture(scope="session")
+def bot_run_id(cfg: RigConfig) -> str:
+    """The bot's current run_id, once it is connected to the backend."""
+
+    def connected() -> str | None:
+        stats = bot_stats(cfg)
+        return stats["run_id"] if stats.get("connected") else None
+
+    return str(wait_until(connected, timeout=60, what="the bot to connect to the dashboard"))
