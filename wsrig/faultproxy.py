@@ -270,6 +270,7 @@ class Pipe:
         self._last_release = 0.0
         self._bucket: TokenBucket | None = None
         self._finished = False
+        self._eof_held = False
         self._wake = asyncio.Event()
         self._space = asyncio.Event()
         self._space.set()
@@ -309,8 +310,7 @@ class Pipe:
             blackholed = self._proxy.config.blackholes(self.direction)
             if data is None:
                 self._finished = True
-                if not blackholed:
-                    self._write_eof()
+                self._pass_eof(blackholed)
                 return
             self.queued_bytes -= len(data)
             if blackholed:
@@ -324,7 +324,11 @@ class Pipe:
     # -- fault changes
 
     def on_config(self, config: FaultConfig) -> None:
-        """When delay is lifted, release what is queued now rather than on schedule."""
+        """When delay is lifted, release what is queued now rather than on schedule;
+        when a blackhole is lifted, deliver a FIN it held (as TCP would retransmit it)."""
+        if self._eof_held and not config.blackholes(self.direction):
+            self._eof_held = False
+            self._write_eof()
         if config.shapes(self.direction):
             return
         self._bucket = None
@@ -360,8 +364,7 @@ class Pipe:
     def _submit_eof(self, config: FaultConfig) -> None:
         if not self._queue and not config.shapes(self.direction):
             self._finished = True
-            if not config.blackholes(self.direction):
-                self._write_eof()
+            self._pass_eof(config.blackholes(self.direction))
         else:  # FIN travels like data: after earlier chunks, delayed by latency
             release = self._last_release
             if config.shapes(self.direction):
@@ -388,6 +391,12 @@ class Pipe:
             self._proxy.bytes_up += len(data)
         else:
             self._proxy.bytes_down += len(data)
+
+    def _pass_eof(self, blackholed: bool) -> None:
+        if blackholed:
+            self._eof_held = True
+        else:
+            self._write_eof()
 
     def _write_eof(self) -> None:
         if self._writer.can_write_eof():

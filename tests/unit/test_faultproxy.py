@@ -321,6 +321,23 @@ def test_blackhole_discards_but_keeps_connection_then_heals():
     run(body())
 
 
+def test_blackhole_holds_fin_until_heal():
+    """A FIN sent into a blackhole is not lost: it reaches upstream once the fault is lifted."""
+
+    async def body():
+        async with rig() as proxy:
+            reader, writer = await connect(proxy)
+            await http(proxy, "POST", "/faults", {"blackhole": True, "direction": "up"})
+            writer.write_eof()
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(reader.read(100), 0.2)
+            await http(proxy, "DELETE", "/faults")
+            assert await closed_by_peer(reader)  # the echo server saw EOF and closed
+            writer.close()
+
+    run(body())
+
+
 def test_reset_aborts_and_reject_new_until_cleared():
     """POST /reset kills open connections; reject_new RSTs new ones until DELETE /faults."""
 
