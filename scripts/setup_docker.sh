@@ -5,13 +5,15 @@
 # Otherwise, as root: install docker.io / docker-compose / debootstrap / tini from the
 # distribution's packages if missing (apt-get update once first), remove a stale
 # /var/run/docker.pid, start `dockerd` in the background (log: $WSRIG_DOCKERD_LOG) and
-# wait until `docker info` answers (deadline: $WSRIG_DOCKERD_WAIT seconds).
+# wait until `docker info` answers (deadline: $WSRIG_DOCKERD_WAIT seconds). A dockerd that
+# was killed leaves containers and networks in its state; dockerd copes with those, and
+# the rig removes its own leftovers by label (wsrig.project=wsrig).
 # Not root and no usable daemon: print exactly what is missing and exit 1.
 set -euo pipefail
 
 DOCKERD_LOG="${WSRIG_DOCKERD_LOG:-/var/log/wsrig-dockerd.log}"
 DOCKERD_WAIT="${WSRIG_DOCKERD_WAIT:-60}"
-PIDFILE=/var/run/docker.pid
+PIDFILE="${WSRIG_DOCKERD_PIDFILE:-/var/run/docker.pid}"
 
 log() { printf '[setup_docker] %s\n' "$*" >&2; }
 die() { printf '[setup_docker] ERROR: %s\n' "$*" >&2; exit 1; }
@@ -108,11 +110,11 @@ if ! docker info >/dev/null 2>&1; then
         fi
     fi
     if [ ! -f "${PIDFILE}" ]; then
-        # containerd's own stale pid/socket files make a restart fail the same way
-        rm -f /var/run/docker/containerd/containerd.pid 2>/dev/null || true
         mkdir -p "$(dirname "${DOCKERD_LOG}")"
         log "starting dockerd (log: ${DOCKERD_LOG})"
-        nohup dockerd >>"${DOCKERD_LOG}" 2>&1 </dev/null &
+        dargs=()
+        [ "${PIDFILE}" = /var/run/docker.pid ] || dargs+=(--pidfile "${PIDFILE}")
+        nohup dockerd "${dargs[@]}" >>"${DOCKERD_LOG}" 2>&1 </dev/null &
         disown || true
     fi
     deadline=$(( $(date +%s) + DOCKERD_WAIT ))
