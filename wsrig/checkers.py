@@ -72,10 +72,15 @@ class StreamReport:
         if self.duplicated:
             out.append(Finding("error", f"run {rid}: duplicated seqs delivered: {_examples(self.duplicated)}"))
         if self.reordered:
-            out.append(Finding("error", f"run {rid}: reordered seqs (arrived after a higher seq): {_examples(self.reordered)}"))
+            out.append(
+                Finding("error", f"run {rid}: reordered seqs (arrived after a higher seq): {_examples(self.reordered)}")
+            )
         if self.undeclared_gaps:
             out.append(
-                Finding("error", f"run {rid}: seqs missing from the stream and never declared in a gap: {_examples(self.undeclared_gaps)}")
+                Finding(
+                    "error",
+                    f"run {rid}: seqs missing from the stream and never declared in a gap: {_examples(self.undeclared_gaps)}",
+                )
             )
         return out
 
@@ -151,27 +156,59 @@ class DeliveryReport:
     @property
     def ok(self) -> bool:
         return not (
-            self.lost or self.duplicated or self.reordered or self.unexpected or self.undeclared_drops or self.publisher_undeclared
+            self.lost
+            or self.duplicated
+            or self.reordered
+            or self.unexpected
+            or self.undeclared_drops
+            or self.publisher_undeclared
         )
 
     def findings(self) -> list[Finding]:
         rid = self.run_id[:8]
         out = []
         if self.lost:
-            out.append(Finding("error", f"run {rid}: LOST {len(self.lost)} message(s): produced, never declared dropped, never stored or delivered: seqs {_examples(self.lost)}"))
+            out.append(
+                Finding(
+                    "error",
+                    f"run {rid}: LOST {len(self.lost)} message(s): produced, never declared dropped, never stored or delivered: seqs {_examples(self.lost)}",
+                )
+            )
         if self.undeclared_drops and set(self.undeclared_drops) != set(self.lost):
             extra = sorted(set(self.undeclared_drops) - set(self.lost))
-            out.append(Finding("error", f"run {rid}: {len(extra)} message(s) stored by the backend but never delivered to the subscriber: seqs {_examples(extra)}"))
+            out.append(
+                Finding(
+                    "error",
+                    f"run {rid}: {len(extra)} message(s) stored by the backend but never delivered to the subscriber: seqs {_examples(extra)}",
+                )
+            )
         if self.duplicated:
             out.append(Finding("error", f"run {rid}: DUPLICATED to a subscriber: seqs {_examples(self.duplicated)}"))
         if self.reordered:
-            out.append(Finding("error", f"run {rid}: REORDERED: seqs arrived after a higher seq: {_examples(self.reordered)}"))
+            out.append(
+                Finding("error", f"run {rid}: REORDERED: seqs arrived after a higher seq: {_examples(self.reordered)}")
+            )
         if self.unexpected:
-            out.append(Finding("error", f"run {rid}: UNEXPECTED: observed seqs the publisher never produced: {_examples(self.unexpected)}"))
+            out.append(
+                Finding(
+                    "error",
+                    f"run {rid}: UNEXPECTED: observed seqs the publisher never produced: {_examples(self.unexpected)}",
+                )
+            )
         if self.publisher_undeclared:
-            out.append(Finding("error", f"run {rid}: publisher dropped {self.publisher_undeclared} message(s) more than it declared in gaps (undeclared drop)"))
+            out.append(
+                Finding(
+                    "error",
+                    f"run {rid}: publisher dropped {self.publisher_undeclared} message(s) more than it declared in gaps (undeclared drop)",
+                )
+            )
         if self.declared_but_delivered:
-            out.append(Finding("info", f"run {rid}: {self.declared_but_delivered} message(s) declared dropped were delivered anyway"))
+            out.append(
+                Finding(
+                    "info",
+                    f"run {rid}: {self.declared_but_delivered} message(s) declared dropped were delivered anyway",
+                )
+            )
         return out
 
     def serialize(self) -> dict[str, Any]:
@@ -254,7 +291,12 @@ def check_gap_declarations(gaps: Iterable[dict[str, Any]]) -> list[Finding]:
         count = int(data.get("count", -1))
         seq = env.get("seq")
         if not (count == in_ranges == by_type):
-            out.append(Finding("error", f"gap seq {seq}: count {count}, ranges cover {in_ranges}, counts_by_type sum {by_type}: they must agree"))
+            out.append(
+                Finding(
+                    "error",
+                    f"gap seq {seq}: count {count}, ranges cover {in_ranges}, counts_by_type sum {by_type}: they must agree",
+                )
+            )
         lo, hi = data.get("from_seq"), data.get("to_seq")
         if ranges and (lo != min(a for a, _ in ranges) or hi != max(b for _, b in ranges)):
             out.append(Finding("error", f"gap seq {seq}: from_seq/to_seq {lo}..{hi} do not bound its ranges"))
@@ -263,15 +305,22 @@ def check_gap_declarations(gaps: Iterable[dict[str, Any]]) -> list[Finding]:
     return out
 
 
-def check_trading_continued(before: Mapping[str, Any], after: Mapping[str, Any], require_trades: bool = True) -> tuple[bool, Finding | None]:
+def check_trading_continued(
+    before: Mapping[str, Any], after: Mapping[str, Any], require_trades: bool = True
+) -> tuple[bool, Finding | None]:
     """The bot's tick (and trade) counters advanced between two ``/stats`` samples."""
     tb, ta = before.get("trading", {}), after.get("trading", {})
     ticks = int(ta.get("ticks", 0)) - int(tb.get("ticks", 0))
     trades = int(ta.get("trades", 0)) - int(tb.get("trades", 0))
     if ticks <= 0:
-        return False, Finding("error", f"trading stalled: tick counter did not advance ({tb.get('ticks')} -> {ta.get('ticks')})")
+        return False, Finding(
+            "error", f"trading stalled: tick counter did not advance ({tb.get('ticks')} -> {ta.get('ticks')})"
+        )
     if require_trades and trades <= 0:
-        return False, Finding("error", f"trading stalled: ticks advanced by {ticks} but no trade was made ({tb.get('trades')} -> {ta.get('trades')})")
+        return False, Finding(
+            "error",
+            f"trading stalled: ticks advanced by {ticks} but no trade was made ({tb.get('trades')} -> {ta.get('trades')})",
+        )
     return True, None
 
 
@@ -292,10 +341,16 @@ def check_counts_agree(
     acked = int(runs[run_id].get("acked_seq", 0))
     lo, hi = int(bot_before.get("acked_seq", 0)), int(bot_after.get("last_seq", 0))
     if not lo <= acked <= hi:
-        out.append(Finding("error", f"backend acked_seq {acked} for run {str(run_id)[:8]} is outside the bot's window {lo}..{hi}"))
+        out.append(
+            Finding(
+                "error", f"backend acked_seq {acked} for run {str(run_id)[:8]} is outside the bot's window {lo}..{hi}"
+            )
+        )
     produced = sum(int(v) for v in bot_after.get("produced_by_type", {}).values())
     if produced != hi:
-        out.append(Finding("error", f"bot's books do not balance: produced_by_type sums to {produced}, last_seq is {hi}"))
+        out.append(
+            Finding("error", f"bot's books do not balance: produced_by_type sums to {produced}, last_seq is {hi}")
+        )
     dropped = int(bot_after.get("dropped_total", 0))
     declared = int(bot_after.get("declared_dropped_total", dropped))
     if declared < dropped - int(bot_after.get("pending_drops", 0)):

@@ -55,7 +55,9 @@ def show_config() -> None:
 
 
 @main.command()
-@click.option("--timeout", default=120.0, envvar="RIG__UP_TIMEOUT", show_default=True, help="seconds to wait for health")
+@click.option(
+    "--timeout", default=120.0, envvar="RIG__UP_TIMEOUT", show_default=True, help="seconds to wait for health"
+)
 def up(timeout: float) -> None:
     """Remove leftovers of this project, start the stack, wait until it is ready."""
     cfg = _config()
@@ -141,7 +143,9 @@ def check_ports() -> None:
                         break
                 taken.append(f"port {port} ({url}) is taken by {holder}")
     if taken:
-        raise click.ClickException("; ".join(taken) + ". Stop it, or set DASHBOARD_PORT/BOT_HTTP_PORT/PROXY_CONTROL_PORT and the URLs.")
+        raise click.ClickException(
+            "; ".join(taken) + ". Stop it, or set DASHBOARD_PORT/BOT_HTTP_PORT/PROXY_CONTROL_PORT and the URLs."
+        )
     click.echo("ports free")
 
 
@@ -179,7 +183,9 @@ def _environment(cfg: RigConfig) -> dict[str, Any]:
                 images[key] = f"{ref} (not present)"
     except StackError as exc:
         docker_version = f"unavailable: {exc}"
-    compose_version = run(str(cfg.root / "scripts" / "compose.sh"), "version", "--short") or run("docker-compose", "version", "--short")
+    compose_version = run(str(cfg.root / "scripts" / "compose.sh"), "version", "--short") or run(
+        "docker-compose", "version", "--short"
+    )
     return {
         "git_sha": run("git", "rev-parse", "--short=12", "HEAD") or "unknown",
         "docker_version": docker_version,

@@ -64,7 +64,11 @@ class Subscriber:
     async def connect(self) -> None:
         t0 = time.perf_counter()
         self.ws = await connect(
-            self.url, open_timeout=self.open_timeout, max_size=MAX_FRAME, additional_headers=self.headers, ping_interval=None
+            self.url,
+            open_timeout=self.open_timeout,
+            max_size=MAX_FRAME,
+            additional_headers=self.headers,
+            ping_interval=None,
         )
         self.handshake_ms = (time.perf_counter() - t0) * 1000
         if self.subscribe_frame:

@@ -122,7 +122,9 @@ def load_config(env: dict[str, str] | None = None) -> RigConfig:
     tables: dict[str, Any] = {}
     if thresholds_file.is_file():
         tables = tomllib.loads(thresholds_file.read_text())
-    thresholds = _merge(tables.get("quick", {}), tables.get(profile, {})) if profile != "quick" else tables.get("quick", {})
+    thresholds = (
+        _merge(tables.get("quick", {}), tables.get(profile, {})) if profile != "quick" else tables.get("quick", {})
+    )
 
     return RigConfig(
         root=root,

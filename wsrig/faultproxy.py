@@ -123,9 +123,7 @@ class FaultConfig:
         known = {f.name: f for f in fields(self)}
         unknown = sorted(str(k) for k in patch if k not in known)
         if unknown:
-            raise FaultConfigError(
-                f"unknown field(s): {', '.join(unknown)}; known fields: {', '.join(known)}"
-            )
+            raise FaultConfigError(f"unknown field(s): {', '.join(unknown)}; known fields: {', '.join(known)}")
         defaults = FaultConfig()
         changes: dict[str, Any] = {}
         for name, value in patch.items():
@@ -150,9 +148,7 @@ class FaultConfig:
 
     def shapes(self, direction: str) -> bool:
         """Whether chunks in ``direction`` are delayed (latency, jitter or bandwidth)."""
-        return self.applies_to(direction) and bool(
-            self.latency_ms or self.jitter_ms or self.bandwidth_kbps
-        )
+        return self.applies_to(direction) and bool(self.latency_ms or self.jitter_ms or self.bandwidth_kbps)
 
     def blackholes(self, direction: str) -> bool:
         """Whether data in ``direction`` is read and discarded."""
@@ -506,9 +502,7 @@ class ProxyServer:
 
     # -- life cycle
 
-    async def start(
-        self, listen_host: str, listen_port: int, control_host: str, control_port: int
-    ) -> None:
+    async def start(self, listen_host: str, listen_port: int, control_host: str, control_port: int) -> None:
         """Bind the proxy and control listeners (port 0 picks a free port)."""
         self._listener = await asyncio.start_server(self._on_client, listen_host, listen_port)
         try:
@@ -584,9 +578,7 @@ class ProxyServer:
         if self._refuse(writer):
             return
         try:
-            upstream = await asyncio.wait_for(
-                asyncio.open_connection(*self.upstream), CONNECT_TIMEOUT_S
-            )
+            upstream = await asyncio.wait_for(asyncio.open_connection(*self.upstream), CONNECT_TIMEOUT_S)
         except (OSError, TimeoutError) as exc:
             log.warning("upstream %s:%s unreachable: %s", *self.upstream, exc)
             self.connections_rejected += 1
@@ -654,9 +646,7 @@ class ProxyServer:
     async def _on_control(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             try:
-                method, path, body = await asyncio.wait_for(
-                    _read_request(reader), CONTROL_READ_TIMEOUT_S
-                )
+                method, path, body = await asyncio.wait_for(_read_request(reader), CONTROL_READ_TIMEOUT_S)
                 status, payload = self.handle_request(method, path, body)
             except _HttpError as exc:
                 status, payload = exc.status, {"error": str(exc)}
@@ -800,9 +790,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--listen", default=env("PROXY_LISTEN", "0.0.0.0:9000"))
     parser.add_argument("--upstream", default=env("PROXY_UPSTREAM", "dashboard-backend:8000"))
     parser.add_argument("--control", default=env("PROXY_CONTROL", "0.0.0.0:9001"))
-    parser.add_argument(
-        "--faults", default=env("PROXY_FAULTS", ""), help="initial faults as a JSON object"
-    )
+    parser.add_argument("--faults", default=env("PROXY_FAULTS", ""), help="initial faults as a JSON object")
     parser.add_argument("--log-level", default=env("PROXY_LOG_LEVEL", "INFO"))
     args = parser.parse_args(argv)
     try:

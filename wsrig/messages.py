@@ -29,7 +29,9 @@ def new_run_id(prefix: str = "rig") -> str:
     return f"{prefix}-{uuid.uuid4()}"
 
 
-def envelope(run_id: str, seq: int, msg_type: str, data: dict[str, Any] | None = None, source: str = "wsrig") -> dict[str, Any]:
+def envelope(
+    run_id: str, seq: int, msg_type: str, data: dict[str, Any] | None = None, source: str = "wsrig"
+) -> dict[str, Any]:
     return {
         "v": 1,
         "type": msg_type,

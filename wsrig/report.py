@@ -66,10 +66,16 @@ def _scenarios(scenarios: list[dict[str, Any]]) -> list[str]:
         lines.append("| " + " | ".join(row) + " |")
     latency = [s for s in scenarios if "latency_ms" in s]
     if latency:
-        lines += ["", "| scenario | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | count |", "|---|---|---|---|---|---|---|"]
+        lines += [
+            "",
+            "| scenario | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | count |",
+            "|---|---|---|---|---|---|---|",
+        ]
         for s in latency:
             m = s["latency_ms"]
-            lines.append(f"| {s['name']} | {m['p50']} | {m['p90']} | {m['p99']} | {m['p999']} | {m['max']} | {m['count']} |")
+            lines.append(
+                f"| {s['name']} | {m['p50']} | {m['p90']} | {m['p99']} | {m['p999']} | {m['max']} | {m['count']} |"
+            )
     return lines
 
 
@@ -100,7 +106,9 @@ def render_markdown(summary: dict[str, Any]) -> str:
         if s["status"] in ("skipped", "not_run"):
             continue
         out += [f"## {s['name']}", ""]
-        out.append(f"Status **{_ICON.get(s['status'], s['status'])}** in {s['duration_s']:.1f} s. Log: [{s['log']}]({s['log']}), JUnit: [{s['junit']}]({s['junit']}).")
+        out.append(
+            f"Status **{_ICON.get(s['status'], s['status'])}** in {s['duration_s']:.1f} s. Log: [{s['log']}]({s['log']}), JUnit: [{s['junit']}]({s['junit']})."
+        )
         out.append("")
         checks = s["metrics"].get("checks", [])
         if checks:

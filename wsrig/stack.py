@@ -8,6 +8,7 @@ because it is fast and gives typed answers.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import threading
@@ -49,7 +50,8 @@ def docker_client() -> Any:
     import docker
 
     try:
-        client = docker.from_env(timeout=30)
+        # (mypy sees the repo's docker/ folder as a namespace package, hence the ignore)
+        client = docker.from_env(timeout=30)  # type: ignore[attr-defined]
         client.ping()
         return client
     except Exception as exc:  # docker raises several unrelated types here
@@ -154,7 +156,11 @@ class DockerStack:
         c = self.container(service)
         c.reload()
         st = c.attrs["State"]
-        return {"status": st.get("Status"), "health": (st.get("Health") or {}).get("Status"), "restarts": c.attrs.get("RestartCount", 0)}
+        return {
+            "status": st.get("Status"),
+            "health": (st.get("Health") or {}).get("Status"),
+            "restarts": c.attrs.get("RestartCount", 0),
+        }
 
     def logs(self, service: str, tail: int | None = None) -> str:
         raw = self.container(service).logs(tail=tail if tail is not None else "all", timestamps=True)
@@ -205,10 +211,8 @@ class StatsSampler:
 
     def _run(self, service: str) -> None:
         while not self._stop.is_set():
-            try:
+            with contextlib.suppress(Exception):  # container gone mid-fault: skip this sample
                 self.samples.append({"t": time.time(), "service": service, **self.stack.stats(service)})
-            except Exception:  # container gone mid-fault: skip this sample
-                pass
             self._stop.wait(self.interval)
 
     def __exit__(self, *exc: object) -> None:

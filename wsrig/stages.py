@@ -47,9 +47,19 @@ def stage_by_name(name: str) -> Stage:
     raise KeyError(f"unknown stage {name!r}; known: {', '.join(s.name for s in STAGES)}")
 
 
-def write_status(results: Path, stage: Stage, status: str, reason: str = "", duration_s: float = 0.0, exit_code: int | None = None) -> None:
+def write_status(
+    results: Path, stage: Stage, status: str, reason: str = "", duration_s: float = 0.0, exit_code: int | None = None
+) -> None:
     (results / f"{stage.name}.status.json").write_text(
-        json.dumps({"name": stage.name, "status": status, "reason": reason, "duration_s": round(duration_s, 2), "exit_code": exit_code})
+        json.dumps(
+            {
+                "name": stage.name,
+                "status": status,
+                "reason": reason,
+                "duration_s": round(duration_s, 2),
+                "exit_code": exit_code,
+            }
+        )
     )
 
 
@@ -59,7 +69,9 @@ def run_stage(stage: Stage, root: Path, results: Path, extra_args: list[str] | N
     probe = stage.probe_path(root)
     if not probe.is_file():
         write_status(results, stage, "not_run", f"not built yet: {probe.relative_to(root)} does not exist")
-        (results / f"{stage.name}.log").write_text(f"{stage.name}: not run: probe module {probe.name} is not built yet\n")
+        (results / f"{stage.name}.log").write_text(
+            f"{stage.name}: not run: probe module {probe.name} is not built yet\n"
+        )
         return 0
     env = {**os.environ, "RIG__STAGE": stage.name, "RIG__RESULTS_DIR": str(results)}
     cmd = [

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import wscontract
+
 from wsrig.stages import STAGES
 
 __all__ = ["InvalidSummary", "build_summary", "junit_counts", "write_summary"]
@@ -66,7 +67,9 @@ def _stage_entry(results: Path, name: str, selected: bool, flag: str) -> dict[st
         entry.update(status="error", reason="the stage did not finish (no status file): interrupted or crashed")
         return entry
     status = json.loads(status_file.read_text())
-    entry.update(status=status["status"], reason=status.get("reason", ""), duration_s=float(status.get("duration_s", 0.0)))
+    entry.update(
+        status=status["status"], reason=status.get("reason", ""), duration_s=float(status.get("duration_s", 0.0))
+    )
     counts, failures = junit_counts(results / f"{name}.junit.xml")
     entry["tests"] = counts
     record_file = results / f"{name}.record.json"

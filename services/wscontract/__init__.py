@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -84,7 +84,7 @@ def _registry() -> Registry:
     return Registry().with_resources(resources)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _validator(name: str) -> Draft202012Validator:
     schema = _registry().contents(SCHEMA_BASE + name)
     return Draft202012Validator(schema, registry=_registry())
@@ -147,7 +147,4 @@ def validate_control(obj: dict[str, Any]) -> dict[str, Any]:
 def validate_summary(obj: dict[str, Any]) -> list[str]:
     """All problems of a ``test_summary.json`` (empty when valid)."""
     validator = _validator("test_summary.schema.json")
-    return [
-        f"{'/'.join(str(p) for p in e.absolute_path) or '(root)'}: {e.message}"
-        for e in validator.iter_errors(obj)
-    ]
+    return [f"{'/'.join(str(p) for p in e.absolute_path) or '(root)'}: {e.message}" for e in validator.iter_errors(obj)]

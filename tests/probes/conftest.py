@@ -19,6 +19,7 @@ from wsrig.probe import bot_stats
 from wsrig.record import StageRecord
 from wsrig.wait import wait_until
 
+
 @pytest.fixture(scope="session")
 def cfg() -> RigConfig:
     config = load_config()

@@ -83,9 +83,15 @@ def test_concurrent_clients_all_receive(cfg, record, limits, bot_run_id):
         await asyncio.gather(*(s.connect() for s in subs))
         try:
             progress(f"{n} subscribers connected; waiting for live traffic on each")
-            await asyncio.gather(*(s.wait_for(lambda x: _live_envelopes(x, bot_run_id) > 0, 15, "live traffic") for s in subs))
+            await asyncio.gather(
+                *(s.wait_for(lambda x: _live_envelopes(x, bot_run_id) > 0, 15, "live traffic") for s in subs)
+            )
             status = await asyncio.to_thread(backend_status, cfg)
-            return sum(1 for s in subs if _live_envelopes(s, bot_run_id) > 0), int(status["client_count"]), [s.handshake_ms for s in subs]
+            return (
+                sum(1 for s in subs if _live_envelopes(s, bot_run_id) > 0),
+                int(status["client_count"]),
+                [s.handshake_ms for s in subs],
+            )
         finally:
             await asyncio.gather(*(s.close() for s in subs))
 
@@ -119,7 +125,9 @@ def test_oversize_message_closed_1009(cfg, record, limits):
     async def body() -> int | None:
         async with Publisher(cfg.ingest_url, cfg.auth_token) as pub:
             assert pub.ws is not None
-            env = messages.envelope(pub.run_id, pub.seq + 1, "market_data", dict(messages.SAMPLE_DATA["market_data"], padding="x" * size))
+            env = messages.envelope(
+                pub.run_id, pub.seq + 1, "market_data", dict(messages.SAMPLE_DATA["market_data"], padding="x" * size)
+            )
             try:
                 await pub.ws.send(json.dumps(env))
                 await asyncio.wait_for(pub.ws.wait_closed(), timeout=10)

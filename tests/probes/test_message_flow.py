@@ -108,7 +108,9 @@ def test_type_and_symbol_filters(cfg, record, bot_run_id):
 
     async def body() -> Subscriber:
         async with Subscriber(cfg.stream_url, messages.subscribe(types=types, symbols=[symbol], snapshot=False)) as sub:
-            await sub.wait_for(lambda s: sum(1 for _, f in s.frames if f.get("type") == "market_data") >= 10, 15, "filtered traffic")
+            await sub.wait_for(
+                lambda s: sum(1 for _, f in s.frames if f.get("type") == "market_data") >= 10, 15, "filtered traffic"
+            )
             return sub
 
     sub = run(body())
@@ -147,7 +149,9 @@ def test_resume_gets_exactly_the_missed_messages(cfg, record, limits, bot_run_id
     record.metrics["resume_messages_compared"] = len(theirs)
     assert resumed, "backend says the resume point is no longer in its ring buffer"
     assert len(mine) == len(set(mine)), "resumed client received duplicates"
-    assert mine == theirs, f"resumed history differs from the witness: {len(mine)} vs {len(theirs)} envelopes; first difference near seq {next((a for a, b in zip(mine, theirs, strict=False) if a != b), None)}"
+    assert mine == theirs, (
+        f"resumed history differs from the witness: {len(mine)} vs {len(theirs)} envelopes; first difference near seq {next((a for a, b in zip(mine, theirs, strict=False) if a != b), None)}"
+    )
 
 
 def test_bot_and_backend_counts_agree(cfg, record, bot_run_id):

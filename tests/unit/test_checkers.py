@@ -150,19 +150,25 @@ def test_gap_declaring_the_future_is_reported():
 
 def test_trading_continued_passes():
     """Ticks and trades advanced."""
-    ok, finding = check_trading_continued({"trading": {"ticks": 10, "trades": 1}}, {"trading": {"ticks": 50, "trades": 3}})
+    ok, finding = check_trading_continued(
+        {"trading": {"ticks": 10, "trades": 1}}, {"trading": {"ticks": 50, "trades": 3}}
+    )
     assert ok and finding is None
 
 
 def test_trading_stalled_ticks():
     """No tick during the fault: trading stalled."""
-    ok, finding = check_trading_continued({"trading": {"ticks": 10, "trades": 1}}, {"trading": {"ticks": 10, "trades": 1}})
+    ok, finding = check_trading_continued(
+        {"trading": {"ticks": 10, "trades": 1}}, {"trading": {"ticks": 10, "trades": 1}}
+    )
     assert not ok and finding and "stalled" in finding.message
 
 
 def test_trading_stalled_trades():
     """Ticks but no trades: trading stalled (when trades are required)."""
-    ok, finding = check_trading_continued({"trading": {"ticks": 1, "trades": 1}}, {"trading": {"ticks": 9, "trades": 1}})
+    ok, finding = check_trading_continued(
+        {"trading": {"ticks": 1, "trades": 1}}, {"trading": {"ticks": 9, "trades": 1}}
+    )
     assert not ok and finding and "no trade" in finding.message
 
 
@@ -198,7 +204,9 @@ def test_counts_unknown_run():
 
 def test_counts_undeclared_drops_in_bot_books():
     """Bot dropped more than it declared: reported."""
-    findings = check_counts_agree(_bot(90, 100), {"runs": {RUN: {"acked_seq": 95}}}, _bot(99, 110, dropped=5, declared=2))
+    findings = check_counts_agree(
+        _bot(90, 100), {"runs": {RUN: {"acked_seq": 95}}}, _bot(99, 110, dropped=5, declared=2)
+    )
     assert any("declared only" in f.message for f in findings)
 
 
