@@ -45,9 +45,7 @@ def process_stats() -> dict[str, int | None]:
 class App:
     """The whole bot; ``run(stop)`` returns after ``stop`` is set and shutdown is done."""
 
-    def __init__(
-        self, config: Config, *, run_id: str | None = None, outbox: Outbox | None = None
-    ) -> None:
+    def __init__(self, config: Config, *, run_id: str | None = None, outbox: Outbox | None = None) -> None:
         self.config = config
         self.run_id = run_id or str(uuid.uuid4())
         self.started_at = time.time()
@@ -56,9 +54,7 @@ class App:
         if outbox is None:
             outbox = self._open_outbox(config)
         self.outbox = outbox
-        self.core = PublisherCore(
-            self.run_id, outbox, config.queue_size, buffering=config.enable_publishing
-        )
+        self.core = PublisherCore(self.run_id, outbox, config.queue_size, buffering=config.enable_publishing)
         self.publisher = Publisher(config, self.core) if config.enable_publishing else None
         self.sim = Simulation(
             self.run_id,
@@ -140,9 +136,7 @@ class App:
                     "message": f"outbox unavailable: {self._outbox_problem}"[:1024],
                 },
             )
-        pub_task = (
-            asyncio.create_task(self.publisher.run(), name="publisher") if self.publisher else None
-        )
+        pub_task = asyncio.create_task(self.publisher.run(), name="publisher") if self.publisher else None
         trade_task = asyncio.create_task(self._trade_loop(), name="trading")
         try:
             await stop.wait()
@@ -177,8 +171,7 @@ class App:
         s = self.core
         t = self.sim.portfolio
         log.info(
-            "ticks=%d orders=%d trades=%d last_seq=%d acked_seq=%d queue=%d outbox=%d "
-            "dropped=%d connected=%s",
+            "ticks=%d orders=%d trades=%d last_seq=%d acked_seq=%d queue=%d outbox=%d dropped=%d connected=%s",
             t.ticks,
             t.orders,
             t.trades,
@@ -190,9 +183,7 @@ class App:
             bool(self.publisher and self.publisher.connected),
         )
 
-    async def _shutdown(
-        self, trade_task: asyncio.Task[None], pub_task: asyncio.Task[None] | None
-    ) -> None:
+    async def _shutdown(self, trade_task: asyncio.Task[None], pub_task: asyncio.Task[None] | None) -> None:
         log.info("stopping: last_seq=%d", self.core.last_seq)
         trade_task.cancel()
         with contextlib.suppress(asyncio.CancelledError):

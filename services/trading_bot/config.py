@@ -77,16 +77,10 @@ class Config:
             symbols = tuple(s.strip() for s in raw_symbols.split(",") if s.strip())
         config = cls(
             enable_publishing=(
-                d.enable_publishing
-                if raw_enable is None
-                else _bool(raw_enable, "SYSTEM__ENABLE_WEBSOCKET_PUBLISHING")
+                d.enable_publishing if raw_enable is None else _bool(raw_enable, "SYSTEM__ENABLE_WEBSOCKET_PUBLISHING")
             ),
             dashboard_url=get("WEBSOCKET_DASHBOARD_URL") or d.dashboard_url,
-            auth_token=(
-                d.auth_token
-                if get("WEBSOCKET_AUTH_TOKEN") is None
-                else str(get("WEBSOCKET_AUTH_TOKEN"))
-            ),
+            auth_token=(d.auth_token if get("WEBSOCKET_AUTH_TOKEN") is None else str(get("WEBSOCKET_AUTH_TOKEN"))),
             max_retries=int(num("WEBSOCKET_MAX_RETRIES", d.max_retries, int)),
             retry_delay=float(num("WEBSOCKET_RETRY_DELAY", d.retry_delay, float)),
             queue_size=int(num("WEBSOCKET_QUEUE_SIZE", d.queue_size, int)),

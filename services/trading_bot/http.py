@@ -37,11 +37,7 @@ def render_metrics(stats: dict[str, Any]) -> str:
         lines.append(f"# HELP {name} {help_text}")
         lines.append(f"# TYPE {name} {kind}")
         for labels, value in samples:
-            lines.append(
-                f"{name}{labels} {value:g}"
-                if isinstance(value, float)
-                else f"{name}{labels} {value}"
-            )
+            lines.append(f"{name}{labels} {value:g}" if isinstance(value, float) else f"{name}{labels} {value}")
 
     produced = stats.get("produced_by_type", {})
     dropped = stats.get("dropped_by_type", {})
@@ -127,9 +123,7 @@ class StatsServer:
         return int(self._server.sockets[0].getsockname()[1])
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(
-            self._handle, self._host, self._port, limit=_MAX_HEADER_BYTES
-        )
+        self._server = await asyncio.start_server(self._handle, self._host, self._port, limit=_MAX_HEADER_BYTES)
 
     async def close(self) -> None:
         if self._server is not None:

@@ -22,9 +22,13 @@ CREATE TABLE IF NOT EXISTS outbox (
     seq     INTEGER NOT NULL,
     type    TEXT    NOT NULL,
     text    TEXT    NOT NULL,
-    created REAL    NOT NULL DEFAULT (julianday('now')),
     PRIMARY KEY (run_id, seq)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS runs (
+    ord     INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id  TEXT    NOT NULL UNIQUE,
+    started REAL    NOT NULL DEFAULT (julianday('now'))
+);
 """
 
 
@@ -39,13 +43,15 @@ class SqliteOutbox:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
+        self._db.execute("DELETE FROM runs WHERE run_id NOT IN (SELECT run_id FROM outbox)")
         self._depth: Counter[str] = Counter()
-        self._first_seen: dict[str, float] = {}
-        for run_id, count, first in self._db.execute(
-            "SELECT run_id, COUNT(*), MIN(created) FROM outbox GROUP BY run_id"
+        self._order: dict[str, int] = {}  # run_id -> order of first appearance
+        for run_id, count, order in self._db.execute(
+            "SELECT o.run_id, COUNT(*), COALESCE(r.ord, 0) FROM outbox o "
+            "LEFT JOIN runs r ON r.run_id = o.run_id GROUP BY o.run_id"
         ):
             self._depth[run_id] = count
-            self._first_seen[run_id] = first
+            self._order[run_id] = order
         self._in_tx = False
 
     @classmethod
@@ -65,8 +71,10 @@ class SqliteOutbox:
             "INSERT OR REPLACE INTO outbox (run_id, seq, type, text) VALUES (?, ?, ?, ?)",
             (run_id, seq, msg_type, text),
         )
-        if run_id not in self._first_seen:
-            self._first_seen[run_id] = float("inf")  # newest
+        if run_id not in self._order:
+            self._db.execute("INSERT OR IGNORE INTO runs (run_id) VALUES (?)", (run_id,))
+            row = self._db.execute("SELECT ord FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+            self._order[run_id] = int(row[0])
         self._depth[run_id] += 1
 
     def ack_upto(self, run_id: str, seq: int) -> int:
@@ -94,7 +102,7 @@ class SqliteOutbox:
 
     def runs(self) -> list[str]:
         live = [r for r, n in self._depth.items() if n > 0]
-        return sorted(live, key=lambda r: self._first_seen.get(r, float("inf")))
+        return sorted(live, key=lambda r: self._order.get(r, 0))
 
     def flush(self) -> None:
         if self._in_tx:

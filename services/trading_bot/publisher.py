@@ -217,9 +217,7 @@ class Publisher:
             receiver = asyncio.create_task(self._receiver(ws), name="ws-receiver")
             stopper = asyncio.create_task(self._stop.wait(), name="ws-stop")
             try:
-                done, _ = await asyncio.wait(
-                    {sender, receiver, stopper}, return_when=asyncio.FIRST_COMPLETED
-                )
+                done, _ = await asyncio.wait({sender, receiver, stopper}, return_when=asyncio.FIRST_COMPLETED)
             finally:
                 for task in (sender, receiver, stopper):
                     task.cancel()
@@ -362,9 +360,7 @@ class Publisher:
             "last_disconnect_reason": self.last_disconnect_reason,
             "backoff_failures_in_row": self.backoff.failures,
             "next_retry_in_s": (
-                None
-                if self.next_retry_at is None
-                else round(max(0.0, self.next_retry_at - time.time()), 3)
+                None if self.next_retry_at is None else round(max(0.0, self.next_retry_at - time.time()), 3)
             ),
             "old_runs_pending": {r: self.core.old_run_depth(r) for r in self.core.old_runs()},
             "old_runs_delivered": self.old_runs_delivered,

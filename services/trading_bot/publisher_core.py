@@ -296,9 +296,7 @@ class PublisherCore:
         }
         self._last_gap = now
         seq = self._produce("gap", data)
-        self.declared_gaps.append(
-            {"seq": seq, "from_seq": first, "to_seq": last, "count": len(seqs)}
-        )
+        self.declared_gaps.append({"seq": seq, "from_seq": first, "to_seq": last, "count": len(seqs)})
         self.declared_gaps_total += 1
         self.declared_dropped_total += len(seqs)
         return seq

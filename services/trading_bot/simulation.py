@@ -129,8 +129,7 @@ class Simulation:
                 {
                     "level": "warning",
                     "code": "drawdown",
-                    "message": f"equity {equity:.2f} is {100 * (1 - equity / start):.2f}% "
-                    "below starting cash",
+                    "message": f"equity {equity:.2f} is {100 * (1 - equity / start):.2f}% below starting cash",
                 },
             )
         self._in_drawdown = down
