@@ -1,0 +1,228 @@
+"""Fault-tolerance stage: each scenario is traffic -> fault -> hold -> heal -> settle -> check."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import pytest
+import requests
+
+from wsrig import messages
+from wsrig.checkers import Finding
+from wsrig.clients import Publisher, Subscriber
+from wsrig.faults import FaultContext, get_fault
+from wsrig.probe import backend_status, bot_stats, progress, run
+from wsrig.scenario import ScenarioResult, run_scenario
+from wsrig.stack import DockerStack
+from wsrig.stats import LatencySummary
+
+pytestmark = pytest.mark.fault
+
+
+@pytest.fixture(scope="module")
+def ctx(cfg):
+    fctx = FaultContext(cfg, DockerStack(cfg))
+    yield fctx
+    # Leave nothing broken behind, whatever happened.
+    for service in (cfg.dashboard_service, cfg.bot_service, cfg.proxy_service):
+        try:
+            state = fctx.stack.state(service)["status"]
+            if state == "paused":
+                fctx.stack.unpause(service)
+            elif state != "running":
+                fctx.stack.start(service)
+        except Exception as exc:  # report, but do not mask the test's own outcome
+            print(f"cleanup of {service}: {exc}")
+    requests.delete(cfg.proxy_control_url + "/faults", timeout=5)
+
+
+def _judge(record, result: ScenarioResult) -> None:
+    record.scenario(**result.serialize())
+    for f in result.findings:
+        record.finding(f.severity, f"{result.name}: {f.message}")
+    assert result.passed, f"{result.name}: " + "; ".join(f.message for f in result.findings if f.severity == "error")
+
+
+def _scenario(cfg, limits, name, fault, hold_key="hold_s", **kw):
+    return run(
+        run_scenario(
+            cfg,
+            name,
+            fault,
+            hold_s=float(limits[hold_key]),
+            recovery_bound_s=float(limits["recovery_bound_s"]),
+            steady_s=float(limits["steady_s"]),
+            settle_timeout_s=float(limits["settle_timeout_s"]),
+            **kw,
+        )
+    )
+
+
+def test_dashboard_offline_at_startup(cfg, ctx, record, limits):
+    """The bot starts and trades with no dashboard, then connects once the dashboard starts."""
+    fault = get_fault("offline", ctx, target="dashboard")
+
+    async def restart_bot() -> None:
+        await asyncio.to_thread(ctx.stack.restart, cfg.bot_service)
+        progress("offline_at_startup: bot restarted while the dashboard is down")
+
+    _judge(record, _scenario(cfg, limits, "dashboard_offline_at_startup", fault, during=restart_bot))
+
+
+def test_dashboard_crash(cfg, ctx, record, limits):
+    """SIGKILL the backend during steady flow, restart it: nothing lost, no duplicate, in order."""
+    _judge(record, _scenario(cfg, limits, "dashboard_crash", get_fault("crash", ctx, target="dashboard")))
+
+
+def test_bot_crash(cfg, ctx, record, limits):
+    """SIGKILL the bot, restart it (new run_id): the old run's data stays intact, trading resumes."""
+    _judge(record, _scenario(cfg, limits, "bot_crash", get_fault("crash", ctx, target="bot")))
+
+
+def test_network_partition(cfg, ctx, record, limits):
+    """Cut the bot's link with docker network disconnect (no RST): the bot notices by ping timeout."""
+    fault = get_fault("partition", ctx, target=cfg.proxy_service)
+    result = _scenario(cfg, limits, "network_partition", fault, hold_key="partition_hold_s")
+    if result.extra.get("bot_reconnects") == 0:
+        result.findings.append(Finding("error", "the bot never reconnected: it did not notice the dead link"))
+        result.passed = False
+    _judge(record, result)
+
+
+def test_backend_hang(cfg, ctx, record, limits):
+    """docker pause the backend, then unpause: the stream resumes with nothing lost."""
+    _judge(record, _scenario(cfg, limits, "backend_hang", get_fault("hang", ctx, target="dashboard")))
+
+
+def test_queue_overflow(cfg, ctx, record, limits):
+    """An outage long enough to overflow the bot's ephemeral queue: drops declared exactly, memory bounded."""
+    before = bot_stats(cfg)
+    result = _scenario(cfg, limits, "queue_overflow", get_fault("blackhole", ctx), hold_key="overflow_hold_s")
+    after = bot_stats(cfg)
+    growth_mb = (int(after.get("rss_bytes") or 0) - int(before.get("rss_bytes") or 0)) / 2**20
+    result.extra["bot_rss_growth_mb"] = round(growth_mb, 1)
+    if result.declared_dropped == 0:
+        result.findings.append(
+            Finding("error", "the queue never overflowed (no declared drop): the scenario did not test overflow")
+        )
+    if growth_mb > float(limits["overflow_rss_growth_max_mb"]):
+        result.findings.append(Finding("error", f"bot memory grew {growth_mb:.1f} MB during overflow"))
+    result.passed = not any(f.severity == "error" for f in result.findings)
+    _judge(record, result)
+
+
+def test_rapid_reconnect_cycles(cfg, ctx, record, limits):
+    """20 reset cycles in a row: afterwards exactly one publisher, no fd or memory growth."""
+    cycles = int(limits["reconnect_cycles"])
+    before = bot_stats(cfg)
+    reset = get_fault("reset", ctx)
+
+    async def cycle() -> None:
+        for i in range(cycles):
+            await asyncio.to_thread(reset.inject)
+            await asyncio.sleep(0.4)
+            if (i + 1) % 5 == 0:
+                progress(f"reconnect cycles: {i + 1}/{cycles}")
+
+    result = _scenario(
+        cfg, limits, "rapid_reconnect_cycles", get_fault("slow_link", ctx, latency_ms=0, jitter_ms=0), during=cycle
+    )
+    time.sleep(1)
+    after = bot_stats(cfg)
+    status = backend_status(cfg)
+    fd_growth = int(after.get("open_fds") or 0) - int(before.get("open_fds") or 0)
+    rss_growth = (int(after.get("rss_bytes") or 0) - int(before.get("rss_bytes") or 0)) / 2**20
+    publishers = [p for p in status.get("publishers", []) if p.get("run_id") == after.get("run_id")]
+    result.extra.update(publisher_connections=len(publishers), fd_growth=fd_growth, rss_growth_mb=round(rss_growth, 1))
+    result.extra["bot_reconnects"] = int(after.get("reconnects", 0)) - int(before.get("reconnects", 0))
+    if len(publishers) != 1:
+        result.findings.append(
+            Finding(
+                "error",
+                f"{len(publishers)} publisher connections for the bot's run after the cycles (expected exactly 1)",
+            )
+        )
+    if result.extra["bot_reconnects"] < cycles // 2:
+        result.findings.append(
+            Finding("error", f"only {result.extra['bot_reconnects']} reconnects for {cycles} resets")
+        )
+    if fd_growth > int(limits["reconnect_fd_growth_max"]):
+        result.findings.append(Finding("error", f"bot leaked file descriptors: +{fd_growth}"))
+    if rss_growth > float(limits["reconnect_rss_growth_max_mb"]):
+        result.findings.append(Finding("error", f"bot memory grew {rss_growth:.1f} MB over the cycles"))
+    result.passed = not any(f.severity == "error" for f in result.findings)
+    _judge(record, result)
+
+
+def test_slow_link(cfg, ctx, record, limits):
+    """Latency with jitter through the fault proxy: latency rises, nothing is lost, recovery after removal."""
+    _judge(record, _scenario(cfg, limits, "slow_link", get_fault("slow_link", ctx)))
+
+
+def test_slow_subscriber(cfg, ctx, record, limits):
+    """One client reads nothing: others stay within the latency threshold; the slow one is cut with 1013."""
+    from websockets.asyncio.client import connect
+
+    hold = float(limits["slow_client_hold_s"])
+    status_before = backend_status(cfg)
+
+    async def body() -> tuple[list[float], int | None, dict]:
+        # The slow client: a raw socket-level reader that never reads (tiny receive buffer).
+        slow = await connect(cfg.stream_url, max_queue=1, max_size=2**24, ping_interval=None)
+        await slow.send(json.dumps(messages.subscribe(snapshot=False)))
+        bot_run = (await asyncio.to_thread(bot_stats, cfg))["run_id"]
+        async with Subscriber(cfg.stream_url, messages.subscribe(snapshot=False)) as normal:
+            progress(f"slow_subscriber: one client reads nothing for {hold:.0f}s while 4 KB frames flow")
+            async with Publisher(cfg.ingest_url, cfg.auth_token) as pub:
+                data = dict(messages.SAMPLE_DATA["market_data"], padding="x" * 4096)
+                t_end = time.monotonic() + hold
+                while time.monotonic() < t_end:
+                    for _ in range(20):
+                        await pub.publish("market_data", data)
+                    await asyncio.sleep(0.05)
+                await asyncio.sleep(1)
+            latencies = [(recv - f["ts_ns"]) / 1e6 for recv, f in normal.frames if f.get("run_id") == bot_run]
+        status = await asyncio.to_thread(backend_status, cfg)
+        code = slow.close_code
+        slow.transport.abort()
+        return latencies, code, status
+
+    latencies, code, status = run(body())
+    summary = LatencySummary.from_ms(latencies)
+    growth_mb = (int(status.get("rss_bytes") or 0) - int(status_before.get("rss_bytes") or 0)) / 2**20
+    cut = int(status["counters"].get("slow_client_disconnects", 0)) - int(
+        status_before["counters"].get("slow_client_disconnects", 0)
+    )
+    findings = []
+    if cut < 1:
+        findings.append(
+            Finding("error", "the slow client was never cut (slow_client_disconnects did not rise; policy: close 1013)")
+        )
+    if summary.p99 > float(limits["slow_client_p99_ms"]):
+        findings.append(
+            Finding(
+                "error",
+                f"other client's P99 {summary.p99} ms > {limits['slow_client_p99_ms']} ms while one client was slow",
+            )
+        )
+    if growth_mb > float(limits["backend_rss_growth_max_mb"]):
+        findings.append(Finding("error", f"backend memory grew {growth_mb:.1f} MB with a slow client"))
+    record.scenario(
+        "slow_subscriber",
+        not findings,
+        fault="slow client",
+        latency_ms=summary.serialize(),
+        slow_client_close_code=code,
+        slow_client_disconnects=cut,
+        backend_rss_growth_mb=round(growth_mb, 1),
+        lost=0,
+        duplicated=0,
+        reordered=0,
+        trading_continued=True,
+        findings=[f.serialize() for f in findings],
+    )
+    for f in findings:
+        record.finding(f.severity, f"slow_subscriber: {f.message}")
+    assert not findings, "; ".join(f.message for f in findings)

@@ -1,0 +1,51 @@
+"""Faults done through the userspace fault proxy between bot and backend (no netem here)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import requests
+
+from wsrig.faults.base import FaultContext, register
+
+__all__ = ["ProxyFault"]
+
+
+@dataclass
+class ProxyFault:
+    """POST a fault config to the proxy's control API; heal clears every fault."""
+
+    ctx: FaultContext
+    settings: dict[str, Any] = field(default_factory=dict)
+    reset: bool = False
+    name: str = "proxy"
+    description: str = "fault proxy: latency/jitter, bandwidth, blackhole or reset"
+
+    @property
+    def url(self) -> str:
+        return self.ctx.config.proxy_control_url
+
+    def inject(self) -> None:
+        if self.settings:
+            resp = requests.post(self.url + "/faults", json=self.settings, timeout=5)
+            if not resp.ok:
+                raise RuntimeError(f"fault proxy refused {self.settings}: HTTP {resp.status_code} {resp.text[:200]}")
+        if self.reset:
+            requests.post(self.url + "/reset", json={}, timeout=5).raise_for_status()
+
+    def heal(self) -> None:
+        requests.delete(self.url + "/faults", timeout=5).raise_for_status()
+
+
+def _preset(name: str, settings: dict[str, Any], reset: bool = False, description: str = "") -> None:
+    def factory(ctx: FaultContext, **options: Any) -> ProxyFault:
+        return ProxyFault(ctx, {**settings, **options}, reset, name, description)
+
+    register(name)(factory)
+
+
+_preset("slow_link", {"latency_ms": 150, "jitter_ms": 50}, description="150 ms +- 50 ms latency both ways")
+_preset("bandwidth", {"bandwidth_kbps": 64}, description="64 kbit/s both ways")
+_preset("blackhole", {"blackhole": True}, description="accept but forward nothing")
+_preset("reset", {}, reset=True, description="RST every connection through the proxy")
