@@ -59,9 +59,7 @@ class Config:
         """Read ``SYSTEM__*`` variables; unset or empty ones keep their default."""
         env = os.environ if env is None else env
         d = cls()
-        origins = tuple(
-            o.strip() for o in env.get("SYSTEM__ALLOWED_ORIGINS", "").split(",") if o.strip()
-        )
+        origins = tuple(o.strip() for o in env.get("SYSTEM__ALLOWED_ORIGINS", "").split(",") if o.strip())
         return cls(
             host=env.get("SYSTEM__HOST", "").strip() or d.host,
             port=_int(env, "SYSTEM__PORT", d.port),

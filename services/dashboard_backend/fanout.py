@@ -143,11 +143,7 @@ class Hub:
 
     def replay(self, run_id: str, after_seq: int, sub: Subscription) -> tuple[list[Entry], bool]:
         """Ring entries of ``run_id`` with seq > ``after_seq`` matching ``sub``; complete?"""
-        entries = [
-            e
-            for e in self.ring
-            if e.run_id == run_id and e.seq > after_seq and sub.matches(e.type, e.symbol)
-        ]
+        entries = [e for e in self.ring if e.run_id == run_id and e.seq > after_seq and sub.matches(e.type, e.symbol)]
         return entries, after_seq >= self.floor.get(run_id, 0)
 
     def attach(self, client: Client, resume: tuple[str, int] | None = None) -> bool:

@@ -264,9 +264,7 @@ class Ingest:
 
     # --- persistence ----------------------------------------------------------
 
-    def restore(
-        self, run_id: str, acked_seq: int, last_seq: int, committed_above: Iterable[int] = ()
-    ) -> None:
+    def restore(self, run_id: str, acked_seq: int, last_seq: int, committed_above: Iterable[int] = ()) -> None:
         """Reload one run after a restart: its watermark, last seq and stored seqs above it."""
         run = self._run(run_id)
         run.watermark = max(run.watermark, acked_seq)

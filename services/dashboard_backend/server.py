@@ -302,9 +302,7 @@ class Backend:
         log.info("publisher %s connected from %s (acked_seq=%d)", run_id, pub.remote, pub.last_ack)
         acker = asyncio.create_task(self._acker(pub))
         try:
-            await ws.send(
-                json.dumps({"type": "welcome", "run_id": run_id, "acked_seq": pub.last_ack})
-            )
+            await ws.send(json.dumps({"type": "welcome", "run_id": run_id, "acked_seq": pub.last_ack}))
             async for raw in ws:
                 if pub.superseded:
                     break
@@ -343,9 +341,7 @@ class Backend:
             return None
         auth = obj.get("auth")
         token = self.config.auth_token
-        if not isinstance(auth, str) or not hmac.compare_digest(
-            auth.encode("utf-8", "replace"), token.encode()
-        ):
+        if not isinstance(auth, str) or not hmac.compare_digest(auth.encode("utf-8", "replace"), token.encode()):
             self.counters.auth_failures += 1
             log.warning("publisher from %s: authentication failed", _remote(ws))
             await ws.close(1008, "authentication failed")
@@ -438,9 +434,7 @@ class Backend:
                 with contextlib.suppress(asyncio.CancelledError, ConnectionClosed):
                     await task
 
-    async def _subscribe(
-        self, ws: ServerConnection
-    ) -> tuple[Subscription, tuple[str, int] | None, bool]:
+    async def _subscribe(self, ws: ServerConnection) -> tuple[Subscription, tuple[str, int] | None, bool]:
         """Read the optional subscribe frame; anything wrong keeps the default."""
         try:
             raw = await asyncio.wait_for(ws.recv(), SUBSCRIBE_TIMEOUT_S)
@@ -462,9 +456,7 @@ class Backend:
             obj.get("snapshot", True),
         )
 
-    async def _sender(
-        self, ws: ServerConnection, client: Client, wake: asyncio.Event, head: str | None
-    ) -> None:
+    async def _sender(self, ws: ServerConnection, client: Client, wake: asyncio.Event, head: str | None) -> None:
         if head is not None:
             await ws.send(head)
         while True:
@@ -601,9 +593,7 @@ class Backend:
             [(f'{{type="{t}"}}', n) for t, n in sorted(c["received_by_type"].items())],
         )
         counter("dashboard_messages_unique_total", "New envelopes (not duplicates).", c["unique"])
-        counter(
-            "dashboard_broadcast_total", "Envelope frames delivered to clients.", c["broadcast"]
-        )
+        counter("dashboard_broadcast_total", "Envelope frames delivered to clients.", c["broadcast"])
         counter("dashboard_duplicates_total", "Duplicate envelopes dropped.", c["duplicates"])
         counter("dashboard_late_total", "New envelopes older than the last broadcast.", c["late"])
         metric(

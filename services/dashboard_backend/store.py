@@ -123,8 +123,7 @@ class Store:
                 )
             else:
                 cur = db.execute(
-                    "SELECT text FROM events WHERE type = 'trade' AND run_id = ?"
-                    " ORDER BY seq LIMIT ?",
+                    "SELECT text FROM events WHERE type = 'trade' AND run_id = ? ORDER BY seq LIMIT ?",
                     (run_id, limit),
                 )
             return [text for (text,) in cur]
@@ -160,9 +159,7 @@ class Store:
                 " ORDER BY rowid"
             )
         ]
-        row = db.execute(
-            "SELECT text FROM events WHERE type = 'portfolio' ORDER BY rowid DESC LIMIT 1"
-        ).fetchone()
+        row = db.execute("SELECT text FROM events WHERE type = 'portfolio' ORDER BY rowid DESC LIMIT 1").fetchone()
         out.portfolio = json.loads(row[0]) if row else None
         trades = db.execute(
             "SELECT text FROM events WHERE type = 'trade' ORDER BY rowid DESC LIMIT ?",

@@ -1,0 +1,354 @@
+"""Integration tests: the real backend on 127.0.0.1 port 0 with a temporary data dir."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import socket
+import urllib.error
+import urllib.request
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import pytest
+from dashboard_backend.config import Config
+from dashboard_backend.server import Backend
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+from wscontract import validate_control, validate_envelope
+
+RUN = "run-1111-2222-3333"
+TOKEN = "test-token"
+TIMEOUT = 5.0
+
+DATA: dict[str, dict[str, Any]] = {
+    "market_data": {"symbol": "BTC", "price": 100.5, "bid": 100.0, "ask": 101.0, "volume": 3},
+    "signal": {"symbol": "ETH", "action": "buy", "strength": 0.7},
+    "order": {"order_id": "o1", "symbol": "BTC", "side": "buy", "quantity": 1, "status": "new"},
+    "trade": {
+        "trade_id": "t1",
+        "order_id": "o1",
+        "symbol": "BTC",
+        "side": "buy",
+        "quantity": 1,
+        "price": 100.5,
+    },
+    "position": {"symbol": "BTC", "quantity": 1, "avg_price": 100.5},
+    "portfolio": {"cash": 900, "equity": 1000, "realized_pnl": 0, "unrealized_pnl": 0},
+    "alert": {"level": "info", "message": "hello"},
+    "heartbeat": {"uptime_s": 1.5},
+    "bot_status": {"state": "trading", "connected": True},
+}
+CYCLE = list(DATA)
+
+
+def envelope(seq: int, run_id: str = RUN) -> str:
+    msg_type = CYCLE[seq % len(CYCLE)]
+    data = dict(DATA[msg_type])
+    if msg_type == "trade":
+        data["trade_id"] = f"t{seq}"
+    env = {
+        "v": 1,
+        "type": msg_type,
+        "source": "ai-trading-bot",
+        "run_id": run_id,
+        "seq": seq,
+        "ts_ns": 1_700_000_000_000_000_000 + seq,
+        "data": data,
+    }
+    validate_envelope(env)
+    return json.dumps(env)
+
+
+def hello(run_id: str = RUN, token: str = TOKEN) -> str:
+    return json.dumps({"type": "hello", "v": 1, "source": "ai-trading-bot", "run_id": run_id, "auth": token})
+
+
+@asynccontextmanager
+async def running(tmp_path: Any, **overrides: Any) -> AsyncIterator[Backend]:
+    settings: dict[str, Any] = {
+        "host": "127.0.0.1",
+        "port": 0,
+        "auth_token": TOKEN,
+        "data_dir": str(tmp_path),
+        "max_frame_bytes": 64 * 1024,
+        "ping_interval": 1.0,
+        "ping_timeout": 2.0,
+    }
+    settings.update(overrides)
+    backend = Backend(Config(**settings))
+    await backend.start()
+    try:
+        yield backend
+    finally:
+        await backend.stop()
+
+
+async def http_get(backend: Backend, path: str) -> tuple[int, Any]:
+    url = f"http://127.0.0.1:{backend.port}{path}"
+
+    def fetch() -> tuple[int, Any]:
+        try:
+            with urllib.request.urlopen(url, timeout=TIMEOUT) as resp:
+                body = resp.read()
+                status = resp.status
+                ctype = resp.headers.get("Content-Type", "")
+        except urllib.error.HTTPError as err:
+            body, status, ctype = err.read(), err.code, err.headers.get("Content-Type", "")
+        return status, json.loads(body) if ctype.startswith("application/json") else body
+
+    return await asyncio.to_thread(fetch)
+
+
+async def recv_json(ws: ClientConnection) -> dict[str, Any]:
+    return json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT))
+
+
+async def wait_ack(ws: ClientConnection, seq: int) -> list[dict[str, Any]]:
+    """Read frames until an ack for ``seq``; return the non-ack frames seen."""
+    others = []
+    while True:
+        frame = await recv_json(ws)
+        if frame["type"] == "ack":
+            validate_control(frame)
+            if frame["seq"] >= seq:
+                assert frame["seq"] == seq
+                return others
+        else:
+            others.append(frame)
+
+
+async def publisher(backend: Backend, run_id: str = RUN) -> tuple[ClientConnection, int]:
+    ws = await connect(f"ws://127.0.0.1:{backend.port}/ws")
+    await ws.send(hello(run_id))
+    welcome = await recv_json(ws)
+    validate_control(welcome)
+    assert welcome["type"] == "welcome" and welcome["run_id"] == run_id
+    return ws, welcome["acked_seq"]
+
+
+async def closed_code(ws: ClientConnection) -> int | None:
+    with pytest.raises(ConnectionClosed):
+        while True:
+            await asyncio.wait_for(ws.recv(), TIMEOUT)
+    return ws.close_code
+
+
+# --- the end-to-end story -----------------------------------------------------------
+
+
+def test_publish_ack_fanout_errors_and_restart(tmp_path):
+    """200 envelopes are acked, fanned out in order, stored, and survive a restart."""
+
+    async def go() -> None:
+        sent = [envelope(seq) for seq in range(1, 201)]
+        trades = [s for s in sent if json.loads(s)["type"] == "trade"]
+        async with running(tmp_path) as backend:
+            sub = await connect(f"ws://127.0.0.1:{backend.port}/ws/stream")
+            await sub.send(json.dumps({"type": "subscribe"}))
+            snapshot = await recv_json(sub)
+            validate_control(snapshot)
+            assert snapshot["type"] == "snapshot" and snapshot["runs"] == {}
+
+            pub, acked = await publisher(backend)
+            assert acked == 0
+            for text in sent:
+                await pub.send(text)
+            assert await wait_ack(pub, 200) == []
+
+            got = [await asyncio.wait_for(sub.recv(), TIMEOUT) for _ in range(200)]
+            assert got == sent  # unchanged text, in order, no duplicates
+
+            await pub.send("{not json")
+            err = await recv_json(pub)
+            validate_control(err)
+            assert err["code"] == "invalid_json"
+            bad = json.loads(envelope(201))
+            del bad["ts_ns"]
+            await pub.send(json.dumps(bad))
+            err = await recv_json(pub)
+            assert err["code"] == "schema_violation" and err["seq"] == 201
+            await pub.send(sent[0])  # a duplicate: silently ignored
+            await pub.send(envelope(202))
+            await wait_ack(pub, 202)  # the rejected 201 counts as accounted
+            assert json.loads(await asyncio.wait_for(sub.recv(), TIMEOUT))["seq"] == 202
+
+            status, body = await http_get(backend, "/api/websocket/status")
+            assert status == 200
+            c = body["counters"]
+            assert body["publisher_count"] == 1 and body["client_count"] == 1
+            assert c["received"] == 202 and c["duplicates"] == 1 and c["broadcast"] == 201
+            assert c["rejected_by_code"] == {"invalid_json": 1, "schema_violation": 1}
+            assert body["runs"][RUN]["acked_seq"] == 202
+            await pub.close()
+            await sub.close()
+
+        async with running(tmp_path) as backend:
+            pub, acked = await publisher(backend)
+            assert acked == 202
+            await pub.close()
+            status, body = await http_get(backend, f"/api/trades?run_id={RUN}")
+            assert status == 200 and body["count"] == len(trades)
+            assert [json.dumps(t) for t in body["trades"]] == trades
+            status, state = await http_get(backend, "/api/state")
+            assert state["positions"]["BTC"]["avg_price"] == 100.5
+            assert state["recent_trades"][-1] == json.loads(trades[-1])
+
+    asyncio.run(asyncio.wait_for(go(), 12))
+
+
+# --- bad input ----------------------------------------------------------------------
+
+
+def test_wrong_token_oversize_and_bad_hello(tmp_path):
+    """Wrong token -> 1008, oversize frame -> 1009, non-hello first frame -> error + 1008."""
+
+    async def go() -> None:
+        async with running(tmp_path) as backend:
+            url = f"ws://127.0.0.1:{backend.port}/ws"
+            async with connect(url) as ws:
+                await ws.send(hello(token="wrong"))
+                assert await closed_code(ws) == 1008
+
+            pub, _ = await publisher(backend)
+            await pub.send("x" * (64 * 1024 + 1))
+            assert await closed_code(pub) == 1009
+
+            async with connect(url) as ws:
+                await ws.send(envelope(1))
+                assert (await recv_json(ws))["code"] == "expected_hello"
+                assert await closed_code(ws) == 1008
+
+            _, body = await http_get(backend, "/api/websocket/status")
+            assert body["counters"]["auth_failures"] == 1
+            for _ in range(50):  # the handler's bookkeeping runs after the close
+                _, body = await http_get(backend, "/api/websocket/status")
+                if body["counters"]["oversize_closes"] == 1:
+                    break
+                await asyncio.sleep(0.01)
+            assert body["counters"]["oversize_closes"] == 1
+
+    asyncio.run(asyncio.wait_for(go(), 10))
+
+
+def test_takeover_and_run_mismatch(tmp_path):
+    """A second hello for a run replaces the first connection; a foreign run_id is refused."""
+
+    async def go() -> None:
+        async with running(tmp_path) as backend:
+            old, _ = await publisher(backend)
+            new, _ = await publisher(backend)
+            assert await closed_code(old) == 4000
+            await new.send(envelope(1, run_id="another-run-id"))
+            err = await recv_json(new)
+            assert err["code"] == "run_mismatch"
+            await new.send(envelope(1))
+            await wait_ack(new, 1)
+            await new.close()
+
+    asyncio.run(asyncio.wait_for(go(), 10))
+
+
+# --- clients ------------------------------------------------------------------------
+
+
+def test_subscriber_filter_resume_and_bad_subscribe(tmp_path):
+    """Filters apply, resume replays the missed seqs, a bad subscribe keeps the default."""
+
+    async def go() -> None:
+        async with running(tmp_path) as backend:
+            pub, _ = await publisher(backend)
+            for seq in range(1, 31):
+                await pub.send(envelope(seq))
+            await wait_ack(pub, 30)
+            stream = f"ws://127.0.0.1:{backend.port}/ws/stream"
+
+            async with connect(stream) as ws:
+                sub = {"type": "subscribe", "types": ["trade", "heartbeat"], "symbols": ["ETH"]}
+                sub["resume"] = {"run_id": RUN, "after_seq": 20}
+                await ws.send(json.dumps(sub))
+                snap = await recv_json(ws)
+                assert snap["resumed"] is True and snap["runs"] == {RUN: 30}
+                # heartbeat has no symbol (passes); trades are BTC (filtered out)
+                want = [s for s in range(21, 31) if CYCLE[s % len(CYCLE)] == "heartbeat"]
+                got = [(await recv_json(ws))["seq"] for _ in want]
+                assert got == want
+
+            async with connect(stream) as ws:
+                await ws.send("[1, 2]")
+                err = await recv_json(ws)
+                assert err["type"] == "error" and err["code"] == "bad_subscribe"
+                assert (await recv_json(ws))["type"] == "snapshot"
+                await pub.send(envelope(31))
+                assert (await recv_json(ws))["seq"] == 31
+            await pub.close()
+
+    asyncio.run(asyncio.wait_for(go(), 10))
+
+
+def test_http_endpoints_and_origin(tmp_path):
+    """Health, ready, metrics, 404 and the origin check on /ws/stream."""
+
+    async def go() -> None:
+        async with running(tmp_path, allowed_origins=("http://ok.example",)) as backend:
+            assert await http_get(backend, "/health") == (200, {"status": "ok"})
+            assert await http_get(backend, "/ready") == (200, {"ready": True})
+            status, _ = await http_get(backend, "/nope")
+            assert status == 404
+            status, _ = await http_get(backend, "/api/trades?limit=abc")
+            assert status == 400
+            status, text = await http_get(backend, "/metrics")
+            assert status == 200 and b"dashboard_clients 0" in text
+            stream = f"ws://127.0.0.1:{backend.port}/ws/stream"
+            with pytest.raises(Exception, match="403"):
+                await connect(stream, origin="http://evil.example")
+            async with connect(stream, origin="http://ok.example") as ws:
+                await ws.send(json.dumps({"type": "subscribe", "snapshot": True}))
+                assert (await recv_json(ws))["type"] == "snapshot"
+
+    asyncio.run(asyncio.wait_for(go(), 10))
+
+
+def test_slow_client_is_closed_with_1013_and_others_unaffected(tmp_path):
+    """A client that stops reading is closed with 1013; a reading client gets everything."""
+
+    async def go() -> None:
+        async with running(tmp_path, client_queue_size=30, max_frame_bytes=256 * 1024) as backend:
+            stream = f"ws://127.0.0.1:{backend.port}/ws/stream"
+            # A tiny receive buffer (no autotuning) so the kernel cannot absorb the stream.
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 * 1024)
+            sock.setblocking(False)
+            await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", backend.port))
+            slow = await connect(stream, sock=sock, max_size=None, max_queue=1)
+            fast = await connect(stream, max_size=None)
+            for ws in (slow, fast):
+                await ws.send(json.dumps({"type": "subscribe", "snapshot": False}))
+            await asyncio.sleep(0.05)
+            pub, _ = await publisher(backend)
+            padding = secrets.token_urlsafe(75_000)  # incompressible: defeats deflate
+            n = 150
+            seen = []
+
+            async def read_fast() -> None:
+                while len(seen) < n:
+                    seen.append(json.loads(await asyncio.wait_for(fast.recv(), TIMEOUT))["seq"])
+
+            reader = asyncio.create_task(read_fast())
+            for seq in range(1, n + 1):
+                env = json.loads(envelope(seq))
+                env["data"]["padding"] = padding
+                await pub.send(json.dumps(env))
+                await asyncio.sleep(0.002)  # a pace the reading client can follow
+            await wait_ack(pub, n)
+            await reader
+            assert seen == list(range(1, n + 1))
+            assert await closed_code(slow) == 1013
+            _, body = await http_get(backend, "/api/websocket/status")
+            assert body["counters"]["slow_client_disconnects"] == 1
+            await pub.close()
+            await fast.close()
+
+    asyncio.run(asyncio.wait_for(go(), 12))
