@@ -112,6 +112,8 @@ for what in ${BUILD_ONLY}; do
         *) die "unknown image '${what}' in WSRIG_BUILD_ONLY (bot, dashboard, proxy)" ;;
     esac
 done
+# A rebuild under the same tag leaves the previous image untagged; drop ours only.
+docker image prune -f --filter "label=wsrig.project=wsrig" >/dev/null 2>&1 || true
 echo "BASE_IMAGE=${BASE_IMAGE}"
 echo "BOT_IMAGE=${BOT_IMAGE}"
 echo "DASHBOARD_IMAGE=${DASHBOARD_IMAGE}"
