@@ -130,10 +130,10 @@ class Publisher:
         self._wake.set()
 
     async def wait_drained(self, timeout: float) -> bool:
-        """Wait (bounded) until the backend has acked every critical message."""
+        """Wait (bounded) until the backend has acked everything produced so far."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self.core.outbox_depth == 0:
+            if self.core.acked_seq >= self.core.last_seq:
                 return True
             if not self.connected:
                 return False
@@ -332,7 +332,7 @@ class Publisher:
                     self.core.commit()
                     return
             self.core.commit()
-            if self.core.old_run_depth(run_id) == 0:
+            if run_id not in self.core.old_runs():
                 self.old_runs_delivered += 1
                 log.info("earlier run %s fully delivered", run_id)
 

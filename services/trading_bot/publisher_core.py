@@ -28,6 +28,7 @@ __all__ = [
     "MemoryOutbox",
     "Outbox",
     "PublisherCore",
+    "gap_data",
     "gap_ranges",
 ]
 
@@ -45,28 +46,50 @@ class Frame:
 
 
 class Outbox(Protocol):
-    """Durable store of unacked critical envelopes, keyed by (run_id, seq)."""
+    """Durable store of every unacked envelope, keyed by (run_id, seq).
+
+    Critical envelopes stay until acked. Ephemeral ones are mirrored too (the bounded
+    queue is at most ``queue_size`` of them), so that after a crash the next process
+    can account for every seq of the old run: a dropped ephemeral envelope keeps its
+    row, marked dropped (text gone), until a ``gap`` that declares it is stored.
+    """
 
     def add(self, run_id: str, seq: int, msg_type: str, text: str) -> None: ...
 
+    def mark_dropped(self, run_id: str, seq: int) -> None:
+        """An ephemeral envelope was dropped: keep (seq, type), forget the text."""
+        ...
+
+    def forget(self, run_id: str, seqs: list[int]) -> None:
+        """Remove dropped rows once a stored gap declares them."""
+        ...
+
     def ack_upto(self, run_id: str, seq: int) -> int:
-        """Forget every message of ``run_id`` with seq <= ``seq``; returns how many."""
+        """Forget every row of ``run_id`` with seq <= ``seq``; returns how many."""
         ...
 
     def pending_after(self, run_id: str, seq: int) -> list[Frame]:
-        """Messages of ``run_id`` with seq > ``seq``, in seq order."""
+        """Held (not dropped) envelopes of ``run_id`` with seq > ``seq``, in seq order."""
+        ...
+
+    def dropped_after(self, run_id: str, seq: int) -> list[tuple[int, str]]:
+        """(seq, type) of dropped, not yet declared rows with seq > ``seq``."""
+        ...
+
+    def max_seq(self, run_id: str) -> int:
+        """Highest seq of any row of ``run_id`` (0 when none)."""
         ...
 
     def depth(self, run_id: str | None = None) -> int:
-        """Pending messages of one run (or of all runs)."""
+        """Unacked critical envelopes of one run (or of all runs)."""
         ...
 
     def runs(self) -> list[str]:
-        """run_ids that still have pending messages, oldest first."""
+        """run_ids that still have rows, oldest first."""
         ...
 
     def flush(self) -> None:
-        """Make every ``add``/``ack_upto`` so far durable."""
+        """Make every change so far durable."""
         ...
 
     def close(self) -> None: ...
@@ -76,30 +99,50 @@ class MemoryOutbox:
     """In-memory ``Outbox`` for tests and for running without a data directory."""
 
     def __init__(self) -> None:
-        self._runs: dict[str, OrderedDict[int, Frame]] = {}
+        # run_id -> seq -> (type, text or None when dropped)
+        self._runs: dict[str, OrderedDict[int, tuple[str, str | None]]] = {}
 
     def add(self, run_id: str, seq: int, msg_type: str, text: str) -> None:
-        self._runs.setdefault(run_id, OrderedDict())[seq] = Frame(seq, msg_type, text)
+        self._runs.setdefault(run_id, OrderedDict())[seq] = (msg_type, text)
+
+    def mark_dropped(self, run_id: str, seq: int) -> None:
+        rows = self._runs.get(run_id)
+        if rows and seq in rows:
+            rows[seq] = (rows[seq][0], None)
+
+    def forget(self, run_id: str, seqs: list[int]) -> None:
+        rows = self._runs.get(run_id, OrderedDict())
+        for seq in seqs:
+            rows.pop(seq, None)
 
     def ack_upto(self, run_id: str, seq: int) -> int:
-        held = self._runs.get(run_id)
+        rows = self._runs.get(run_id)
         freed = 0
-        while held and next(iter(held)) <= seq:
-            held.popitem(last=False)
+        while rows and next(iter(rows)) <= seq:  # rows are added in seq order
+            rows.popitem(last=False)
             freed += 1
         return freed
 
     def pending_after(self, run_id: str, seq: int) -> list[Frame]:
-        held = self._runs.get(run_id, OrderedDict())
-        return sorted((f for s, f in held.items() if s > seq), key=lambda f: f.seq)
+        rows = self._runs.get(run_id, OrderedDict())
+        return sorted(
+            (Frame(s, t, x) for s, (t, x) in rows.items() if s > seq and x is not None),
+            key=lambda f: f.seq,
+        )
+
+    def dropped_after(self, run_id: str, seq: int) -> list[tuple[int, str]]:
+        rows = self._runs.get(run_id, OrderedDict())
+        return sorted((s, t) for s, (t, x) in rows.items() if s > seq and x is None)
+
+    def max_seq(self, run_id: str) -> int:
+        return max(self._runs.get(run_id) or [0])
 
     def depth(self, run_id: str | None = None) -> int:
-        if run_id is not None:
-            return len(self._runs.get(run_id, ()))
-        return sum(len(h) for h in self._runs.values())
+        runs = [run_id] if run_id is not None else list(self._runs)
+        return sum(1 for r in runs for t, _ in self._runs.get(r, OrderedDict()).values() if t in CRITICAL_TYPES)
 
     def runs(self) -> list[str]:
-        return [r for r, h in self._runs.items() if h]
+        return [r for r, rows in self._runs.items() if rows]
 
     def flush(self) -> None:
         pass
@@ -109,6 +152,21 @@ class MemoryOutbox:
 
 
 # --- gap helpers -----------------------------------------------------------------
+
+
+def gap_data(drops: Iterable[tuple[int, str]], reason: str) -> dict[str, Any]:
+    """The ``data`` of a gap declaring exactly ``drops`` ((seq, type) pairs)."""
+    drops = list(drops)
+    seqs = [s for s, _ in drops]
+    counts = Counter(t for _, t in drops)
+    return {
+        "from_seq": min(seqs),
+        "to_seq": max(seqs),
+        "count": len(set(seqs)),
+        "ranges": gap_ranges(seqs),
+        "counts_by_type": dict(sorted(counts.items())),
+        "reason": reason,
+    }
 
 
 def gap_ranges(seqs: Iterable[int]) -> list[list[int]]:
@@ -222,6 +280,7 @@ class PublisherCore:
         self.acks_received = 0
         self.acks_beyond_sent = 0
         self.ack_regressions = 0
+        self.restart_gaps = 0  # gaps declared for earlier runs' undeclared drops
 
     # --- production --------------------------------------------------------------
 
@@ -265,11 +324,13 @@ class PublisherCore:
             if self.connected:
                 self._to_send.append((seq, msg_type, text))
         else:
+            self._outbox.add(self.run_id, seq, msg_type, text)
             self._eph[seq] = (msg_type, text)
             if self.connected:
                 self._to_send.append((seq, msg_type, None))
             while len(self._eph) > self.queue_size:
                 old_seq, (old_type, _) = self._eph.popitem(last=False)
+                self._outbox.mark_dropped(self.run_id, old_seq)
                 self._pending_drops.append((old_seq, old_type))
                 self.dropped_by_type[old_type] += 1
         if self.connected and self.listener is not None:
@@ -283,22 +344,15 @@ class PublisherCore:
         if not force and now - self._last_gap < self._gap_interval:
             return None
         drops, self._pending_drops = self._pending_drops, []
-        seqs = [s for s, _ in drops]
-        counts = Counter(t for _, t in drops)
-        first, last = min(seqs), max(seqs)
-        data = {
-            "from_seq": first,
-            "to_seq": last,
-            "count": len(seqs),
-            "ranges": gap_ranges(seqs),
-            "counts_by_type": dict(sorted(counts.items())),
-            "reason": "queue_overflow",
-        }
+        data = gap_data(drops, "queue_overflow")
         self._last_gap = now
         seq = self._produce("gap", data)
-        self.declared_gaps.append({"seq": seq, "from_seq": first, "to_seq": last, "count": len(seqs)})
+        self._outbox.forget(self.run_id, [s for s, _ in drops])
+        self.declared_gaps.append(
+            {"seq": seq, "from_seq": data["from_seq"], "to_seq": data["to_seq"], "count": data["count"]}
+        )
         self.declared_gaps_total += 1
-        self.declared_dropped_total += len(seqs)
+        self.declared_dropped_total += data["count"]
         return seq
 
     # --- connection ----------------------------------------------------------------
@@ -315,9 +369,8 @@ class PublisherCore:
         self._free_upto(min(acked_seq, self.last_seq))
         self._emit_gap(force=True)
         self.commit()
-        crit = self._outbox.pending_after(self.run_id, acked_seq) if self.buffering else []
-        eph = [Frame(s, t, x) for s, (t, x) in self._eph.items() if s > acked_seq]
-        frames = sorted(crit + eph, key=lambda f: f.seq)
+        # The outbox mirrors the queue, so this is critical + ephemeral merged by seq.
+        frames = self._outbox.pending_after(self.run_id, acked_seq) if self.buffering else []
         self.connected = True
         self._to_send.clear()
         self._sent_upto = max(acked_seq, 0)
@@ -368,9 +421,8 @@ class PublisherCore:
         if seq <= self.acked_seq:
             return 0
         freed = self._outbox.ack_upto(self.run_id, seq) if self.buffering else 0
-        while self._eph and next(iter(self._eph)) <= seq:
+        while self._eph and next(iter(self._eph)) <= seq:  # mirrored in the outbox
             self._eph.popitem(last=False)
-            freed += 1
         self.acked_seq = seq
         return freed
 
@@ -383,8 +435,23 @@ class PublisherCore:
         return [r for r in self._outbox.runs() if r != self.run_id]
 
     def old_run_frames(self, run_id: str, acked_seq: int) -> list[Frame]:
-        """After the welcome of an old run: free what it acked, return the rest."""
+        """After the welcome of an old run: free what it acked, return the rest.
+
+        Drops the old process had not declared yet (it died within the gap interval)
+        are declared now by one more ``gap`` of that run, with the next seq after its
+        last stored row: every seq the backend may have seen was committed first, so
+        that seq was never sent.
+        """
         self._outbox.ack_upto(run_id, acked_seq)
+        undeclared = self._outbox.dropped_after(run_id, acked_seq)
+        if undeclared:
+            seq = self._outbox.max_seq(run_id) + 1
+            data = gap_data(undeclared, "publisher_restart")
+            env = self.envelope("gap", seq, data)
+            env["run_id"] = run_id
+            self._outbox.add(run_id, seq, "gap", json.dumps(env, separators=(",", ":")))
+            self._outbox.forget(run_id, [s for s, _ in undeclared])
+            self.restart_gaps += 1
         self._outbox.flush()
         frames = self._outbox.pending_after(run_id, acked_seq)
         self.resent_total += len(frames)
@@ -395,6 +462,7 @@ class PublisherCore:
         return self._outbox.ack_upto(run_id, seq)
 
     def old_run_depth(self, run_id: str) -> int:
+        """Unacked critical envelopes of an earlier run."""
         return self._outbox.depth(run_id)
 
     # --- stats -----------------------------------------------------------------------
@@ -434,4 +502,5 @@ class PublisherCore:
             "acks_received": self.acks_received,
             "acks_beyond_sent": self.acks_beyond_sent,
             "ack_regressions": self.ack_regressions,
+            "restart_gaps": self.restart_gaps,
         }

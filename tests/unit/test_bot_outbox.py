@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
 from trading_bot.outbox import SqliteOutbox
 from trading_bot.publisher_core import PublisherCore
+from wscontract import validate_envelope
 
 
 def test_add_pending_ack(tmp_path):
@@ -55,7 +58,7 @@ def test_uncommitted_writes_are_not_durable(tmp_path):
 
 
 def test_core_with_sqlite_outbox_resends_after_restart(tmp_path):
-    """A core's unacked criticals are found by the next process's core."""
+    """A core's unacked envelopes (queue mirrored) are found by the next process's core."""
     box = SqliteOutbox.in_dir(str(tmp_path))
     core = PublisherCore("run-first-01", box, 10)
     for _ in range(3):
@@ -70,5 +73,41 @@ def test_core_with_sqlite_outbox_resends_after_restart(tmp_path):
     box2 = SqliteOutbox.in_dir(str(tmp_path))
     core2 = PublisherCore("run-second-2", box2, 10)
     assert core2.old_runs() == ["run-first-01"]
-    assert [f.seq for f in core2.old_run_frames("run-first-01", 2)] == [3, 5]
+    frames = core2.old_run_frames("run-first-01", 2)
+    assert [(f.seq, f.type) for f in frames] == [(3, "alert"), (4, "heartbeat"), (5, "alert"), (6, "heartbeat")]
+    assert core2.restart_gaps == 0
+    box2.close()
+
+
+def test_undeclared_drops_of_a_crashed_run_are_declared_on_restart(tmp_path):
+    """Drops the old process had not declared yet get a restart gap at the old run's next seq."""
+    box = SqliteOutbox.in_dir(str(tmp_path))
+    clock = iter([0.0] + [0.5] * 100).__next__  # first gap at once, then rate-limited
+    core = PublisherCore("run-crash-01", box, 2, clock=clock)
+    for _ in range(3):
+        core.produce("heartbeat", {"uptime_s": 1})  # 1 2 3 -> drops 1 -> gap 4
+    core.produce("alert", {"level": "info", "message": "x"})  # 5
+    core.produce("heartbeat", {"uptime_s": 1})  # 6 -> drops 2 (pending, undeclared)
+    core.produce("heartbeat", {"uptime_s": 1})  # 7 -> drops 3 (pending, undeclared)
+    core.commit()
+    box._db.close()  # crash: no graceful close
+
+    box2 = SqliteOutbox.in_dir(str(tmp_path))
+    core2 = PublisherCore("run-after-02", box2, 2)
+    frames = core2.old_run_frames("run-crash-01", 0)
+    assert [(f.seq, f.type) for f in frames] == [
+        (4, "gap"),
+        (5, "alert"),
+        (6, "heartbeat"),
+        (7, "heartbeat"),
+        (8, "gap"),
+    ]
+    env = json.loads(frames[-1].text)
+    validate_envelope(env)
+    assert env["run_id"] == "run-crash-01"
+    assert env["data"]["ranges"] == [[2, 3]] and env["data"]["reason"] == "publisher_restart"
+    assert env["data"]["counts_by_type"] == {"heartbeat": 2}
+    assert json.loads(frames[0].text)["data"]["ranges"] == [[1, 1]]
+    assert box2.dropped_after("run-crash-01", 0) == []
+    assert core2.old_run_frames("run-crash-01", 8) == [] and core2.old_runs() == []
     box2.close()
