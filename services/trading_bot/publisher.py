@@ -199,6 +199,12 @@ class Publisher:
         self.connect_attempts += 1
         async with self._connect() as ws:
             acked = await self._handshake(ws, self.core.run_id)
+            if acked < self.core.acked_seq:
+                log.warning(
+                    "backend's acked_seq went back from %d to %d (backend state lost?); resending what is still held",
+                    self.core.acked_seq,
+                    acked,
+                )
             frames = self.core.on_welcome(acked)
             self._ws = ws
             self.connected = True
