@@ -38,6 +38,7 @@ def main() -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     logging.getLogger("websockets").setLevel(logging.WARNING)
+    logging.getLogger("dashboard_backend.ws").setLevel(logging.WARNING)
     print(f"dashboard-backend config: {json.dumps(config.describe())}", flush=True)
     asyncio.run(_serve(config))
     return 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import secrets
 import socket
 import urllib.error
@@ -352,3 +353,22 @@ def test_slow_client_is_closed_with_1013_and_others_unaffected(tmp_path):
             await fast.close()
 
     asyncio.run(asyncio.wait_for(go(), 12))
+
+
+def test_bad_http_is_counted_not_logged_as_error(tmp_path, caplog):
+    """POST and garbage requests are refused and counted without an ERROR log line."""
+
+    async def go() -> None:
+        async with running(tmp_path) as backend:
+            for request in (b"POST /health HTTP/1.1\r\nHost: x\r\n\r\n", b"garbage\r\n\r\n"):
+                reader, writer = await asyncio.open_connection("127.0.0.1", backend.port)
+                writer.write(request)
+                await writer.drain()
+                await asyncio.wait_for(reader.read(), TIMEOUT)
+                writer.close()
+            _, body = await http_get(backend, "/api/websocket/status")
+            assert body["counters"]["bad_requests"] == 2
+
+    with caplog.at_level(logging.INFO):
+        asyncio.run(asyncio.wait_for(go(), 10))
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
