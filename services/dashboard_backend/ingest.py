@@ -107,9 +107,14 @@ class Decision:
 
 @dataclass(frozen=True, slots=True)
 class RunView:
-    """One run's sequencing numbers, as reported by the status API."""
+    """One run's sequencing numbers, as reported by the status API.
+
+    ``acked_seq`` is the durable watermark (what acks and welcome report);
+    ``accounted_seq`` the in-memory one, ahead of it by at most one commit window.
+    """
 
     acked_seq: int
+    accounted_seq: int
     last_seq: int
     broadcast_seq: int
     pending: int
@@ -118,6 +123,7 @@ class RunView:
     def serialize(self) -> dict[str, int]:
         return {
             "acked_seq": self.acked_seq,
+            "accounted_seq": self.accounted_seq,
             "last_seq": self.last_seq,
             "broadcast_seq": self.broadcast_seq,
             "pending": self.pending,
@@ -246,6 +252,10 @@ class Ingest:
             else:
                 return wm
 
+    def durable_watermark(self, run_id: str) -> int:
+        """The watermark as last persisted: the only one that may be acked."""
+        return self._persisted.get(run_id, (0, 0))[0]
+
     def last_broadcast(self, run_id: str) -> int:
         run = self._runs.get(run_id)
         return run.last_broadcast if run else 0
@@ -253,7 +263,8 @@ class Ingest:
     def runs(self) -> dict[str, RunView]:
         return {
             run_id: RunView(
-                acked_seq=run.watermark,
+                acked_seq=self.durable_watermark(run_id),
+                accounted_seq=run.watermark,
                 last_seq=run.last_seq,
                 broadcast_seq=run.last_broadcast,
                 pending=len(run.pending),
@@ -284,4 +295,7 @@ class Ingest:
         return out
 
     def mark_persisted(self, values: dict[str, tuple[int, int]]) -> None:
-        self._persisted.update(values)
+        """``values`` (from ``changed_watermarks`` or projections) are now on disk."""
+        for run_id, (acked, last) in values.items():
+            old = self._persisted.get(run_id, (0, 0))
+            self._persisted[run_id] = (max(acked, old[0]), max(last, old[1]))

@@ -261,10 +261,11 @@ class Backend:
     def _on_commit(self, by_run: dict[str, list[int]], marks: dict[str, tuple[int, int]]) -> None:
         for run_id, seqs in by_run.items():
             self.ingest.committed(run_id, seqs)
+        self.ingest.mark_persisted(marks)
+        for run_id in marks:
             pub = self.publishers.get(run_id)
             if pub is not None:
                 pub.wake.set()
-        self.ingest.mark_persisted(marks)
 
     def _internal(self, where: str, exc: BaseException) -> None:
         self.counters.internal_errors += 1
@@ -328,10 +329,11 @@ class Backend:
             run_id=run_id,
             remote=_remote(ws),
             connected_at=datetime.now(UTC).isoformat(timespec="milliseconds"),
-            last_ack=self.ingest.watermark(run_id),
+            last_ack=self.ingest.durable_watermark(run_id),
         )
         self.publishers[run_id] = pub
         log.info("publisher %s connected from %s (acked_seq=%d)", run_id, pub.remote, pub.last_ack)
+        assert self.committer is not None
         acker = asyncio.create_task(self._acker(pub))
         try:
             await ws.send(json.dumps({"type": "welcome", "run_id": run_id, "acked_seq": pub.last_ack}))
@@ -351,7 +353,7 @@ class Backend:
                     reply = _error("internal", "internal error processing this frame")
                 if reply is not None:
                     await ws.send(reply)
-                pub.wake.set()
+                self.committer.poke()
         finally:
             acker.cancel()
             if self.publishers.get(run_id) is pub:
@@ -428,11 +430,11 @@ class Backend:
         return None
 
     async def _acker(self, pub: _Publisher) -> None:
-        """Send cumulative acks, at most one per ``ACK_INTERVAL_S``."""
+        """Send cumulative acks of durable watermarks, at most one per ``ACK_INTERVAL_S``."""
         while True:
             await pub.wake.wait()
             pub.wake.clear()
-            wm = self.ingest.watermark(pub.run_id)
+            wm = self.ingest.durable_watermark(pub.run_id)
             if wm > pub.last_ack:
                 pub.last_ack = wm
                 frame = {"type": "ack", "run_id": pub.run_id, "seq": wm}

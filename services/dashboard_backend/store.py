@@ -4,15 +4,14 @@
 thread; reads open their own connection, WAL lets them run beside the writer).
 ``GroupCommitter`` is the asyncio glue: it gathers the critical envelopes that arrive
 within ``GROUP_COMMIT_MS``, writes them and the runs' watermarks in one transaction in
-the worker thread, then reports the committed seqs so the publisher can be acked. It
-also persists changed watermarks about every 100 ms, so ephemeral progress survives a
-restart. Only envelopes that passed validation ever reach the store.
+the worker thread, then reports the committed seqs so the publisher can be acked.
+Watermark changes from ephemeral traffic are written the same way, so what is acked
+is always what a restart reloads. Only envelopes that passed validation are stored.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import sqlite3
@@ -170,9 +169,16 @@ class Store:
 
 
 class GroupCommitter:
-    """Batches critical rows into one transaction per ``window_s`` in a worker thread."""
+    """Batches critical rows and watermark changes into one transaction per window.
 
-    PERSIST_EVERY_S = 0.1
+    ``submit`` queues a critical row; ``poke`` says a watermark may have moved (an
+    ephemeral seq was received). Either wakes the loop, which waits ``window_s`` to
+    gather more, then writes rows and changed watermarks in one transaction in the
+    worker thread and calls ``on_commit``. Acks are built from what ``on_commit``
+    reports, so an acked seq is always durable, ephemeral progress included: a restart
+    never forgets a seq the publisher was told it may drop.
+    """
+
     RETRY_S = 0.5
 
     def __init__(
@@ -192,9 +198,9 @@ class GroupCommitter:
         self._changed = changed
         self._on_commit = on_commit
         self._pending: list[Row] = []
+        self._poked = False
         self._wake = asyncio.Event()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
-        self._last_persist = 0.0
         self.committed = 0
         self.batches = 0
         self.errors = 0
@@ -205,6 +211,11 @@ class GroupCommitter:
         self._pending.append(row)
         self._wake.set()
 
+    def poke(self) -> None:
+        if not self._poked:
+            self._poked = True
+            self._wake.set()
+
     @property
     def depth(self) -> int:
         return len(self._pending)
@@ -213,25 +224,21 @@ class GroupCommitter:
 
     async def run(self) -> None:
         """Commit forever; cancel to stop (then call ``close``)."""
-        loop = asyncio.get_running_loop()
         just_committed = False
         while True:
-            if not self._pending:
+            if not self._pending and not self._poked:
                 just_committed = False
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.PERSIST_EVERY_S)
+                await self._wake.wait()
             self._wake.clear()
-            if self._pending:
-                if self.window_s and not just_committed:
-                    await asyncio.sleep(self.window_s)
-                just_committed = await self.commit()
-                if not just_committed:
-                    await asyncio.sleep(self.RETRY_S)
-            elif loop.time() - self._last_persist >= self.PERSIST_EVERY_S:
-                await self.persist_marks()
+            if self.window_s and not just_committed:
+                await asyncio.sleep(self.window_s)
+            just_committed = await self.commit()
+            if not just_committed:
+                await asyncio.sleep(self.RETRY_S)
 
     async def commit(self) -> bool:
-        """Write everything pending now; True on success (failed rows stay pending)."""
+        """Write pending rows and changed watermarks now; False on failure (kept pending)."""
+        self._poked = False
         batch, self._pending = self._pending, []
         by_run: dict[str, list[int]] = defaultdict(list)
         for row in batch:
@@ -239,38 +246,25 @@ class GroupCommitter:
         marks = self._changed()
         for run_id, seqs in by_run.items():
             marks[run_id] = (self._projected(run_id, seqs), self._last_seq(run_id))
+        if not batch and not marks:
+            return True
         try:
             await self._in_thread(self.store.write, batch, marks)
         except Exception:
             self.errors += 1
             log.exception("commit of %d rows failed; will retry", len(batch))
             self._pending[:0] = batch
+            self._poked = True
             return False
-        self.committed += len(batch)
-        self.batches += 1
-        self._last_persist = asyncio.get_running_loop().time()
+        if batch:
+            self.committed += len(batch)
+            self.batches += 1
         self._on_commit(dict(by_run), marks)
         return True
 
-    async def persist_marks(self) -> None:
-        """Save watermarks changed since the last save."""
-        self._last_persist = asyncio.get_running_loop().time()
-        marks = self._changed()
-        if not marks:
-            return
-        try:
-            await self._in_thread(self.store.write, [], marks)
-        except Exception:
-            self.errors += 1
-            log.exception("saving watermarks failed; will retry")
-            return
-        self._on_commit({}, marks)
-
     async def close(self) -> None:
-        """Final commit and watermark save, then stop the worker thread."""
-        if self._pending:
-            await self.commit()
-        await self.persist_marks()
+        """Final commit, then stop the worker thread."""
+        await self.commit()
         self._executor.shutdown(wait=True)
 
     async def _in_thread(self, fn: Callable[..., Any], *args: Any) -> Any:

@@ -170,3 +170,16 @@ def test_changed_watermarks_clears_after_persist():
     assert changed == {RUN: (1, 1)}
     ing.mark_persisted(changed)
     assert ing.changed_watermarks() == {}
+
+
+def test_durable_watermark_follows_persistence_only():
+    """The ackable watermark moves only when the store reports it written."""
+    ing = Ingest()
+    ing.accept(env(1))
+    ing.accept(env(2))
+    assert ing.watermark(RUN) == 2 and ing.durable_watermark(RUN) == 0
+    ing.mark_persisted(ing.changed_watermarks())
+    assert ing.durable_watermark(RUN) == 2
+    ing.mark_persisted({RUN: (1, 1)})  # a stale save never moves it back
+    assert ing.durable_watermark(RUN) == 2
+    assert ing.runs()[RUN].acked_seq == 2

@@ -7,6 +7,7 @@ import json
 import logging
 import secrets
 import socket
+import sqlite3
 import urllib.error
 import urllib.request
 from collections.abc import AsyncIterator
@@ -158,6 +159,9 @@ def test_publish_ack_fanout_errors_and_restart(tmp_path):
             for text in sent:
                 await pub.send(text)
             assert await wait_ack(pub, 200) == []
+            with sqlite3.connect(tmp_path / "dashboard.db") as db:  # an ack means on disk
+                stored = db.execute("SELECT acked_seq FROM runs WHERE run_id = ?", (RUN,))
+                assert stored.fetchone()[0] >= 200
 
             got = [await asyncio.wait_for(sub.recv(), TIMEOUT) for _ in range(200)]
             assert got == sent  # unchanged text, in order, no duplicates
