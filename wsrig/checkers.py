@@ -257,7 +257,9 @@ def check_delivery(
         seen = set(counts)
         rep.observed = len(seen)
         in_store = stored.get(run_id, set())
-        for seq in range(prod.first_seq, prod.last_seq + 1):
+        upto = prod.last_seq if prod.judge_upto is None else min(prod.judge_upto, prod.last_seq)
+        rep.produced = max(0, upto - prod.first_seq + 1)
+        for seq in range(prod.first_seq, upto + 1):
             if seq in declared:
                 rep.declared_dropped += 1
                 if seq in seen:

@@ -125,7 +125,11 @@ class Subscriber:
 
 
 class Publisher:
-    """A publisher on ``/ws`` with its own run_id (load, hostile-input and size probes)."""
+    """A publisher on ``/ws`` with its own run_id (load, hostile-input and size probes).
+
+    A background reader keeps draining acks and errors, so the connection answers the
+    backend's pings even while the probe only sends.
+    """
 
     def __init__(self, url: str, token: str, run_id: str | None = None) -> None:
         self.url, self.token = url, token
@@ -133,6 +137,10 @@ class Publisher:
         self.ws: ClientConnection | None = None
         self.welcome: dict[str, Any] | None = None
         self.seq = 0
+        self.acked = 0
+        self.errors: list[dict[str, Any]] = []
+        self._new = asyncio.Event()
+        self._reader: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> Publisher:
         self.ws = await connect(self.url, open_timeout=10, max_size=MAX_FRAME, ping_interval=None)
@@ -140,12 +148,34 @@ class Publisher:
         self.welcome = json.loads(await asyncio.wait_for(self.ws.recv(), timeout=10))
         if self.welcome.get("type") != "welcome":
             raise RuntimeError(f"expected welcome, got {self.welcome}")
-        self.seq = int(self.welcome.get("acked_seq", 0))
+        self.seq = self.acked = int(self.welcome.get("acked_seq", 0))
+        self._reader = asyncio.create_task(self._read())
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         if self.ws is not None:
             await self.ws.close()
+        if self._reader is not None:
+            await asyncio.wait([self._reader], timeout=5)
+
+    async def _read(self) -> None:
+        assert self.ws is not None
+        try:
+            async for raw in self.ws:
+                frame = json.loads(raw)
+                if frame.get("type") == "ack":
+                    self.acked = max(self.acked, int(frame.get("seq", 0)))
+                elif frame.get("type") == "error":
+                    self.errors.append(frame)
+                self._new.set()
+        except Exception:  # closed under us: close_code says why
+            pass
+        finally:
+            self._new.set()
+
+    @property
+    def close_code(self) -> int | None:
+        return None if self.ws is None else self.ws.close_code
 
     async def publish(self, msg_type: str, data: dict[str, Any] | None = None) -> dict[str, Any]:
         """Send the next envelope; returns it."""
@@ -159,14 +189,21 @@ class Publisher:
         assert self.ws is not None
         await self.ws.send(text)
 
-    async def recv_json(self, timeout: float = 5.0) -> dict[str, Any]:
-        assert self.ws is not None
-        return dict(json.loads(await asyncio.wait_for(self.ws.recv(), timeout=timeout)))
+    async def wait_for(self, predicate: Callable[[Publisher], bool], timeout: float, what: str) -> None:
+        deadline = time.monotonic() + timeout
+        while not predicate(self):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"publisher: timed out after {timeout:.1f}s waiting for {what}")
+            if self._reader is not None and self._reader.done():
+                raise ConnectionError(f"publisher closed (code {self.close_code}) while waiting for {what}")
+            self._new.clear()
+            try:
+                await asyncio.wait_for(self._new.wait(), timeout=min(remaining, 0.5))
+            except TimeoutError:
+                continue
 
     async def wait_ack(self, seq: int, timeout: float = 10.0) -> dict[str, Any]:
-        """Read frames until a cumulative ack covers ``seq``; errors are returned too."""
-        deadline = time.monotonic() + timeout
-        while True:
-            frame = await self.recv_json(timeout=max(0.01, deadline - time.monotonic()))
-            if frame.get("type") == "ack" and int(frame.get("seq", 0)) >= seq:
-                return frame
+        """Until a cumulative ack covers ``seq``."""
+        await self.wait_for(lambda p: p.acked >= seq, timeout, f"ack of seq {seq}")
+        return {"type": "ack", "run_id": self.run_id, "seq": self.acked}

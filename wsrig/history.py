@@ -83,6 +83,9 @@ class Produced:
     dropped_total: int = 0
     declared: SeqSet = field(default_factory=SeqSet)
     produced_by_type: dict[str, int] = field(default_factory=dict)
+    #: judge loss only up to here (what had been acked when the check started); seqs
+    #: above it may still be in flight, but are no more "unexpected" up to last_seq.
+    judge_upto: int | None = None
 
 
 def ranges_from_gap(envelope: dict[str, Any]) -> list[tuple[int, int]]:

@@ -201,21 +201,41 @@ async def run_scenario(
     new_run = str(after.get("run_id", run_id))
     if new_run != run_id:
         sub.follow(new_run)
-    # Let the subscriber catch up with everything acked so far.
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and sub.last_seq.get(new_run, 0) < int(after.get("acked_seq", 0)):
+        # A restarted bot needs a few ticks before its first trade.
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and int(after.get("trading", {}).get("trades", 0)) == 0:
+            await asyncio.sleep(0.5)
+            after = await _stats(cfg) or after
+    # Let the subscriber catch up with everything acked, and see traffic after the heal.
+    deadline = time.monotonic() + max(10.0, recovery_bound_s)
+    while time.monotonic() < deadline and (
+        sub.last_seq.get(new_run, 0) < int(after.get("acked_seq", 0))
+        or recovery_seconds(sub.observed(), window.healed_ns, {new_run}) is None
+    ):
         await asyncio.sleep(0.2)
     await sub.stop()
+    final = await _stats(cfg) or after
 
     result = ScenarioResult(name, fault.name, window)
     observed = sub.observed()
     produced = []
     if new_run == run_id:
-        produced.append(Produced(run_id, first_seq=int(start["last_seq"]) + 1, last_seq=int(after.get("acked_seq", 0))))
+        produced.append(
+            Produced(
+                run_id,
+                first_seq=int(start["last_seq"]) + 1,
+                last_seq=int(final.get("last_seq", 0)),
+                judge_upto=int(after.get("acked_seq", 0)),
+            )
+        )
     else:  # bot crashed: judge the old run up to what it had produced, the new one from 1
         old_last = max([int(before.get("last_seq", 0))] + [o.seq for o in observed if o.run_id == run_id])
         produced.append(Produced(run_id, first_seq=int(start["last_seq"]) + 1, last_seq=old_last))
-        produced.append(Produced(new_run, first_seq=1, last_seq=int(after.get("acked_seq", 0))))
+        produced.append(
+            Produced(
+                new_run, first_seq=1, last_seq=int(final.get("last_seq", 0)), judge_upto=int(after.get("acked_seq", 0))
+            )
+        )
     stored = {p.run_id: await asyncio.to_thread(stored_trade_seqs, cfg, p.run_id) for p in produced}
     reports = check_delivery(produced, [o for o in observed if o.run_id in {p.run_id for p in produced}], stored)
     for rep in reports.values():

@@ -117,18 +117,8 @@ def test_rapid_reconnect_cycles(cfg, ctx, record, limits):
     """20 reset cycles in a row: afterwards exactly one publisher, no fd or memory growth."""
     cycles = int(limits["reconnect_cycles"])
     before = bot_stats(cfg)
-    reset = get_fault("reset", ctx)
-
-    async def cycle() -> None:
-        for i in range(cycles):
-            await asyncio.to_thread(reset.inject)
-            await asyncio.sleep(0.4)
-            if (i + 1) % 5 == 0:
-                progress(f"reconnect cycles: {i + 1}/{cycles}")
-
-    result = _scenario(
-        cfg, limits, "rapid_reconnect_cycles", get_fault("slow_link", ctx, latency_ms=0, jitter_ms=0), during=cycle
-    )
+    fault = get_fault("reset_cycles", ctx, cycles=cycles)
+    result = _scenario(cfg, limits, "rapid_reconnect_cycles", fault)
     time.sleep(1)
     after = bot_stats(cfg)
     status = backend_status(cfg)

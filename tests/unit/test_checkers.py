@@ -215,3 +215,10 @@ def test_recovery_seconds():
     stream = [Observed(RUN, 1, "x", recv_ns=1_000_000_000), Observed(RUN, 2, "x", recv_ns=3_500_000_000)]
     assert recovery_seconds(stream, heal_ns=2_000_000_000) == 1.5
     assert recovery_seconds(stream, heal_ns=4_000_000_000) is None
+
+
+def test_delivery_judge_upto_limits_loss_not_unexpected():
+    """Seqs above judge_upto are not lost (in flight), but above last_seq still unexpected."""
+    prod = Produced(RUN, last_seq=10, judge_upto=5)
+    rep = check_delivery([prod], obs(1, 2, 3, 4, 5, 7, 11))[RUN]
+    assert rep.lost == [] and rep.unexpected == [11]

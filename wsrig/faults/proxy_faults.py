@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -9,7 +10,7 @@ import requests
 
 from wsrig.faults.base import FaultContext, register
 
-__all__ = ["ProxyFault"]
+__all__ = ["ProxyFault", "ResetCycles"]
 
 
 @dataclass
@@ -49,3 +50,26 @@ _preset("slow_link", {"latency_ms": 150, "jitter_ms": 50}, description="150 ms +
 _preset("bandwidth", {"bandwidth_kbps": 64}, description="64 kbit/s both ways")
 _preset("blackhole", {"blackhole": True}, description="accept but forward nothing")
 _preset("reset", {}, reset=True, description="RST every connection through the proxy")
+
+
+@dataclass
+class ResetCycles:
+    """Many short outages in a row: RST every connection through the proxy, ``cycles`` times."""
+
+    ctx: FaultContext
+    cycles: int = 20
+    interval_s: float = 0.4
+    name: str = "reset_cycles"
+    description: str = "RST all proxied connections repeatedly"
+
+    def inject(self) -> None:
+        url = self.ctx.config.proxy_control_url
+        for _ in range(self.cycles):
+            requests.post(url + "/reset", json={}, timeout=5).raise_for_status()
+            time.sleep(self.interval_s)
+
+    def heal(self) -> None:
+        requests.delete(self.ctx.config.proxy_control_url + "/faults", timeout=5).raise_for_status()
+
+
+register("reset_cycles")(ResetCycles)
