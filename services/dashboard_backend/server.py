@@ -233,7 +233,7 @@ class Backend:
     @property
     def port(self) -> int:
         assert self._server is not None
-        return self._server.sockets[0].getsockname()[1]
+        return int(next(iter(self._server.sockets)).getsockname()[1])
 
     async def stop(self) -> None:
         """Close every connection, commit what is pending, close the store."""

@@ -132,7 +132,7 @@ class Store:
     def count_events(self) -> int:
         db = self._reader()
         try:
-            return db.execute("SELECT COUNT(*) FROM events").fetchone()[0]
+            return int(db.execute("SELECT COUNT(*) FROM events").fetchone()[0])
         finally:
             db.close()
 
