@@ -39,6 +39,7 @@ class Config:
     auth_token: str = "dev-token"
     max_retries: int = 10
     retry_delay: float = 0.5
+    max_retry_delay: float = 30.0
     queue_size: int = 1000
     ping_interval: float = 2.0
     ping_timeout: float = 4.0
@@ -83,6 +84,7 @@ class Config:
             auth_token=(d.auth_token if get("WEBSOCKET_AUTH_TOKEN") is None else str(get("WEBSOCKET_AUTH_TOKEN"))),
             max_retries=int(num("WEBSOCKET_MAX_RETRIES", d.max_retries, int)),
             retry_delay=float(num("WEBSOCKET_RETRY_DELAY", d.retry_delay, float)),
+            max_retry_delay=float(num("WEBSOCKET_MAX_RETRY_DELAY", d.max_retry_delay, float)),
             queue_size=int(num("WEBSOCKET_QUEUE_SIZE", d.queue_size, int)),
             ping_interval=float(num("WEBSOCKET_PING_INTERVAL", d.ping_interval, float)),
             ping_timeout=float(num("WEBSOCKET_PING_TIMEOUT", d.ping_timeout, float)),
@@ -104,6 +106,8 @@ class Config:
             problems.append("SYSTEM__WEBSOCKET_MAX_RETRIES must be >= 1")
         if self.retry_delay <= 0:
             problems.append("SYSTEM__WEBSOCKET_RETRY_DELAY must be > 0")
+        if self.max_retry_delay < self.retry_delay:
+            problems.append("SYSTEM__WEBSOCKET_MAX_RETRY_DELAY must be >= SYSTEM__WEBSOCKET_RETRY_DELAY")
         if self.queue_size < 1:
             problems.append("SYSTEM__WEBSOCKET_QUEUE_SIZE must be >= 1")
         if self.ping_interval <= 0 or self.ping_timeout <= 0:

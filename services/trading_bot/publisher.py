@@ -64,7 +64,7 @@ class Publisher:
     def __init__(self, config: Config, core: PublisherCore, backoff: Backoff | None = None):
         self.config = config
         self.core = core
-        self.backoff = backoff or Backoff(config.retry_delay, config.max_retries)
+        self.backoff = backoff or Backoff(config.retry_delay, config.max_retries, cap=config.max_retry_delay)
         self._wake = asyncio.Event()
         core.listener = self._wake.set
         self._stop = asyncio.Event()

@@ -134,7 +134,7 @@ def test_rapid_reconnect_cycles(cfg, ctx, record, limits):
                 f"{len(publishers)} publisher connections for the bot's run after the cycles (expected exactly 1)",
             )
         )
-    if result.extra["bot_reconnects"] < cycles // 2:
+    if result.extra["bot_reconnects"] < cycles:
         result.findings.append(
             Finding("error", f"only {result.extra['bot_reconnects']} reconnects for {cycles} resets")
         )

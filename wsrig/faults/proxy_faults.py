@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import requests
 
 from wsrig.faults.base import FaultContext, register
+from wsrig.wait import wait_until
 
 __all__ = ["ProxyFault", "ResetCycles"]
 
@@ -54,19 +55,33 @@ _preset("reset", {}, reset=True, description="RST every connection through the p
 
 @dataclass
 class ResetCycles:
-    """Many short outages in a row: RST every connection through the proxy, ``cycles`` times."""
+    """Many short outages in a row: RST the bot's link, wait until it is back, ``cycles`` times.
+
+    Each cycle waits for the bot's ``/stats`` to show one more reconnect, so every cycle
+    is a real disconnect + reconnect (not resets piling up during one backoff).
+    """
 
     ctx: FaultContext
     cycles: int = 20
-    interval_s: float = 0.4
+    reconnect_timeout_s: float = 15.0
     name: str = "reset_cycles"
-    description: str = "RST all proxied connections repeatedly"
+    description: str = "RST the bot's link and wait for its reconnect, repeatedly"
+    done: int = 0
+
+    def _reconnects(self) -> int:
+        stats = requests.get(self.ctx.config.bot_url + "/stats", timeout=5).json()
+        return int(stats.get("reconnects", 0)) if stats.get("connected") else -1
+
+    def _reconnected_since(self, before: int) -> bool:
+        return self._reconnects() > before
 
     def inject(self) -> None:
         url = self.ctx.config.proxy_control_url
-        for _ in range(self.cycles):
+        for i in range(self.cycles):
+            before = wait_until(lambda: self._reconnects() + 1, self.reconnect_timeout_s, 0.05, "bot connected") - 1
             requests.post(url + "/reset", json={}, timeout=5).raise_for_status()
-            time.sleep(self.interval_s)
+            wait_until(partial(self._reconnected_since, before), self.reconnect_timeout_s, 0.05, f"reconnect {i + 1}")
+            self.done = i + 1
 
     def heal(self) -> None:
         requests.delete(self.ctx.config.proxy_control_url + "/faults", timeout=5).raise_for_status()
