@@ -152,6 +152,8 @@ class DeliveryReport:
     declared_dropped: int = 0
     declared_but_delivered: int = 0
     publisher_undeclared: int = 0
+    #: missing where the backend told the subscriber it could not resume (resumed=false)
+    missed_on_refused_resume: int = 0
 
     @property
     def ok(self) -> bool:
@@ -222,12 +224,16 @@ def check_delivery(
     produced: Iterable[Produced],
     observed: Iterable[Observed],
     stored: Mapping[str, set[int]] | None = None,
+    excused: Mapping[str, SeqSet] | None = None,
 ) -> dict[str, DeliveryReport]:
     """Compare the publisher's history with the backend's store and a subscriber's view.
 
     ``lost``: produced (within ``first_seq..last_seq``), not declared dropped, neither
     stored nor observed. ``undeclared_drops``: produced, not declared, not observed by
     the subscriber (a superset of lost). ``unexpected``: observed, never produced.
+    ``excused``: seqs the backend declared to this subscriber as not resumable
+    (``resumed: false``); missing ones there are counted, not failed (critical ones are
+    checked against the store separately).
     """
     stored = stored or {}
     by_run: dict[str, list[Observed]] = defaultdict(list)
@@ -264,6 +270,9 @@ def check_delivery(
                 rep.declared_dropped += 1
                 if seq in seen:
                     rep.declared_but_delivered += 1
+                continue
+            if seq not in seen and seq in (excused or {}).get(run_id, ()):
+                rep.missed_on_refused_resume += 1
                 continue
             if seq not in seen:
                 rep.undeclared_drops.append(seq)

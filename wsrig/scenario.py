@@ -15,14 +15,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from websockets.asyncio.client import connect
+from wscontract import CRITICAL_TYPES
 
 from wsrig import messages
 from wsrig.checkers import Finding, check_delivery, check_gap_declarations, check_trading_continued, recovery_seconds
 from wsrig.clients import MAX_FRAME, get_json
 from wsrig.config import RigConfig
 from wsrig.faults.base import Fault, FaultWindow
-from wsrig.history import Observed, Produced, observed_from_frames
-from wsrig.probe import bot_stats, progress
+from wsrig.history import Observed, Produced, SeqSet, observed_from_frames
+from wsrig.probe import backend_status, bot_stats, progress
 
 __all__ = ["ResumingSubscriber", "ScenarioResult", "run_scenario", "stored_trade_seqs"]
 
@@ -40,6 +41,7 @@ class ResumingSubscriber:
         self.frames: list[tuple[int, dict[str, Any]]] = []
         self.connections = 0
         self.resume_refused = 0
+        self.refused_at: list[tuple[str, int]] = []
         self.close_codes: list[int | None] = []
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -75,6 +77,7 @@ class ResumingSubscriber:
                         if frame.get("type") == "snapshot":
                             if frame.get("resumed") is False:
                                 self.resume_refused += 1
+                                self.refused_at.append(resume)
                             continue
                         if "seq" in frame and "run_id" in frame:
                             run = frame["run_id"]
@@ -87,6 +90,17 @@ class ResumingSubscriber:
 
     def observed(self) -> list[Observed]:
         return observed_from_frames(self.frames)
+
+    def excused(self) -> dict[str, SeqSet]:
+        """Seqs the backend said it could not replay: from each refused resume point to
+        the next seq this subscriber saw of that run."""
+        out: dict[str, SeqSet] = {}
+        seen = self.observed()
+        for run_id, after in self.refused_at:
+            later = [o.seq for o in seen if o.run_id == run_id and o.seq > after]
+            if later:
+                out.setdefault(run_id, SeqSet()).add_range(after + 1, min(later) - 1)
+        return out
 
 
 @dataclass
@@ -128,9 +142,51 @@ class ScenarioResult:
 
 
 def stored_trade_seqs(cfg: RigConfig, run_id: str) -> set[int]:
-    """Seqs of the trades the backend stored for ``run_id`` (its durable history)."""
-    body = get_json(f"{cfg.dashboard_url}/api/trades?run_id={run_id}&limit=1000000")
-    return {int(t["seq"]) for t in body.get("trades", []) if t.get("run_id") == run_id}
+    """Seqs of the critical envelopes the backend stored for ``run_id`` (its durable history).
+
+    ``/api/events`` (every critical type) when the backend has it, else ``/api/trades``.
+    """
+    try:
+        body = get_json(f"{cfg.dashboard_url}/api/events?run_id={run_id}&limit=1000000")
+        items = body.get("events", [])
+    except RuntimeError:
+        body = get_json(f"{cfg.dashboard_url}/api/trades?run_id={run_id}&limit=1000000")
+        items = body.get("trades", [])
+    return {int(t["seq"]) for t in items if t.get("run_id") == run_id}
+
+
+async def _critical_books(cfg: RigConfig, run_id: str, timeout: float) -> Finding | None:
+    """Whole-run check: critical messages the bot produced = critical messages stored.
+
+    The bot's ``/stats`` gives produced counts by type at one instant together with its
+    ``last_seq``; once the backend has acked that seq, exactly that many critical
+    envelopes with seq <= last_seq must be in the backend's store.
+    """
+    stats = await _stats(cfg)
+    if not stats or stats.get("run_id") != run_id:
+        return None
+    last = int(stats["last_seq"])
+    produced = sum(int(n) for t, n in stats.get("produced_by_type", {}).items() if t in CRITICAL_TYPES)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = await asyncio.to_thread(backend_status, cfg)
+        if int(status.get("runs", {}).get(run_id, {}).get("acked_seq", 0)) >= last:
+            break
+        await asyncio.sleep(0.2)
+    else:
+        return Finding("error", f"backend did not ack seq {last} of run {run_id[:8]} within {timeout:.0f}s")
+    try:
+        body = await asyncio.to_thread(get_json, f"{cfg.dashboard_url}/api/events?run_id={run_id}&limit=1000000")
+    except RuntimeError:
+        return Finding("warning", "backend has no /api/events: whole-run critical count not checked")
+    stored = {int(e["seq"]) for e in body.get("events", []) if int(e["seq"]) <= last}
+    if len(stored) != produced:
+        return Finding(
+            "error",
+            f"run {run_id[:8]}: bot produced {produced} critical message(s) up to seq {last}, "
+            f"backend stored {len(stored)} ({produced - len(stored)} LOST critical)",
+        )
+    return None
 
 
 async def _stats(cfg: RigConfig) -> dict[str, Any] | None:
@@ -237,7 +293,8 @@ async def run_scenario(
             )
         )
     stored = {p.run_id: await asyncio.to_thread(stored_trade_seqs, cfg, p.run_id) for p in produced}
-    reports = check_delivery(produced, [o for o in observed if o.run_id in {p.run_id for p in produced}], stored)
+    runs = {p.run_id for p in produced}
+    reports = check_delivery(produced, [o for o in observed if o.run_id in runs], stored, sub.excused())
     for rep in reports.values():
         result.lost += len(rep.lost)
         result.duplicated += len(rep.duplicated)
@@ -245,8 +302,14 @@ async def run_scenario(
         result.undeclared_drops += len(rep.undeclared_drops)
         result.declared_dropped += rep.declared_dropped
         result.unexpected += len(rep.unexpected)
+        result.extra["missed_on_refused_resume"] = (
+            result.extra.get("missed_on_refused_resume", 0) + rep.missed_on_refused_resume
+        )
         result.findings += rep.findings()
     result.findings += check_gap_declarations(f for _, f in sub.frames if f.get("type") == "gap")
+    books = await _critical_books(cfg, new_run, settle_timeout_s)
+    if books is not None:
+        result.findings.append(books)
     result.recovery_s = recovery_seconds(observed, window.healed_ns, {new_run})
     if new_run == run_id:
         trading_ok, trading_finding = check_trading_continued(before, during_stats or {}, require_trades)

@@ -222,3 +222,9 @@ def test_delivery_judge_upto_limits_loss_not_unexpected():
     prod = Produced(RUN, last_seq=10, judge_upto=5)
     rep = check_delivery([prod], obs(1, 2, 3, 4, 5, 7, 11))[RUN]
     assert rep.lost == [] and rep.unexpected == [11]
+
+
+def test_delivery_excused_by_refused_resume_is_counted_not_failed():
+    """Seqs the backend declared unresumable are counted apart, not as undeclared or lost."""
+    rep = check_delivery([Produced(RUN, last_seq=6)], obs(1, 2, 5, 6), excused={RUN: SeqSet([(3, 4)])})[RUN]
+    assert rep.ok and rep.missed_on_refused_resume == 2 and rep.lost == []
