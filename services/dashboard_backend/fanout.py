@@ -6,16 +6,19 @@ queue is full the client is marked ``overflowed``: the glue closes it with 1013 
 documented slow-client policy) and the hub counts ``slow_client_disconnects``. Per
 client and run, a frame is queued only when its seq is above the last one queued, so a
 client gets each seq at most once and in order.
+
+Resume is answered truthfully (see ``Hub.replay``): ``resumed`` is true only when the
+ring can replay everything of the run after the client's ``after_seq``.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Client", "Entry", "Hub", "Subscription", "symbol_of"]
+__all__ = ["Client", "Entry", "Hub", "Subscription", "declared_of", "symbol_of"]
 
 
 def symbol_of(env: dict[str, Any]) -> str | None:
@@ -28,15 +31,39 @@ def symbol_of(env: dict[str, Any]) -> str | None:
     return None
 
 
+def declared_of(env: dict[str, Any]) -> tuple[tuple[int, int], ...]:
+    """The seq ranges a ``gap`` envelope declares dropped, clamped to ``[1, seq - 1]``."""
+    if env.get("type") != "gap":
+        return ()
+    seq = env.get("seq")
+    data = env.get("data")
+    if not isinstance(seq, int) or not isinstance(data, dict):
+        return ()
+    out = []
+    for pair in data.get("ranges") or ():
+        if isinstance(pair, list | tuple) and len(pair) == 2 and all(type(x) is int for x in pair):
+            a, b = max(pair[0], 1), min(pair[1], seq - 1)
+            if a <= b:
+                out.append((a, b))
+    return tuple(out)
+
+
 @dataclass(frozen=True, slots=True)
 class Entry:
-    """One broadcast envelope as the ring keeps it: keys for filtering, original text."""
+    """One envelope as the ring keeps it: keys for filtering, original text.
+
+    ``declared`` holds the ranges a ``gap`` declares dropped (they count as held for
+    resume). A ``marker`` stands for a seq that is accounted but has nothing to send
+    (a rejected envelope): it is never replayed, it only counts as held.
+    """
 
     run_id: str
     seq: int
     type: str
     symbol: str | None
     text: str
+    declared: tuple[tuple[int, int], ...] = ()
+    marker: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +135,18 @@ class Client:
         return len(self.backlog) + len(self.queue)
 
 
+def _covers(ranges: list[tuple[int, int]], lo: int, hi: int) -> bool:
+    """Whether the union of the inclusive ``ranges`` contains every int in ``[lo, hi]``."""
+    need = lo
+    for a, b in sorted(ranges):
+        if need > hi:
+            break
+        if a > need:
+            return False
+        need = max(need, b + 1)
+    return need > hi
+
+
 class Hub:
     """All subscribers plus the ring of recent envelopes used for resume."""
 
@@ -115,36 +154,89 @@ class Hub:
         self.ring_size = ring_size
         self.ring: deque[Entry] = deque()
         self.clients: dict[int, Client] = {}
-        #: run_id -> highest seq the ring no longer holds (evicted or from before start).
-        self.floor: dict[str, int] = {}
+        #: run_id -> highest seq known to exist: broadcast here or before this process.
+        self.last: dict[str, int] = {}
+        #: run_id -> the ``last`` restored at start (what earlier processes knew).
+        self.restored: dict[str, int] = {}
         self.slow_client_disconnects = 0
 
     # --- publishing -----------------------------------------------------------
 
+    def _remember(self, entry: Entry) -> None:
+        if len(self.ring) >= self.ring_size:
+            self.ring.popleft()
+        self.ring.append(entry)
+
     def publish(self, entry: Entry) -> list[Client]:
         """Remember ``entry`` and queue it to matching clients; return the overflowed."""
-        if len(self.ring) >= self.ring_size:
-            old = self.ring.popleft()
-            if old.seq > self.floor.get(old.run_id, 0):
-                self.floor[old.run_id] = old.seq
-        self.ring.append(entry)
+        self._remember(entry)
+        if entry.seq > self.last.get(entry.run_id, 0):
+            self.last[entry.run_id] = entry.seq
         overflowed = [c for c in self.clients.values() if not c.offer(entry)]
         for client in overflowed:
             self.slow_client_disconnects += 1
             del self.clients[client.id]
         return overflowed
 
-    def restore_floor(self, run_id: str, seq: int) -> None:
-        """Seqs up to ``seq`` of ``run_id`` were broadcast before this process started."""
-        if seq > self.floor.get(run_id, 0):
-            self.floor[run_id] = seq
+    def skip(self, run_id: str, seq: int) -> None:
+        """``seq`` of ``run_id`` was rejected: accounted, nothing to send. Keep a marker.
+
+        Ignored for seqs at or below what a previous process knew of the run (it may
+        have broadcast a valid envelope with that seq). A *late* seq (new but below the
+        last broadcast) must not be skipped at all: an earlier process may have sent it.
+        """
+        if seq > self.restored.get(run_id, 0):
+            self._remember(Entry(run_id, seq, "", None, "", marker=True))
+
+    def restore_last(self, run_id: str, seq: int) -> None:
+        """Seqs up to ``seq`` of ``run_id`` existed before this process started."""
+        if seq > self.last.get(run_id, 0):
+            self.last[run_id] = seq
+        if seq > self.restored.get(run_id, 0):
+            self.restored[run_id] = seq
+
+    def refill(self, entries: Iterable[Entry]) -> None:
+        """Put stored envelopes back in the ring (at start, before anything is published).
+
+        Per run they must come in increasing seq order, as ``publish`` would have.
+        """
+        for entry in entries:
+            self._remember(entry)
 
     # --- subscribers ----------------------------------------------------------
 
     def replay(self, run_id: str, after_seq: int, sub: Subscription) -> tuple[list[Entry], bool]:
-        """Ring entries of ``run_id`` with seq > ``after_seq`` matching ``sub``; complete?"""
-        entries = [e for e in self.ring if e.run_id == run_id and e.seq > after_seq and sub.matches(e.type, e.symbol)]
-        return entries, after_seq >= self.floor.get(run_id, 0)
+        """Ring entries of ``run_id`` with seq > ``after_seq`` matching ``sub``; complete?
+
+        The rule for *complete* (the snapshot's ``resumed``): let ``L`` be the highest
+        seq of the run known to exist (broadcast by this process, or restored from the
+        store's watermarks after a restart). The replay is complete when every seq in
+        ``(after_seq, L]`` is *held*: a ring entry of the run, a seq declared dropped by
+        a ``gap`` in the ring, or a marker (rejected, nothing to send). A seq missing
+        from the ring (evicted, or broadcast by an earlier process and not stored, as
+        ephemeral envelopes are) makes it incomplete, whatever the client's filter: the
+        hub cannot know whether the missing envelope would have matched.
+
+        ``after_seq >= L`` is complete (nothing is missing; a client may have seen more
+        than a crashed process persisted). A run the hub has never heard of is complete
+        only for ``after_seq == 0``: with ``after_seq > 0`` the client saw seqs this
+        process knows nothing about (a lost data dir, say), so it cannot vouch that the
+        seqs after them will all arrive.
+        """
+        entries: list[Entry] = []
+        held: list[tuple[int, int]] = []
+        for e in self.ring:
+            if e.run_id != run_id or e.seq <= after_seq:
+                continue
+            held.append((e.seq, e.seq))
+            held.extend(e.declared)
+            if not e.marker and sub.matches(e.type, e.symbol):
+                entries.append(e)
+        entries.sort(key=lambda e: e.seq)
+        last = self.last.get(run_id)
+        if last is None:
+            return entries, after_seq <= 0
+        return entries, _covers(held, after_seq + 1, last)
 
     def attach(self, client: Client, resume: tuple[str, int] | None = None) -> bool:
         """Register ``client``; with ``resume`` put the replay in its backlog first.

@@ -213,15 +213,20 @@ class Ingest:
         for a, b in data.get("ranges", ()):
             run.mark(max(a, 1), min(b, gap_seq - 1))
 
-    def reject(self, code: str, run_id: str | None = None, seq: int | None = None) -> None:
-        """Count a rejected frame; a known seq of a known run counts as accounted."""
+    def reject(self, code: str, run_id: str | None = None, seq: int | None = None) -> bool:
+        """Count a rejected frame; a known seq of a known run counts as accounted.
+
+        Returns True when ``seq`` was new and is now accounted by this rejection.
+        """
         self.counters.rejected += 1
         self.counters.rejected_by_code[code] += 1
         if run_id is None or seq is None or seq < 1:
-            return
+            return False
         run = self._run(run_id)
-        if not run.seen(seq):
-            run.mark(seq, seq)
+        if run.seen(seq):
+            return False
+        run.mark(seq, seq)
+        return True
 
     def committed(self, run_id: str, seqs: Iterable[int]) -> None:
         """Critical seqs of ``run_id`` are now durable."""

@@ -28,10 +28,10 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
-from wscontract import Invalid, parse_frame, validate_control, validate_envelope
+from wscontract import DATA_TYPES, Invalid, parse_frame, validate_control, validate_envelope
 
 from .config import Config
-from .fanout import Client, Entry, Hub, Subscription, symbol_of
+from .fanout import Client, Entry, Hub, Subscription, declared_of, symbol_of
 from .ingest import Ingest
 from .state import DashboardState
 from .store import GroupCommitter, Store
@@ -48,6 +48,12 @@ YIELD_EVERY = 32
 TRADES_LIMIT_MAX = 1_000_000
 #: Close code for a publisher connection replaced by a newer one of the same run.
 SUPERSEDED = 4000
+#: Graceful stop: how long publishers get to finish their close handshake.
+STOP_PUBLISHERS_S = 1.0
+#: Graceful stop: how long, in total, client senders get to flush what is queued.
+STOP_FLUSH_S = 1.0
+#: Graceful stop: how long a client gets to answer the 1001 close after the flush.
+STOP_CLOSE_S = 1.0
 
 
 @dataclass
@@ -152,6 +158,12 @@ def _open_fds() -> int | None:
         return None
 
 
+def _ring_entry(run_id: str, seq: int, msg_type: str, text: str) -> Entry:
+    """A stored envelope as the resume ring keeps it."""
+    env = json.loads(text)
+    return Entry(run_id, seq, msg_type, symbol_of(env), text, declared_of(env))
+
+
 class Backend:
     """The dashboard backend: one object owning the sequencer, store, hub and sockets."""
 
@@ -165,6 +177,9 @@ class Backend:
         self.committer: GroupCommitter | None = None
         self.publishers: dict[str, _Publisher] = {}
         self._client_ws: dict[int, ServerConnection] = {}
+        #: client id -> set while its sender has nothing left to send (or has ended).
+        self._client_idle: dict[int, asyncio.Event] = {}
+        self._stopping = False
         self._client_ids = itertools.count(1)
         self._server: Server | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -179,6 +194,7 @@ class Backend:
             "/api/websocket/status": self._http_status,
             "/api/state": self._http_state,
             "/api/trades": self._http_trades,
+            "/api/events": self._http_events,
             "/metrics": self._http_metrics,
         }
 
@@ -187,10 +203,14 @@ class Backend:
     async def start(self) -> None:
         """Open and reload the store, start the committer, listen."""
         store = Store(self.config.data_dir)
-        restored = await asyncio.to_thread(store.load)
+        restored = await asyncio.to_thread(store.load, ring=self.config.ring_buffer_size)
         for run_id, (acked, last) in restored.runs.items():
             self.ingest.restore(run_id, acked, last, restored.committed_above.get(run_id, ()))
-            self.hub.restore_floor(run_id, self.ingest.last_broadcast(run_id))
+            self.hub.restore_last(run_id, self.ingest.last_broadcast(run_id))
+        # Stored (critical) envelopes go back in the ring, so a resume after a restart
+        # replays them; the ephemeral ones are gone, and ``Hub.replay`` says so.
+        entries = await asyncio.to_thread(lambda: [_ring_entry(*row) for row in restored.recent])
+        self.hub.refill(entries)
         self.state.restore(
             restored.positions,
             restored.portfolio,
@@ -236,8 +256,21 @@ class Backend:
         return int(next(iter(self._server.sockets)).getsockname()[1])
 
     async def stop(self) -> None:
-        """Close every connection, commit what is pending, close the store."""
+        """Stop gracefully: publishers, then flush and close clients, commit, close the store.
+
+        New connections are refused (503) from the first step. Publishers are closed
+        first so no new envelope reaches a client queue; then each client's sender gets
+        up to ``STOP_FLUSH_S`` in total to send what is already queued, so a planned
+        restart loses nothing a client was already due; then every connection is closed
+        (1001) and the last watermarks are committed.
+        """
+        self._stopping = True
         if self._server is not None:
+            await self._close_publishers()
+            await self._flush_clients(STOP_FLUSH_S)
+            for ws in self._client_ws.values():
+                # A client that does not read does not answer the close either.
+                ws.close_timeout = STOP_CLOSE_S
             self._server.close()
             await self._server.wait_closed()
         for task in list(self._tasks):
@@ -252,6 +285,22 @@ class Backend:
             self.store.close()
         self._ws_log.removeFilter(self._noise)
         log.info("stopped")
+
+    async def _close_publishers(self) -> None:
+        closing = [asyncio.ensure_future(p.ws.close(1001, "server shutting down")) for p in self.publishers.values()]
+        if closing:
+            await asyncio.wait(closing, timeout=STOP_PUBLISHERS_S)
+
+    async def _flush_clients(self, timeout: float) -> None:
+        """Wait, up to ``timeout`` in total, until every client's sender is idle."""
+        waiting = [asyncio.ensure_future(idle.wait()) for idle in self._client_idle.values()]
+        if not waiting:
+            return
+        _, pending = await asyncio.wait(waiting, timeout=timeout)
+        for task in pending:
+            task.cancel()
+        if pending:
+            log.warning("stop: %d client(s) still had frames queued after %.1fs", len(pending), timeout)
 
     def _spawn(self, coro: Awaitable[Any]) -> None:
         task = asyncio.ensure_future(coro)
@@ -278,6 +327,8 @@ class Backend:
 
     async def _process_request(self, conn: ServerConnection, request: Request) -> Response | None:
         path, _, query = request.path.partition("?")
+        if self._stopping and path in ("/ws", "/ws/stream"):
+            return _json_response(503, {"error": "shutting down"})
         if path == "/ws":
             return None
         if path == "/ws/stream":
@@ -409,7 +460,9 @@ class Backend:
             validate_envelope(obj)
         except Invalid as exc:
             if run_id == pub.run_id:
-                self.ingest.reject(exc.code, run_id, seq)
+                if self.ingest.reject(exc.code, run_id, seq):
+                    assert seq is not None
+                    self.hub.skip(run_id, seq)
             else:
                 self.ingest.reject(exc.code)
             return _error(exc.code, exc.detail, seq)
@@ -425,7 +478,8 @@ class Backend:
             self.committer.submit((run_id, seq, msg_type, obj["ts_ns"], recv_ns, text))
         if decision.broadcast:
             self.state.apply(obj)
-            for client in self.hub.publish(Entry(run_id, seq, msg_type, symbol_of(obj), text)):
+            entry = Entry(run_id, seq, msg_type, symbol_of(obj), text, declared_of(obj))
+            for client in self.hub.publish(entry):
                 self._kick(client)
         return None
 
@@ -461,7 +515,8 @@ class Backend:
         resumed = self.hub.attach(client, resume)
         head = json.dumps(self.state.snapshot(resumed)) if want_snapshot else None
         self._client_ws[client.id] = ws
-        sender = asyncio.create_task(self._sender(ws, client, wake, head))
+        idle = self._client_idle[client.id] = asyncio.Event()
+        sender = asyncio.create_task(self._sender(ws, client, wake, head, idle))
         reader = asyncio.create_task(self._ignore_input(ws))
         try:
             await asyncio.wait({sender, reader}, return_when=asyncio.FIRST_COMPLETED)
@@ -470,6 +525,7 @@ class Backend:
                 task.cancel()
             self.hub.detach(client)
             self._client_ws.pop(client.id, None)
+            self._client_idle.pop(client.id, None)
             for task in (sender, reader):
                 with contextlib.suppress(asyncio.CancelledError, ConnectionClosed):
                     await task
@@ -496,20 +552,33 @@ class Backend:
             obj.get("snapshot", True),
         )
 
-    async def _sender(self, ws: ServerConnection, client: Client, wake: asyncio.Event, head: str | None) -> None:
-        if head is not None:
-            await ws.send(head)
-        while True:
-            wake.clear()
-            if client.overflowed:
-                return
-            frames = client.take(SEND_BATCH)
-            if not frames:
-                await wake.wait()
-                continue
-            for frame in frames:
-                await ws.send(frame)
-                self.counters.broadcast += 1
+    async def _sender(
+        self,
+        ws: ServerConnection,
+        client: Client,
+        wake: asyncio.Event,
+        head: str | None,
+        idle: asyncio.Event,
+    ) -> None:
+        """Send the snapshot, then the backlog and queue; ``idle`` is set while empty."""
+        try:
+            if head is not None:
+                await ws.send(head)
+            while True:
+                wake.clear()
+                if client.overflowed:
+                    return
+                frames = client.take(SEND_BATCH)
+                if not frames:
+                    idle.set()
+                    await wake.wait()
+                    continue
+                idle.clear()
+                for frame in frames:
+                    await ws.send(frame)
+                    self.counters.broadcast += 1
+        finally:
+            idle.set()
 
     async def _ignore_input(self, ws: ServerConnection) -> None:
         async for _ in ws:
@@ -608,6 +677,27 @@ class Backend:
         texts = await asyncio.to_thread(self.store.trades, run_id, limit)
         # Stored texts are validated JSON objects: splice them without re-encoding.
         body = ('{"trades":[' + ",".join(texts) + f'],"count":{len(texts)}}}').encode()
+        return _response(200, body, "application/json")
+
+    async def _http_events(self, query: dict[str, list[str]]) -> Response:
+        """Stored (critical) envelopes: ``?run_id=&types=a,b&after_seq=&limit=``, by seq."""
+        run_id = query.get("run_id", [None])[0] or None
+        raw_types = query.get("types", [""])[0]
+        types = [t for t in raw_types.split(",") if t] if raw_types else None
+        if types is not None and not set(types) <= DATA_TYPES:
+            unknown = sorted(set(types) - DATA_TYPES)
+            return _json_response(400, {"error": f"unknown types: {','.join(unknown)[:200]}"})
+        try:
+            after_seq = int(query.get("after_seq", ["0"])[0])
+            limit = int(query.get("limit", ["10000"])[0])
+        except ValueError:
+            return _json_response(400, {"error": "after_seq and limit must be integers"})
+        if not 0 <= limit <= TRADES_LIMIT_MAX:
+            return _json_response(400, {"error": f"limit must be in [0, {TRADES_LIMIT_MAX}]"})
+        if self.store is None or not self.store.is_open:
+            return _json_response(503, {"error": "store not open"})
+        texts = await asyncio.to_thread(self.store.events, run_id, types, after_seq, limit)
+        body = ('{"events":[' + ",".join(texts) + f'],"count":{len(texts)}}}').encode()
         return _response(200, body, "application/json")
 
     async def _http_metrics(self, query: dict[str, list[str]]) -> Response:

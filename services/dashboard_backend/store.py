@@ -69,6 +69,9 @@ class Restored:
     positions: list[dict[str, Any]] = field(default_factory=list)
     portfolio: dict[str, Any] | None = None
     trades: list[dict[str, Any]] = field(default_factory=list)
+    #: The most recent stored envelopes for the resume ring: (run_id, seq, type, text),
+    #: in (run_id, seq) order.
+    recent: list[tuple[str, int, str, str]] = field(default_factory=list)
 
 
 class Store:
@@ -129,6 +132,36 @@ class Store:
         finally:
             db.close()
 
+    def events(
+        self,
+        run_id: str | None = None,
+        types: Iterable[str] | None = None,
+        after_seq: int = 0,
+        limit: int = 10_000,
+    ) -> list[str]:
+        """Stored (critical) envelopes' texts with seq > ``after_seq``, ordered by (run_id, seq).
+
+        ``types`` None means every stored type; ``run_id`` None means every run.
+        """
+        where = ["seq > ?"]
+        args: list[Any] = [after_seq]
+        if run_id is not None:
+            where.append("run_id = ?")
+            args.append(run_id)
+        if types is not None:
+            wanted = sorted(set(types))
+            if not wanted:
+                return []
+            where.append(f"type IN ({','.join('?' * len(wanted))})")
+            args.extend(wanted)
+        args.append(limit)
+        sql = f"SELECT text FROM events WHERE {' AND '.join(where)} ORDER BY run_id, seq LIMIT ?"
+        db = self._reader()
+        try:
+            return [text for (text,) in db.execute(sql, args)]
+        finally:
+            db.close()
+
     def count_events(self) -> int:
         db = self._reader()
         try:
@@ -136,8 +169,12 @@ class Store:
         finally:
             db.close()
 
-    def load(self, recent_trades: int = 100) -> Restored:
-        """Everything a restart needs, read in one go."""
+    def load(self, recent_trades: int = 100, ring: int = 0) -> Restored:
+        """Everything a restart needs, read in one go.
+
+        ``ring``: how many of the most recently stored envelopes to return in ``recent``
+        (to refill the resume ring), in (run_id, seq) order.
+        """
         db = self._db
         out = Restored()
         for run_id, acked, last in db.execute("SELECT run_id, acked_seq, last_seq FROM runs"):
@@ -165,6 +202,12 @@ class Store:
             (recent_trades,),
         ).fetchall()
         out.trades = [json.loads(text) for (text,) in reversed(trades)]
+        if ring > 0:
+            out.recent = db.execute(
+                "SELECT run_id, seq, type, text FROM (SELECT rowid, * FROM events ORDER BY rowid DESC LIMIT ?)"
+                " ORDER BY run_id, seq",
+                (ring,),
+            ).fetchall()
         return out
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dashboard_backend.fanout import Client, Entry, Hub, Subscription
+import json
+
+from dashboard_backend.fanout import Client, Entry, Hub, Subscription, declared_of
 
 RUN = "run-0000-aaaa"
 
@@ -63,9 +65,95 @@ def test_resume_is_false_when_too_old():
 def test_resume_is_false_for_seqs_from_before_a_restart():
     """Seqs broadcast before this process started are not in the ring: resumed=False."""
     hub = Hub(ring_size=100)
-    hub.restore_floor(RUN, 50)
+    hub.restore_last(RUN, 50)
     assert hub.attach(client(), resume=(RUN, 40)) is False
     assert hub.attach(client(2), resume=(RUN, 50)) is True
+
+
+def test_restart_with_empty_ring_is_not_resumed_and_caught_up_client_is():
+    """After a restart the ring is empty: any resume below the restored seq is refused."""
+    hub = Hub(ring_size=100)
+    hub.restore_last(RUN, 50)
+    c = client()
+    assert hub.attach(c, resume=(RUN, 38)) is False and c.take(100) == []
+    assert hub.attach(client(2), resume=(RUN, 60)) is True  # saw more than was persisted
+
+
+def test_contiguous_ring_resumes_across_a_restart():
+    """Resume is true when the ring holds every seq after after_seq, restored or new."""
+    hub = Hub(ring_size=100)
+    hub.restore_last(RUN, 10)
+    hub.refill(entry(s, "trade") for s in range(1, 11))
+    for seq in range(11, 16):
+        hub.publish(entry(seq))
+    c = client()
+    assert hub.attach(c, resume=(RUN, 4)) is True
+    assert c.take(100) == [f"frame-{s}" for s in range(5, 16)]
+
+
+def test_refill_with_ephemeral_holes_replays_critical_but_is_not_resumed():
+    """Stored (critical) envelopes are replayed after a restart; the lost ones make it False."""
+    hub = Hub(ring_size=100)
+    hub.restore_last(RUN, 10)
+    hub.refill(entry(s, "trade") for s in (2, 5, 8))
+    c = client()
+    assert hub.attach(c, resume=(RUN, 1)) is False
+    assert c.take(100) == ["frame-2", "frame-5", "frame-8"]
+    # A filter does not hide a hole: the hub cannot tell what the missing seqs were.
+    trades = client(2, types=frozenset({"trade"}))
+    assert hub.attach(trades, resume=(RUN, 1)) is False
+    assert hub.attach(client(3), resume=(RUN, 8)) is False  # 9 and 10 are gone
+    assert hub.attach(client(4), resume=(RUN, 10)) is True
+
+
+def test_gap_declared_seqs_count_as_held():
+    """Seqs a gap in the ring declares dropped are not holes; undeclared ones are."""
+    gap = {"type": "gap", "seq": 8, "data": {"ranges": [[6, 7], [0, 1], [9, 99]]}}
+    assert declared_of(gap) == ((6, 7), (1, 1))  # clamped to [1, seq - 1]
+    hub = Hub(ring_size=100)
+    for seq in (1, 2, 3, 4, 5):
+        hub.publish(entry(seq))
+    hub.publish(Entry(RUN, 8, "gap", None, json.dumps(gap), declared_of(gap)))
+    hub.publish(entry(9))
+    c = client()
+    assert hub.attach(c, resume=(RUN, 3)) is True
+    assert c.take(100) == ["frame-4", "frame-5", json.dumps(gap), "frame-9"]
+    hub.publish(entry(11))  # 10 never arrived and is not declared
+    assert hub.attach(client(2), resume=(RUN, 3)) is False
+    assert hub.attach(client(3), resume=(RUN, 10)) is True
+
+
+def test_rejected_seq_marker_is_held_but_not_replayed():
+    """A rejected seq leaves a marker: it is no hole, and nothing is sent for it."""
+    hub = Hub(ring_size=100)
+    hub.publish(entry(1))
+    hub.skip(RUN, 2)
+    hub.publish(entry(3))
+    c = client()
+    assert hub.attach(c, resume=(RUN, 0)) is True
+    assert c.take(100) == ["frame-1", "frame-3"]
+    # At or below what an earlier process knew, a rejection proves nothing: no marker.
+    hub2 = Hub(ring_size=100)
+    hub2.restore_last(RUN, 5)
+    hub2.skip(RUN, 5)
+    assert hub2.attach(client(), resume=(RUN, 4)) is False
+
+
+def test_unknown_run_resumes_only_from_zero():
+    """A run the hub never heard of: after_seq 0 is fine, a higher one cannot be vouched for."""
+    hub = Hub(ring_size=100)
+    hub.publish(entry(1))
+    assert hub.attach(client(1), resume=("other-run", 0)) is True
+    assert hub.attach(client(2), resume=("other-run", 7)) is False
+
+
+def test_eviction_makes_resume_false_but_not_for_later_seqs():
+    """Evicted seqs are holes; resuming above them is still complete."""
+    hub = Hub(ring_size=3)
+    for seq in range(1, 7):
+        hub.publish(entry(seq))
+    assert hub.attach(client(1), resume=(RUN, 2)) is False
+    assert hub.attach(client(2), resume=(RUN, 3)) is True
 
 
 def test_full_queue_marks_client_for_1013():

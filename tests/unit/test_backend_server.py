@@ -376,3 +376,156 @@ def test_bad_http_is_counted_not_logged_as_error(tmp_path, caplog):
     with caplog.at_level(logging.INFO):
         asyncio.run(asyncio.wait_for(go(), 10))
     assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
+
+
+# --- restart, resume and graceful stop ------------------------------------------------
+
+
+def is_critical(seq: int) -> bool:
+    return CYCLE[seq % len(CYCLE)] in {"order", "trade", "position", "portfolio", "alert", "gap"}
+
+
+async def subscribe(backend: Backend, **frame: Any) -> tuple[ClientConnection, dict[str, Any]]:
+    """A /ws/stream client with this subscribe frame, and its snapshot ({} without one)."""
+    ws = await connect(f"ws://127.0.0.1:{backend.port}/ws/stream", max_size=None, close_timeout=0.5)
+    await ws.send(json.dumps({"type": "subscribe", **frame}))
+    if frame.get("snapshot") is False:
+        return ws, {}
+    snap = await recv_json(ws)
+    validate_control(snap)
+    assert snap["type"] == "snapshot"
+    return ws, snap
+
+
+def test_events_endpoint_returns_stored_critical_envelopes(tmp_path):
+    """/api/events: every critical type, by seq, filtered by run, types and after_seq."""
+
+    async def go() -> None:
+        sent = {seq: envelope(seq) for seq in range(1, 31)}
+        async with running(tmp_path) as backend:
+            pub, _ = await publisher(backend)
+            for text in sent.values():
+                await pub.send(text)
+            await wait_ack(pub, 30)
+            critical = [s for s in sent if is_critical(s)]
+            status, body = await http_get(backend, f"/api/events?run_id={RUN}")
+            assert status == 200 and body["count"] == len(critical)
+            assert [json.dumps(e) for e in body["events"]] == [sent[s] for s in critical]
+            status, body = await http_get(backend, f"/api/events?run_id={RUN}&types=order,alert&after_seq=12&limit=3")
+            want = [s for s in critical if s > 12 and CYCLE[s % len(CYCLE)] in ("order", "alert")][:3]
+            assert status == 200 and [e["seq"] for e in body["events"]] == want and body["count"] == 3
+            status, body = await http_get(backend, "/api/events?run_id=nope")
+            assert (status, body) == (200, {"events": [], "count": 0})
+            for bad in ("types=bogus", "after_seq=x", "limit=-1"):
+                status, _ = await http_get(backend, f"/api/events?{bad}")
+                assert status == 400, bad
+            await pub.close()
+
+    asyncio.run(asyncio.wait_for(go(), 10))
+
+
+def test_resume_after_graceful_restart_never_claims_a_hole(tmp_path):
+    """After a restart, a resume either replays every missing seq or says resumed=false.
+
+    The ring is refilled from the store, so the critical envelopes are replayed even
+    when the ephemeral ones are gone (and then ``resumed`` is false).
+    """
+
+    async def go() -> None:
+        n = 50
+        async with running(tmp_path) as backend:
+            lagging, _ = await subscribe(backend, snapshot=False)
+            current, _ = await subscribe(backend, snapshot=False)
+            await asyncio.sleep(0.05)
+            pub, _ = await publisher(backend)
+            for seq in range(1, n + 1):
+                await pub.send(envelope(seq))
+            await wait_ack(pub, n)
+            seen = [(await recv_json(lagging))["seq"] for _ in range(20)]  # reads some only
+            assert seen == list(range(1, 21))
+            assert [(await recv_json(current))["seq"] for _ in range(n)] == list(range(1, n + 1))
+            await pub.close()
+        # The backend is stopped (gracefully) and started again on the same data dir.
+        for ws in (lagging, current):
+            await ws.close()
+
+        async with running(tmp_path) as backend:
+            ws, snap = await subscribe(backend, resume={"run_id": RUN, "after_seq": seen[-1]})
+            caught_up, snap2 = await subscribe(backend, resume={"run_id": RUN, "after_seq": n})
+            trades, snap3 = await subscribe(backend, types=["trade"], resume={"run_id": RUN, "after_seq": 0})
+            assert snap2["resumed"] is True and snap["runs"] == {RUN: n}
+            pub, acked = await publisher(backend)
+            assert acked == n
+            await pub.send(envelope(n + 1))
+            await wait_ack(pub, n + 1)
+            got = []
+            while not got or got[-1] != n + 1:
+                got.append((await recv_json(ws))["seq"])
+            missing = list(range(seen[-1] + 1, n + 2))
+            # Never resumed=true with a hole; the critical ones come back from the store.
+            assert snap["resumed"] is False or got == missing
+            assert got == [s for s in missing if is_critical(s) or s == n + 1]
+            assert snap["resumed"] is False  # the ephemeral ones in between are gone
+            assert (await recv_json(caught_up))["seq"] == n + 1
+            trade_seqs = [s for s in range(1, n + 2) if CYCLE[s % len(CYCLE)] == "trade"]
+            got = [(await recv_json(trades))["seq"] for _ in trade_seqs]
+            assert got == trade_seqs and snap3["resumed"] is False
+            for c in (ws, caught_up, trades, pub):
+                await c.close()
+
+    asyncio.run(asyncio.wait_for(go(), 15))
+
+
+def test_graceful_stop_flushes_what_clients_were_due(tmp_path):
+    """A client with frames still queued at stop gets them all before the 1001 close."""
+
+    async def go() -> None:
+        n = 150
+        backend = Backend(
+            Config(
+                host="127.0.0.1",
+                port=0,
+                auth_token=TOKEN,
+                data_dir=str(tmp_path),
+                max_frame_bytes=256 * 1024,
+                ping_interval=1.0,
+                ping_timeout=2.0,
+            )
+        )
+        await backend.start()
+        stopping = None
+        try:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 * 1024)
+            sock.setblocking(False)
+            await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", backend.port))
+            sub = await connect(f"ws://127.0.0.1:{backend.port}/ws/stream", sock=sock, max_size=None, max_queue=1)
+            await sub.send(json.dumps({"type": "subscribe", "snapshot": False}))
+            await asyncio.sleep(0.05)
+            pub, _ = await publisher(backend)
+            padding = secrets.token_urlsafe(75_000)
+            for seq in range(1, n + 1):
+                env = json.loads(envelope(seq))
+                env["data"]["padding"] = padding
+                await pub.send(json.dumps(env))
+            await wait_ack(pub, n)
+            _, body = await http_get(backend, "/api/websocket/status")
+            assert body["clients"][0]["queue_depth"] > 0  # the stop has something to flush
+            stopping = asyncio.create_task(backend.stop())
+            seen = []
+            with pytest.raises(ConnectionClosed):
+                while True:
+                    seen.append(json.loads(await asyncio.wait_for(sub.recv(), TIMEOUT))["seq"])
+            assert seen == list(range(1, n + 1))
+            assert sub.close_code == 1001
+            await stopping
+        finally:
+            if stopping is None:
+                await backend.stop()
+
+        async with running(tmp_path) as backend:  # and the client resumes without a hole
+            ws, snap = await subscribe(backend, resume={"run_id": RUN, "after_seq": n})
+            assert snap["resumed"] is True
+            await ws.close()
+
+    asyncio.run(asyncio.wait_for(go(), 15))

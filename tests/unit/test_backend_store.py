@@ -152,3 +152,44 @@ def test_poke_persists_ephemeral_progress(tmp_path):
     asyncio.run(go())
     assert store.load().runs == {RUN: (1, 1)}
     store.close()
+
+
+def test_load_returns_the_most_recent_rows_for_the_ring(tmp_path):
+    """``load(ring=N)``: the N most recently stored rows, in (run_id, seq) order."""
+    store = Store(tmp_path)
+    store.write([row(5, run_id="run-b"), row(1), row(2)], {RUN: (2, 2), "run-b": (5, 5)})
+    store.write([row(4), row(6, run_id="run-b"), row(3)], {RUN: (4, 4), "run-b": (6, 6)})
+    assert store.load().recent == []
+    recent = store.load(ring=4).recent
+    assert [(r, s, t) for r, s, t, _ in recent] == [
+        (RUN, 2, "trade"),
+        (RUN, 3, "trade"),
+        (RUN, 4, "trade"),
+        ("run-b", 6, "trade"),
+    ]
+    assert json.loads(recent[0][3])["seq"] == 2
+    store.close()
+
+
+def test_events_filters_by_run_types_and_seq(tmp_path):
+    """``events``: every stored type, filtered by run, types and after_seq, ordered by seq."""
+    store = Store(tmp_path)
+    store.write(
+        [
+            row(3, "gap", from_seq=1, to_seq=1, count=1, ranges=[[1, 1]], reason="queue_overflow"),
+            row(2, "order", symbol="BTC"),
+            row(4, "trade"),
+            row(1, "trade", run_id="run-b"),
+        ],
+        {RUN: (4, 4)},
+    )
+
+    def seqs(**kw: Any) -> list[tuple[str, int]]:
+        return [(json.loads(t)["type"], json.loads(t)["seq"]) for t in store.events(**kw)]
+
+    assert seqs(run_id=RUN) == [("order", 2), ("gap", 3), ("trade", 4)]
+    assert seqs(run_id=RUN, types=["trade", "gap"], after_seq=2) == [("gap", 3), ("trade", 4)]
+    assert seqs(run_id=RUN, limit=1) == [("order", 2)]
+    assert seqs(types=["trade"]) == [("trade", 4), ("trade", 1)]  # (run_id, seq) order
+    assert seqs(run_id=RUN, types=[]) == []
+    store.close()
