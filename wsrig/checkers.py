@@ -332,6 +332,9 @@ def check_trading_continued(
             "error",
             f"trading stalled: ticks advanced by {ticks} but no trade was made ({tb.get('trades')} -> {ta.get('trades')})",
         )
+    errors = int(after.get("tick_errors", 0) or 0) - int(before.get("tick_errors", 0) or 0)
+    if errors > 0:
+        return False, Finding("error", f"trading loop failing: {errors} tick(s) raised errors during the window")
     return True, None
 
 

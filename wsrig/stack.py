@@ -59,7 +59,11 @@ def docker_client() -> Any:
 
 
 def remove_leftovers(project: str) -> list[str]:
-    """Remove containers and networks of ``project`` left by a crashed run."""
+    """Remove containers, networks and volumes of ``project`` left by an earlier run.
+
+    Volumes too: every suite run starts from empty data, so state written by an older
+    image (or a crashed run) cannot leak into this run's verdicts.
+    """
     client = docker_client()
     removed = []
     for c in client.containers.list(all=True, filters={"label": f"{PROJECT_LABEL}={project}"}):
@@ -71,6 +75,12 @@ def remove_leftovers(project: str) -> list[str]:
             removed.append(f"network {n.name}")
         except Exception as exc:  # still in use by a foreign container: say so
             removed.append(f"network {n.name} NOT removed: {exc}")
+    for v in client.volumes.list(filters={"label": f"{PROJECT_LABEL}={project}"}):
+        try:
+            v.remove(force=True)
+            removed.append(f"volume {v.name}")
+        except Exception as exc:  # in use by a foreign container: say so
+            removed.append(f"volume {v.name} NOT removed: {exc}")
     return removed
 
 

@@ -78,7 +78,7 @@ def run_stage(stage: Stage, root: Path, results: Path, extra_args: list[str] | N
         sys.executable, "-m", "pytest", str(probe), "-m", stage.marker,
         "-o", "testpaths=tests/probes", "-p", "no:cacheprovider",
         f"--junitxml={results / f'{stage.name}.junit.xml'}",
-        "-o", f"junit_suite_name={stage.name}", "-v", "-rA", "--tb=short", *(extra_args or []),
+        "-o", f"junit_suite_name={stage.name}", "-v", "-rA", "--tb=short", "--capture=tee-sys", *(extra_args or []),
     ]  # fmt: skip
     t0 = time.monotonic()
     with open(results / f"{stage.name}.log", "w") as log:

@@ -44,12 +44,28 @@ _CRIT = "(" + ",".join(f"'{t}'" for t in sorted(CRITICAL_TYPES)) + ")"
 class SqliteOutbox:
     """``Outbox`` on a SQLite file (WAL, synchronous=NORMAL); counts kept in memory."""
 
+    def _migrate(self) -> None:
+        """Upgrade an outbox written by an older bot (``text NOT NULL``) in place.
+
+        The data volume outlives the image: without this, a new bot on an old volume
+        failed every tick the first time it dropped an ephemeral message.
+        """
+        cols = {row[1]: row for row in self._db.execute("PRAGMA table_info(outbox)")}
+        if "text" not in cols or not cols["text"][3]:  # no table yet, or already nullable
+            return
+        self._db.executescript(
+            "BEGIN; ALTER TABLE outbox RENAME TO outbox_v0;"
+            + _SCHEMA.split("CREATE TABLE IF NOT EXISTS runs")[0]
+            + "INSERT INTO outbox SELECT run_id, seq, type, text FROM outbox_v0; DROP TABLE outbox_v0; COMMIT;"
+        )
+
     def __init__(self, path: str) -> None:
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         self.path = path
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
+        self._migrate()
         self._db.executescript(_SCHEMA)
         self._db.execute("DELETE FROM runs WHERE run_id NOT IN (SELECT run_id FROM outbox)")
         self._rows: Counter[str] = Counter()  # run_id -> rows

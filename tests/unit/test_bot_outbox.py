@@ -111,3 +111,24 @@ def test_undeclared_drops_of_a_crashed_run_are_declared_on_restart(tmp_path):
     assert box2.dropped_after("run-crash-01", 0) == []
     assert core2.old_run_frames("run-crash-01", 8) == [] and core2.old_runs() == []
     box2.close()
+
+
+def test_outbox_migrates_an_old_not_null_schema(tmp_path):
+    """An outbox from an older bot (text NOT NULL) is upgraded, so marking a drop works."""
+    import sqlite3
+
+    path = tmp_path / "outbox.db"
+    db = sqlite3.connect(path)
+    db.executescript(
+        "CREATE TABLE outbox (run_id TEXT NOT NULL, seq INTEGER NOT NULL, type TEXT NOT NULL,"
+        " text TEXT NOT NULL, PRIMARY KEY (run_id, seq)) WITHOUT ROWID;"
+        "INSERT INTO outbox VALUES ('old-run-1', 1, 'trade', '{}');"
+    )
+    db.commit()
+    db.close()
+    box = SqliteOutbox(str(path))
+    box.add("run-new-1", 1, "market_data", "{}")
+    box.mark_dropped("run-new-1", 1)
+    box.flush()
+    rows = sqlite3.connect(path).execute("SELECT run_id, seq, text FROM outbox ORDER BY run_id").fetchall()
+    assert ("old-run-1", 1, "{}") in rows and ("run-new-1", 1, None) in rows

@@ -228,3 +228,12 @@ def test_delivery_excused_by_refused_resume_is_counted_not_failed():
     """Seqs the backend declared unresumable are counted apart, not as undeclared or lost."""
     rep = check_delivery([Produced(RUN, last_seq=6)], obs(1, 2, 5, 6), excused={RUN: SeqSet([(3, 4)])})[RUN]
     assert rep.ok and rep.missed_on_refused_resume == 2 and rep.lost == []
+
+
+def test_trading_with_failing_ticks_is_not_continued():
+    """Ticks that raise (counted by the bot as tick_errors) mean trading did not continue."""
+    ok, finding = check_trading_continued(
+        {"trading": {"ticks": 1, "trades": 1}, "tick_errors": 0},
+        {"trading": {"ticks": 9, "trades": 2}, "tick_errors": 8},
+    )
+    assert not ok and finding and "failing" in finding.message
