@@ -1,0 +1,23 @@
+"""Defect bot-no-resend: after a reconnect the bot resends nothing it still holds.
+
+PublisherCore.on_welcome should return every held message with seq > the welcome's
+acked_seq (outbox: critical + mirrored ephemeral queue). The defect sends that backlog
+on the first connection of the process only; after any reconnect it returns an empty
+list, so everything produced while the link was down, and everything sent but not yet
+acked, is never sent again. Only new messages flow after a reconnect.
+"""
+
+from pathlib import Path
+
+TARGET = Path("/app/trading_bot/publisher_core.py")
+OLD = "        frames = self._outbox.pending_after(self.run_id, acked_seq) if self.buffering else []\n"
+NEW = (
+    "        # DEFECT bot-no-resend: the backlog goes out on the first connection only\n"
+    "        frames = self._outbox.pending_after(self.run_id, acked_seq) if self.buffering and not self._max_sent else []\n"
+)
+
+text = TARGET.read_text()
+if text.count(OLD) != 1:
+    raise SystemExit(f"bot-no-resend: expected exactly one target line in {TARGET}, found {text.count(OLD)}")
+TARGET.write_text(text.replace(OLD, NEW))
+print(f"bot-no-resend: patched PublisherCore.on_welcome in {TARGET}")

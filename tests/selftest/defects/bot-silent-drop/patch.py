@@ -1,0 +1,19 @@
+"""Defect bot-silent-drop: the bot drops from its full ephemeral queue without a gap.
+
+PublisherCore._produce drops the oldest ephemeral message when the bounded queue is
+full and records it in ``_pending_drops``, from which the next ``gap`` envelope
+declares it. The defect still drops (and counts it in dropped_by_type) but never
+records it for a gap, so the loss is never declared to the backend.
+"""
+
+from pathlib import Path
+
+TARGET = Path("/app/trading_bot/publisher_core.py")
+OLD = "                self._pending_drops.append((old_seq, old_type))\n"
+NEW = "                pass  # DEFECT bot-silent-drop: the drop is never declared in a gap\n"
+
+text = TARGET.read_text()
+if text.count(OLD) != 1:
+    raise SystemExit(f"bot-silent-drop: expected exactly one target line in {TARGET}, found {text.count(OLD)}")
+TARGET.write_text(text.replace(OLD, NEW))
+print(f"bot-silent-drop: patched PublisherCore._produce in {TARGET}")

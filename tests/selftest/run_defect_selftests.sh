@@ -1,0 +1,265 @@
+#!/usr/bin/env bash
+# System-level self-tests of the fault-tolerance stage: does it catch real defects?
+#
+# For each defect under tests/selftest/defects/<name>/ this script
+#   1. builds a variant image FROM a clean service image, with one function of the
+#      installed service code rewritten by the defect's patch.py (the build fails
+#      loudly when the patch target is not found); tag wsrig/<service>:defect-<name>
+#   2. starts the stack with that image under a separate compose project and ports
+#      (project wsrigdefect, 127.0.0.1:18000/18081/19001; never the default `wsrig`)
+#   3. runs the one relevant fault scenario of tests/probes/test_fault_tolerance.py
+#   4. asserts from <results>/fault_tolerance.record.json that the scenario FAILED
+#      and that a finding names the defect
+#   5. tears the stack down (also on error / Ctrl-C)
+# A control run (default on) first runs every scenario used here against the clean
+# images and requires it to PASS, so a "caught" defect is not just a flaky scenario.
+#
+# The clean images are built from `git archive HEAD` (not the working tree, not the
+# shared :dev tags, which other work may rebuild at any moment) and tagged
+# wsrig/<service>:selftest-base. The shipped Dockerfiles and services have no defect
+# switch; the defects exist only in these throw-away images.
+#
+# Usage: tests/selftest/run_defect_selftests.sh [DEFECT ...]   (default: all)
+# Env:   SELFTEST_CONTROL=0      skip the control run
+#        SELFTEST_BASE=dev       use wsrig/ai-trading-bot:dev and wsrig/dashboard-backend:dev
+#                                as the clean images instead of building them from HEAD
+#        SELFTEST_RESULTS=DIR    results directory (default results/selftest_<ts>)
+#        SELFTEST_KEEP_IMAGES=1  keep the defect images afterwards
+# Exit:  0 every defect caught (and the control passed); 1 otherwise; 2 setup error.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+cd "${ROOT}"
+HERE="${ROOT}/tests/selftest"
+PY="${ROOT}/.venv/bin/python"
+WSRIG="${ROOT}/.venv/bin/wsrig"
+TS="$(date +%Y%m%d_%H%M%S)"
+RESULTS="${SELFTEST_RESULTS:-${ROOT}/results/selftest_${TS}}"
+SCENARIO_TIMEOUT_S=240
+
+log() { printf '[selftest] %s\n' "$*" >&2; }
+die() { printf '[selftest] ERROR: %s\n' "$*" >&2; exit 2; }
+
+# --- the defects: name | service | pytest test | scenario name | expected finding (ERE) | what it is
+DEFECTS=(
+    "bot-no-resend|bot|test_dashboard_crash|dashboard_crash|did not settle|bot resends nothing it holds after a reconnect"
+    "bot-resend-reversed|bot|test_network_partition|network_partition|LOST|bot resends its backlog newest first after a reconnect"
+    "backend-duplicates|dashboard|test_backend_hang|backend_hang|DUPLICATED|a resume replays from the client's last seq inclusive (off-by-one)"
+    "bot-silent-drop|bot|test_queue_overflow|queue_overflow|queue never overflowed|bot drops from its full queue without declaring a gap"
+)
+
+# --- an isolated stack: never the default project or ports --------------------------
+export COMPOSE_PROJECT_NAME=wsrigdefect
+export DASHBOARD_PORT=18000 BOT_HTTP_PORT=18081 PROXY_CONTROL_PORT=19001
+export DASHBOARD_URL=http://127.0.0.1:18000 DASHBOARD_WS_URL=ws://127.0.0.1:18000
+export BOT_URL=http://127.0.0.1:18081 PROXY_CONTROL_URL=http://127.0.0.1:19001
+export PROXY_IMAGE="${PROXY_IMAGE:-wsrig/fault-proxy:dev}"
+export WSRIG_RUN_ID="selftest_${TS}"
+export DOCKER_BUILDKIT=0  # the classic builder, as scripts/build_images.sh
+
+[ -x "${WSRIG}" ] || die "no ${WSRIG}; run scripts/setup_env.sh (or ./run_all_tests.sh) first"
+docker info >/dev/null 2>&1 || die "docker daemon not reachable"
+docker image inspect "${PROXY_IMAGE}" >/dev/null 2>&1 || die "no ${PROXY_IMAGE}; run scripts/build_images.sh"
+
+# Pick the defects to run.
+selected=()
+if [ "$#" -eq 0 ]; then
+    selected=("${DEFECTS[@]}")
+else
+    for want in "$@"; do
+        found=""
+        for row in "${DEFECTS[@]}"; do
+            [ "${row%%|*}" = "${want}" ] && found="${row}"
+        done
+        [ -n "${found}" ] || die "unknown defect '${want}' (known: $(printf '%s ' "${DEFECTS[@]%%|*}"))"
+        selected+=("${found}")
+    done
+fi
+
+mkdir -p "${RESULTS}"
+log "results in ${RESULTS}"
+
+stack_down() {
+    "${WSRIG}" down >/dev/null 2>&1 || true
+}
+# shellcheck disable=SC2317  # invoked by the EXIT trap
+cleanup() {
+    local code=$?
+    log "tearing down compose project ${COMPOSE_PROJECT_NAME}"
+    stack_down
+    if [ "${SELFTEST_KEEP_IMAGES:-0}" != 1 ]; then
+        for row in "${selected[@]}"; do
+            IFS='|' read -r name service _ <<<"${row}"
+            docker image rm -f "$(image_name "${service}"):defect-${name}" >/dev/null 2>&1 || true
+        done
+    fi
+    [ -n "${SNAP:-}" ] && rm -rf "${SNAP}"
+    exit "${code}"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+image_name() {  # bot|dashboard -> repository
+    case "$1" in
+        bot) echo wsrig/ai-trading-bot ;;
+        dashboard) echo wsrig/dashboard-backend ;;
+        *) die "unknown service $1" ;;
+    esac
+}
+
+# --- 1. clean images -------------------------------------------------------------------
+if [ "${SELFTEST_BASE:-head}" = dev ]; then
+    CLEAN_BOT=wsrig/ai-trading-bot:dev
+    CLEAN_DASHBOARD=wsrig/dashboard-backend:dev
+    for img in "${CLEAN_BOT}" "${CLEAN_DASHBOARD}"; do
+        docker image inspect "${img}" >/dev/null 2>&1 || die "no ${img}; run scripts/build_images.sh"
+    done
+    log "clean images: the shared :dev tags (SELFTEST_BASE=dev)"
+else
+    CLEAN_BOT=wsrig/ai-trading-bot:selftest-base
+    CLEAN_DASHBOARD=wsrig/dashboard-backend:selftest-base
+    [ -f .cache/wheelhouse/.wsrig-complete ] || die "no wheelhouse in .cache/wheelhouse; run scripts/build_images.sh once"
+    base_out="$(scripts/make_base_image.sh 2>/dev/null)" || die "no base image; run scripts/build_images.sh once"
+    BASE_IMAGE="$(printf '%s\n' "${base_out}" | sed -n 's/^BASE_IMAGE=//p' | tail -n 1)"
+    SNAP="$(mktemp -d /tmp/wsrig-selftest.XXXXXX)"
+    git archive HEAD | tar -x -C "${SNAP}"
+    mkdir -p "${SNAP}/.cache"
+    cp -r .cache/wheelhouse "${SNAP}/.cache/wheelhouse"
+    log "clean images from git HEAD $(git rev-parse --short=12 HEAD) on ${BASE_IMAGE}"
+    for pair in "bot ${CLEAN_BOT} services/trading_bot/Dockerfile" \
+                "dashboard ${CLEAN_DASHBOARD} services/dashboard_backend/Dockerfile"; do
+        read -r what tag dockerfile <<<"${pair}"
+        if ! docker build --pull=false -f "${SNAP}/${dockerfile}" --build-arg "BASE_IMAGE=${BASE_IMAGE}" \
+            --label wsrig.project=wsrig-selftest -t "${tag}" "${SNAP}" >"${RESULTS}/build_clean_${what}.log" 2>&1; then
+            tail -n 30 "${RESULTS}/build_clean_${what}.log" >&2
+            die "building the clean ${what} image failed"
+        fi
+    done
+fi
+
+# --- helpers -------------------------------------------------------------------------
+# run_scenario DIR TEST BOT_IMAGE DASHBOARD_IMAGE: stack up, one scenario, logs, stack down.
+run_scenario() {
+    local dir="$1" test="$2" code=0
+    mkdir -p "${dir}"
+    export BOT_IMAGE="$3" DASHBOARD_IMAGE="$4"
+    stack_down  # volumes too: no outbox or store carried over from the previous run
+    if ! "${WSRIG}" up >"${dir}/up.log" 2>&1; then
+        tail -n 20 "${dir}/up.log" >&2
+        return 3
+    fi
+    RIG__STAGE=fault_tolerance RIG__RESULTS_DIR="${dir}" timeout "${SCENARIO_TIMEOUT_S}" \
+        "${ROOT}/.venv/bin/pytest" tests/probes/test_fault_tolerance.py -m fault -k "${test}" \
+        -o testpaths=tests/probes -p no:cacheprovider -v -rA --tb=short \
+        >"${dir}/fault_tolerance.log" 2>&1 || code=$?
+    "${WSRIG}" collect-logs "${dir}" >/dev/null 2>&1 || true
+    stack_down
+    return "${code}"
+}
+
+# judge DIR SCENARIO EXPECT_RE WANT(pass|fail): prints "verdict<TAB>first finding<TAB>OK|NOT CAUGHT"
+judge() {
+    "${PY}" - "$@" <<'EOF'
+import json, re, sys
+from pathlib import Path
+
+rec_path, scenario, expect, want = Path(sys.argv[1]) / "fault_tolerance.record.json", *sys.argv[2:5]
+try:
+    rec = json.loads(rec_path.read_text())
+except (OSError, ValueError) as exc:
+    print(f"no record\t{type(exc).__name__}: {exc}"[:160] + "\tNOT CAUGHT")
+    sys.exit(0)
+rows = [s for s in rec.get("scenarios", []) if s.get("name") == scenario]
+if not rows:
+    print(f"no scenario\t{scenario} missing from the record (scenario crashed? see the log)\tNOT CAUGHT")
+    sys.exit(0)
+row = rows[-1]
+errors = [f["message"] for f in row.get("findings", []) if f.get("severity") == "error"]
+verdict = "PASS" if row.get("passed") else "FAIL"
+first = errors[0] if errors else "-"
+if want == "pass":
+    ok = row.get("passed") is True and not errors
+    print(f"{verdict}\t{first}\t{'OK' if ok else 'CONTROL FAILED'}")
+else:
+    named = [m for m in errors if re.search(expect, m)]
+    ok = row.get("passed") is False and bool(named)
+    shown = named[0] if named else first
+    print(f"{verdict} lost={row.get('lost')} dup={row.get('duplicated')}\t{shown}\t{'OK' if ok else 'NOT CAUGHT'}")
+EOF
+}
+
+trim() { local s="$1" n="$2"; [ "${#s}" -le "${n}" ] && printf '%s' "${s}" || printf '%s...' "${s:0:n-3}"; }
+
+t_start=$(date +%s)
+failures=0
+declare -a table=()
+
+# --- 2. control: the scenarios pass against the clean images ------------------------
+if [ "${SELFTEST_CONTROL:-1}" = 1 ]; then
+    tests=() names=()
+    for row in "${selected[@]}"; do
+        IFS='|' read -r _ _ test scenario _ <<<"${row}"
+        case " ${tests[*]} " in *" ${test} "*) continue ;; esac
+        tests+=("${test}") names+=("${scenario}")
+    done
+    for i in "${!tests[@]}"; do
+        log "control: ${names[$i]} against the clean images"
+        dir="${RESULTS}/control_${names[$i]}"
+        rc=0
+        run_scenario "${dir}" "${tests[$i]}" "${CLEAN_BOT}" "${CLEAN_DASHBOARD}" || rc=$?
+        [ "${rc}" -eq 3 ] && die "control stack did not come up (see ${dir}/up.log)"
+        IFS=$'\t' read -r verdict finding status <<<"$(judge "${dir}" "${names[$i]}" "" pass)"
+        [ "${status}" = OK ] || failures=$((failures + 1))
+        table+=("(control: clean images)|${names[$i]}|PASS|${verdict}|${finding}|${status}")
+        log "control ${names[$i]}: ${verdict} -> ${status}"
+    done
+fi
+
+# --- 3. the defects ---------------------------------------------------------------------
+for row in "${selected[@]}"; do
+    IFS='|' read -r name service test scenario expect what <<<"${row}"
+    repo="$(image_name "${service}")"
+    image="${repo}:defect-${name}"
+    dir="${RESULTS}/${name}"
+    mkdir -p "${dir}"
+    if [ "${service}" = bot ]; then base="${CLEAN_BOT}"; else base="${CLEAN_DASHBOARD}"; fi
+    log "${name}: ${what}; building ${image} FROM ${base}"
+    if ! docker build --pull=false --build-arg "BASE=${base}" -t "${image}" "${HERE}/defects/${name}" \
+        >"${dir}/build.log" 2>&1; then
+        tail -n 20 "${dir}/build.log" >&2
+        table+=("${name}|${scenario}|${expect}|build failed|see ${dir}/build.log|NOT CAUGHT")
+        failures=$((failures + 1))
+        continue
+    fi
+    log "${name}: running ${scenario} against ${image}"
+    bot="${CLEAN_BOT}" dashboard="${CLEAN_DASHBOARD}"
+    if [ "${service}" = bot ]; then bot="${image}"; else dashboard="${image}"; fi
+    rc=0
+    run_scenario "${dir}" "${test}" "${bot}" "${dashboard}" || rc=$?
+    if [ "${rc}" -eq 3 ]; then
+        table+=("${name}|${scenario}|${expect}|stack did not come up|see ${dir}/up.log|NOT CAUGHT")
+        failures=$((failures + 1))
+        continue
+    fi
+    IFS=$'\t' read -r verdict finding status <<<"$(judge "${dir}" "${scenario}" "${expect}" fail)"
+    [ "${status}" = OK ] || failures=$((failures + 1))
+    table+=("${name}|${scenario}|${expect}|${verdict}|${finding}|${status}")
+    log "${name}: ${verdict} -> ${status}"
+done
+
+# --- 4. the table ------------------------------------------------------------------------
+{
+    printf '| defect | scenario | expected finding | observed verdict | first matching finding | result |\n'
+    printf '|---|---|---|---|---|---|\n'
+    for row in "${table[@]}"; do
+        IFS='|' read -r d s e v f r <<<"${row}"
+        printf '| %s | %s | %s | %s | %s | %s |\n' "${d}" "${s}" "${e}" "${v}" "$(trim "${f//|//}" 220)" "${r}"
+    done
+} | tee "${RESULTS}/selftest_table.md"
+elapsed=$(( $(date +%s) - t_start ))
+if [ "${failures}" -eq 0 ]; then
+    echo "selftest: every defect caught (${#selected[@]} defect(s), ${elapsed}s); results in ${RESULTS}"
+    exit 0
+fi
+echo "selftest: ${failures} problem(s) (defect not caught or control failed), ${elapsed}s; results in ${RESULTS}"
+exit 1
