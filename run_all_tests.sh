@@ -117,7 +117,26 @@ finish() {
     fi
     exit "${code}"
 }
-on_signal() { echo; echo "interrupted: cleaning up" >&2; exit 130; }
+CHILD=""
+# Long steps run in the background and are waited for, so a signal is handled at once
+# (bash defers traps while a foreground child runs).
+run_child() {
+    "$@" &
+    CHILD=$!
+    local rc=0
+    wait "${CHILD}" || rc=$?
+    CHILD=""
+    return "${rc}"
+}
+on_signal() {
+    echo; echo "interrupted: stopping the current step, then cleaning up" >&2
+    if [ -n "${CHILD}" ]; then
+        pkill -TERM -P "${CHILD}" 2>/dev/null || true
+        kill -TERM "${CHILD}" 2>/dev/null || true
+        wait "${CHILD}" 2>/dev/null || true
+    fi
+    exit 130
+}
 trap finish EXIT
 trap on_signal INT TERM
 
@@ -125,14 +144,14 @@ say "starting the stack"
 "${WSRIG}" cleanup
 "${WSRIG}" check-ports
 STACK_STARTED=1
-"${WSRIG}" up
+run_child "${WSRIG}" up
 
 ALL_OK=1
 for i in "${!STAGE_NAMES[@]}"; do
     name="${STAGE_NAMES[$i]}"; flag="${STAGE_FLAGS[$i]}"
     [ "${!flag}" = "true" ] || continue
     say "stage ${name}"
-    if ! "${WSRIG}" stage "${name}" --results "${RESULTS}"; then
+    if ! run_child "${WSRIG}" stage "${name}" --results "${RESULTS}"; then
         ALL_OK=0
         echo "stage ${name} did not pass (see ${RESULTS}/${name}.log)"
         if [ "${FAIL_FAST}" = 1 ]; then echo "--fail-fast: stopping"; break; fi

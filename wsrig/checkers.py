@@ -27,6 +27,7 @@ __all__ = [
 ]
 
 _EXAMPLES = 10
+_CRITICAL = frozenset({"order", "trade", "position", "portfolio", "alert", "gap"})  # as in wscontract
 
 
 @dataclass(frozen=True)
@@ -311,6 +312,14 @@ def check_gap_declarations(gaps: Iterable[dict[str, Any]]) -> list[Finding]:
         lo, hi = data.get("from_seq"), data.get("to_seq")
         if ranges and (lo != min(a for a, _ in ranges) or hi != max(b for _, b in ranges)):
             out.append(Finding("error", f"gap seq {seq}: from_seq/to_seq {lo}..{hi} do not bound its ranges"))
+        critical = sorted(t for t, n in data.get("counts_by_type", {}).items() if t in _CRITICAL and int(n) > 0)
+        if critical:
+            out.append(
+                Finding(
+                    "error",
+                    f"gap seq {seq} declares critical message(s) dropped ({', '.join(critical)}): critical messages must never be dropped",
+                )
+            )
         if ranges and isinstance(seq, int) and max(b for _, b in ranges) >= seq:
             out.append(Finding("error", f"gap seq {seq} declares seqs at or after itself"))
     return out

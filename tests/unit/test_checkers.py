@@ -237,3 +237,11 @@ def test_trading_with_failing_ticks_is_not_continued():
         {"trading": {"ticks": 9, "trades": 2}, "tick_errors": 8},
     )
     assert not ok and finding and "failing" in finding.message
+
+
+def test_gap_declaring_a_critical_drop_is_reported():
+    """A gap that declares a trade dropped is a defect: critical messages are never dropped."""
+    g = gap_env(10, [[3, 3]])
+    g.data["counts_by_type"] = {"trade": 1}
+    findings = check_gap_declarations([{"seq": g.seq, "data": g.data}])
+    assert any("critical" in f.message for f in findings)
