@@ -247,6 +247,39 @@ def report(results: Path) -> None:
     click.echo(str(results / "test_report.md"))
 
 
+@main.command()
+@click.argument("name", required=False)
+@click.option("--duration", type=float, default=10.0, show_default=True, help="seconds the fault holds")
+@click.option("--target", default=None, help="service for docker faults: dashboard, bot, or a compose service name")
+@click.option("--list", "list_", is_flag=True, help="list the faults")
+def fault(name: str | None, duration: float, target: str | None, list_: bool) -> None:
+    """Inject fault NAME into the running stack for --duration seconds, then heal (always)."""
+    import time
+
+    from wsrig.faults import FAULTS, FaultContext, get_fault, injected
+
+    cfg = _config()
+    ctx = FaultContext(cfg, DockerStack(cfg))
+    if list_ or not name:
+        from wsrig.faults import docker_faults, proxy_faults  # noqa: F401  (they register themselves)
+
+        for key in sorted(FAULTS):
+            click.echo(key)
+        return
+    options = {"target": target} if target else {}
+    try:
+        f = get_fault(name, ctx, **options)
+    except (KeyError, TypeError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"injecting {name}: {f.description}; holding {duration:.0f}s (Ctrl-C heals at once)")
+    try:
+        with injected(f) as window:
+            time.sleep(duration)
+    except KeyboardInterrupt:
+        click.echo("interrupted")
+    click.echo(f"healed {name} after {(window.healed_ns - window.injected_ns) / 1e9:.1f}s")
+
+
 @main.command("collect-logs")
 @click.argument("results", type=click.Path(path_type=Path, file_okay=False))
 def collect_logs(results: Path) -> None:
