@@ -54,11 +54,6 @@ class ResumingSubscriber:
         if self._task is not None:
             await asyncio.wait([self._task], timeout=10)
 
-    def follow(self, run_id: str) -> None:
-        """Resume this run from now on (the bot restarted under a new run_id)."""
-        self.run_id = run_id
-        self.last_seq.setdefault(run_id, 0)
-
     async def _loop(self) -> None:
         while not self._stop.is_set():
             try:
@@ -98,8 +93,9 @@ class ResumingSubscriber:
         seen = self.observed()
         for run_id, after in self.refused_at:
             later = [o.seq for o in seen if o.run_id == run_id and o.seq > after]
-            if later:
-                out.setdefault(run_id, SeqSet()).add_range(after + 1, min(later) - 1)
+            # nothing later seen: the refusal covers everything after the resume point
+            end = min(later) - 1 if later else 2**53
+            out.setdefault(run_id, SeqSet()).add_range(after + 1, end)
         return out
 
 
@@ -255,8 +251,12 @@ async def run_scenario(
         settled_error = exc
         after = await _stats(cfg) or {}
     new_run = str(after.get("run_id", run_id))
+    tracker = sub  # whose frames give the new run's history
     if new_run != run_id:
-        sub.follow(new_run)
+        # The bot restarted under a new run_id, which may have published before our
+        # subscriber reconnected: a second subscriber replays that run from seq 0.
+        tracker = ResumingSubscriber(cfg.stream_url, new_run, 0)
+        tracker.start()
         # A restarted bot needs a few ticks before its first trade.
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline and int(after.get("trading", {}).get("trades", 0)) == 0:
@@ -265,15 +265,20 @@ async def run_scenario(
     # Let the subscriber catch up with everything acked, and see traffic after the heal.
     deadline = time.monotonic() + max(10.0, recovery_bound_s)
     while time.monotonic() < deadline and (
-        sub.last_seq.get(new_run, 0) < int(after.get("acked_seq", 0))
+        tracker.last_seq.get(new_run, 0) < int(after.get("acked_seq", 0))
         or recovery_seconds(sub.observed(), window.healed_ns, {new_run}) is None
     ):
         await asyncio.sleep(0.2)
     await sub.stop()
+    if tracker is not sub:
+        await tracker.stop()
     final = await _stats(cfg) or after
 
     result = ScenarioResult(name, fault.name, window)
-    observed = sub.observed()
+    live = sub.observed()  # what one client saw live (recovery time)
+    observed = [o for o in live if o.run_id != new_run or tracker is sub]
+    if tracker is not sub:
+        observed += tracker.observed()
     produced = []
     if new_run == run_id:
         produced.append(
@@ -294,7 +299,9 @@ async def run_scenario(
         )
     stored = {p.run_id: await asyncio.to_thread(stored_trade_seqs, cfg, p.run_id) for p in produced}
     runs = {p.run_id for p in produced}
-    reports = check_delivery(produced, [o for o in observed if o.run_id in runs], stored, sub.excused())
+    reports = check_delivery(
+        produced, [o for o in observed if o.run_id in runs], stored, {**sub.excused(), **tracker.excused()}
+    )
     for rep in reports.values():
         result.lost += len(rep.lost)
         result.duplicated += len(rep.duplicated)
@@ -310,7 +317,7 @@ async def run_scenario(
     books = await _critical_books(cfg, new_run, settle_timeout_s)
     if books is not None:
         result.findings.append(books)
-    result.recovery_s = recovery_seconds(observed, window.healed_ns, {new_run})
+    result.recovery_s = recovery_seconds(live, window.healed_ns, {new_run})
     if new_run == run_id:
         trading_ok, trading_finding = check_trading_continued(before, during_stats or {}, require_trades)
     else:  # the bot itself restarted: its new process must be trading again
