@@ -222,9 +222,14 @@ for row in "${selected[@]}"; do
     image="${repo}:defect-${name}"
     dir="${RESULTS}/${name}"
     mkdir -p "${dir}"
-    if [ "${service}" = bot ]; then base="${CLEAN_BOT}"; else base="${CLEAN_DASHBOARD}"; fi
+    if [ "${service}" = bot ]; then
+        base="${CLEAN_BOT}" check="trading_bot.publisher_core, trading_bot.app"
+    else
+        base="${CLEAN_DASHBOARD}" check="dashboard_backend.server"
+    fi
     log "${name}: ${what}; building ${image} FROM ${base}"
-    if ! docker build --pull=false --build-arg "BASE=${base}" -t "${image}" "${HERE}/defects/${name}" \
+    if ! docker build --pull=false --build-arg "BASE=${base}" --build-arg "DEFECT=${name}" \
+        --build-arg "CHECK_IMPORT=${check}" -t "${image}" -f "${HERE}/defects/Dockerfile" "${HERE}/defects" \
         >"${dir}/build.log" 2>&1; then
         tail -n 20 "${dir}/build.log" >&2
         table+=("${name}|${scenario}|${expect}|build failed|see ${dir}/build.log|NOT CAUGHT")
