@@ -12,6 +12,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from wscontract import CRITICAL_TYPES
+
 from wsrig.history import Observed, Produced, SeqSet
 
 __all__ = [
@@ -27,7 +29,6 @@ __all__ = [
 ]
 
 _EXAMPLES = 10
-_CRITICAL = frozenset({"order", "trade", "position", "portfolio", "alert", "gap"})  # as in wscontract
 
 
 @dataclass(frozen=True)
@@ -312,7 +313,7 @@ def check_gap_declarations(gaps: Iterable[dict[str, Any]]) -> list[Finding]:
         lo, hi = data.get("from_seq"), data.get("to_seq")
         if ranges and (lo != min(a for a, _ in ranges) or hi != max(b for _, b in ranges)):
             out.append(Finding("error", f"gap seq {seq}: from_seq/to_seq {lo}..{hi} do not bound its ranges"))
-        critical = sorted(t for t, n in data.get("counts_by_type", {}).items() if t in _CRITICAL and int(n) > 0)
+        critical = sorted(t for t, n in data.get("counts_by_type", {}).items() if t in CRITICAL_TYPES and int(n) > 0)
         if critical:
             out.append(
                 Finding(

@@ -7,6 +7,7 @@ the checkers.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections.abc import Callable
@@ -29,6 +30,30 @@ def get_json(url: str, timeout: float = 5.0) -> Any:
     if not resp.ok:
         raise RuntimeError(f"GET {url} -> HTTP {resp.status_code}: {resp.text[:200]}")
     return resp.json()
+
+
+async def _wait_on(
+    event: asyncio.Event,
+    holds: Callable[[], bool],
+    closed: Callable[[], bool],
+    close_code: Callable[[], int | None],
+    timeout: float,
+    what: str,
+) -> None:
+    """Re-check ``holds`` each time ``event`` fires (or every 0.5 s) until the deadline.
+
+    Shared by the subscriber and the publisher: both set ``event`` from their reader task.
+    """
+    deadline = time.monotonic() + timeout
+    while not holds():
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError(f"{what}: timed out after {timeout:.1f}s")
+        if closed():
+            raise ConnectionError(f"{what}: connection closed (code {close_code()})")
+        event.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(event.wait(), timeout=min(remaining, 0.5))
 
 
 class Subscriber:
@@ -110,18 +135,14 @@ class Subscriber:
 
     async def wait_for(self, predicate: Callable[[Subscriber], bool], timeout: float, what: str = "frames") -> None:
         """Wait until ``predicate(self)`` holds, re-checking on every new frame."""
-        deadline = time.monotonic() + timeout
-        while not predicate(self):
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise TimeoutError(f"subscriber: timed out after {timeout:.1f}s waiting for {what}")
-            if self.closed:
-                raise ConnectionError(f"subscriber closed (code {self.close_code}) while waiting for {what}")
-            self._new.clear()
-            try:
-                await asyncio.wait_for(self._new.wait(), timeout=min(remaining, 0.5))
-            except TimeoutError:
-                continue
+        await _wait_on(
+            self._new,
+            lambda: predicate(self),
+            lambda: self.closed,
+            lambda: self.close_code,
+            timeout,
+            f"subscriber: {what}",
+        )
 
 
 class Publisher:
@@ -190,18 +211,14 @@ class Publisher:
         await self.ws.send(text)
 
     async def wait_for(self, predicate: Callable[[Publisher], bool], timeout: float, what: str) -> None:
-        deadline = time.monotonic() + timeout
-        while not predicate(self):
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise TimeoutError(f"publisher: timed out after {timeout:.1f}s waiting for {what}")
-            if self._reader is not None and self._reader.done():
-                raise ConnectionError(f"publisher closed (code {self.close_code}) while waiting for {what}")
-            self._new.clear()
-            try:
-                await asyncio.wait_for(self._new.wait(), timeout=min(remaining, 0.5))
-            except TimeoutError:
-                continue
+        """Wait until ``predicate(self)`` holds, re-checking on every ack or error."""
+
+        def closed() -> bool:
+            return self._reader is not None and self._reader.done()
+
+        await _wait_on(
+            self._new, lambda: predicate(self), closed, lambda: self.close_code, timeout, f"publisher: {what}"
+        )
 
     async def wait_ack(self, seq: int, timeout: float = 10.0) -> dict[str, Any]:
         """Until a cumulative ack covers ``seq``."""

@@ -25,7 +25,7 @@ from wsrig.faults.base import Fault, FaultWindow
 from wsrig.history import Observed, Produced, SeqSet, observed_from_frames
 from wsrig.probe import backend_status, bot_stats, progress
 
-__all__ = ["ResumingSubscriber", "ScenarioResult", "run_scenario", "stored_trade_seqs"]
+__all__ = ["ResumingSubscriber", "ScenarioResult", "run_scenario", "stored_critical_seqs"]
 
 
 class ResumingSubscriber:
@@ -106,7 +106,6 @@ class ScenarioResult:
     name: str
     fault: str
     window: FaultWindow
-    passed: bool = False
     lost: int = 0
     duplicated: int = 0
     reordered: int = 0
@@ -117,6 +116,11 @@ class ScenarioResult:
     trading_continued: bool = False
     findings: list[Finding] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        """Derived from the findings, so a probe that adds one cannot forget the verdict."""
+        return not any(f.severity == "error" for f in self.findings)
 
     def serialize(self) -> dict[str, Any]:
         return {
@@ -137,7 +141,7 @@ class ScenarioResult:
         }
 
 
-def stored_trade_seqs(cfg: RigConfig, run_id: str) -> set[int]:
+def stored_critical_seqs(cfg: RigConfig, run_id: str) -> set[int]:
     """Seqs of the critical envelopes the backend stored for ``run_id`` (its durable history).
 
     ``/api/events`` (every critical type) when the backend has it, else ``/api/trades``.
@@ -297,7 +301,7 @@ async def run_scenario(
                 new_run, first_seq=1, last_seq=int(final.get("last_seq", 0)), judge_upto=int(after.get("acked_seq", 0))
             )
         )
-    stored = {p.run_id: await asyncio.to_thread(stored_trade_seqs, cfg, p.run_id) for p in produced}
+    stored = {p.run_id: await asyncio.to_thread(stored_critical_seqs, cfg, p.run_id) for p in produced}
     runs = {p.run_id for p in produced}
     reports = check_delivery(
         produced, [o for o in observed if o.run_id in runs], stored, {**sub.excused(), **tracker.excused()}
@@ -346,7 +350,6 @@ async def run_scenario(
         if new_run == run_id
         else None,
     )
-    result.passed = not any(f.severity == "error" for f in result.findings)
     progress(
         f"{name}: {'PASS' if result.passed else 'FAIL'} lost={result.lost} dup={result.duplicated} reord={result.reordered} recovery={result.recovery_s}"
     )

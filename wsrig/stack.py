@@ -13,7 +13,7 @@ import os
 import subprocess
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from wsrig.config import RigConfig
@@ -89,6 +89,8 @@ class DockerStack:
     """The compose project of this repository, driven through compose and the SDK."""
 
     config: RigConfig
+    #: service -> the networks ``partition`` took it off, for ``heal``
+    _partitioned: dict[str, list[str]] = field(default_factory=dict, init=False, repr=False)
 
     # --- compose ---------------------------------------------------------------
 
@@ -149,7 +151,6 @@ class DockerStack:
         client = docker_client()
         c = self.container(service)
         names = self._networks(service)
-        self._partitioned = getattr(self, "_partitioned", {})
         self._partitioned[service] = names
         for name in names:
             client.networks.get(name).disconnect(c)
@@ -159,7 +160,7 @@ class DockerStack:
         """Reconnect ``service`` to the networks ``partition`` took, with its DNS alias."""
         client = docker_client()
         c = self.container(service)
-        for name in getattr(self, "_partitioned", {}).pop(service, []):
+        for name in self._partitioned.pop(service, []):
             client.networks.get(name).connect(c, aliases=[service])
 
     def state(self, service: str) -> dict[str, Any]:

@@ -28,6 +28,11 @@ T = TypeVar("T")
 TRANSIENT: tuple[type[BaseException], ...] = (OSError, requests.RequestException, asyncio.TimeoutError, ValueError)
 
 
+def _timed_out(timeout: float, what: str, last_error: BaseException | None) -> TimeoutError:
+    detail = f" (last error: {last_error!r})" if last_error else ""
+    return TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}{detail}")
+
+
 def wait_until(
     condition: Callable[[], T],
     timeout: float,
@@ -46,8 +51,7 @@ def wait_until(
         except transient as exc:
             last_error = exc
         if time.monotonic() >= deadline:
-            detail = f" (last error: {last_error!r})" if last_error else ""
-            raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}{detail}")
+            raise _timed_out(timeout, what, last_error)
         time.sleep(interval)
 
 
@@ -69,8 +73,7 @@ async def wait_until_async(
         except transient as exc:
             last_error = exc
         if time.monotonic() >= deadline:
-            detail = f" (last error: {last_error!r})" if last_error else ""
-            raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}{detail}")
+            raise _timed_out(timeout, what, last_error)
         await asyncio.sleep(interval)
 
 
