@@ -317,7 +317,7 @@ async def run_scenario(
             result.extra.get("missed_on_refused_resume", 0) + rep.missed_on_refused_resume
         )
         result.findings += rep.findings()
-    result.findings += check_gap_declarations(f for _, f in sub.frames if f.get("type") == "gap")
+    result.findings += check_gap_declarations({"seq": o.seq, "data": o.data} for o in observed if o.type == "gap")
     books = await _critical_books(cfg, new_run, settle_timeout_s)
     if books is not None:
         result.findings.append(books)
