@@ -3,10 +3,16 @@
 Probes write into one ``StageRecord`` per stage run; it is saved as
 ``<stage>.record.json`` beside the JUnit file and folded into ``test_summary.json``.
 Plain data with ``serialize()``, as locust's stats are.
+
+Time series (latency over time, throughput, container resources) are CSV files in
+the results folder, registered with ``series()`` so the report and its charts find
+them: ``{"name", "kind", "file", "columns", "unit"}``; the first column is always
+``t`` (Unix seconds) so fault windows (``scenario["fault_window"]``) line up.
 """
 
 from __future__ import annotations
 
+import csv
 import json
 import operator
 from dataclasses import dataclass, field
@@ -54,6 +60,7 @@ class StageRecord:
     checks: list[Check] = field(default_factory=list)
     scenarios: list[dict[str, Any]] = field(default_factory=list)
     findings: list[dict[str, str]] = field(default_factory=list)
+    series: list[dict[str, Any]] = field(default_factory=list)
 
     def measure(self, name: str, value: Any, threshold: Any = None, op: str = "<=", unit: str = "") -> Check:
         """Record a value (and its threshold); returns the check so the probe can assert."""
@@ -73,12 +80,37 @@ class StageRecord:
         self.scenarios = [s for s in self.scenarios if s.get("name") != name] + [item]
         return item
 
+    def add_series(
+        self,
+        results: Path,
+        name: str,
+        kind: str,
+        columns: list[str],
+        rows: list[list[Any]] | list[tuple[Any, ...]],
+        unit: str = "",
+    ) -> Path:
+        """Write ``<stage>.<name>.csv`` (first column ``t``, Unix s) and register it.
+
+        ``kind`` tells the report how to draw it: ``latency``, ``throughput`` or ``resources``.
+        """
+        if not columns or columns[0] != "t":
+            raise ValueError(f"series {name!r}: the first column must be 't' (Unix seconds), got {columns!r}")
+        path = results / f"{self.stage}.{name}.csv"
+        with path.open("w", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(columns)
+            writer.writerows(rows)
+        item = {"name": name, "kind": kind, "file": path.name, "columns": columns, "unit": unit}
+        self.series = [s for s in self.series if s["name"] != name] + [item]
+        return path
+
     def serialize(self) -> dict[str, Any]:
         return {
             "stage": self.stage,
             "metrics": {**self.metrics, "checks": [c.serialize() for c in self.checks]},
             "scenarios": self.scenarios,
             "findings": self.findings,
+            "series": self.series,
         }
 
     def save(self, path: Path) -> None:

@@ -57,6 +57,7 @@ def _stage_entry(results: Path, name: str, selected: bool, flag: str) -> dict[st
         "metrics": {},
         "findings": [],
         "scenarios": [],
+        "series": [],
         "log": f"{name}.log",
         "junit": f"{name}.junit.xml",
     }
@@ -78,6 +79,7 @@ def _stage_entry(results: Path, name: str, selected: bool, flag: str) -> dict[st
         entry["metrics"] = record.get("metrics", {})
         entry["scenarios"] = record.get("scenarios", [])
         entry["findings"] = list(record.get("findings", []))
+        entry["series"] = list(record.get("series", []))
     for f in failures:
         if f not in entry["findings"]:
             entry["findings"].append(f)

@@ -11,6 +11,7 @@ import contextlib
 import importlib.util
 import json
 import random
+import socket
 import sys
 import time
 from pathlib import Path
@@ -450,10 +451,11 @@ def test_upstream_unreachable_resets_client():
     """When the upstream refuses, the client is reset rather than left hanging."""
 
     async def body():
-        probe = await asyncio.start_server(_echo, "127.0.0.1", 0)
-        dead_port = probe.sockets[0].getsockname()[1]
-        probe.close()
-        await probe.wait_closed()
+        # A bound socket that never listens refuses connections and keeps its port:
+        # a port freed by closing a listener could be handed to the proxy's own listener.
+        dead = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        dead.bind(("127.0.0.1", 0))
+        dead_port = dead.getsockname()[1]
         proxy = await fp.start_proxy("127.0.0.1", 0, "127.0.0.1", dead_port, "127.0.0.1", 0)
         try:
             reader, writer = await connect(proxy)
@@ -462,5 +464,6 @@ def test_upstream_unreachable_resets_client():
             assert proxy.stats()["connections_rejected"] == 1
         finally:
             await proxy.close()
+            dead.close()
 
     run(body())
