@@ -41,6 +41,14 @@ def record() -> Iterator[StageRecord]:
 
 
 @pytest.fixture(scope="session")
+def results_dir() -> Path:
+    """Where this stage's files go (CSV series beside the record and JUnit)."""
+    out = Path(os.environ.get("RIG__RESULTS_DIR", "results/adhoc"))
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+@pytest.fixture(scope="session")
 def limits(cfg: RigConfig) -> dict[str, Any]:
     """This stage's thresholds (config/thresholds.toml, profile applied)."""
     return cfg.stage_thresholds(os.environ.get("RIG__STAGE", "connectivity"))

@@ -114,8 +114,13 @@ def run_load(
     plan: LoadPlan,
     stack: DockerStack | None = None,
     on_progress: Callable[[str], None] | None = None,
+    on_ready: Callable[[], None] | None = None,
 ) -> LoadResult:
-    """Run ``plan`` against the backend at ``cfg.dashboard_ws_url``; never raises for SUT faults."""
+    """Run ``plan`` against the backend at ``cfg.dashboard_ws_url``; never raises for SUT faults.
+
+    ``on_ready`` runs once every subscriber is connected, before the first send (the
+    connections scenario reads the backend's memory there).
+    """
     ctx = mp.get_context("spawn")
     out: Any = ctx.Queue()
     stop = ctx.Event()
@@ -155,6 +160,8 @@ def run_load(
                 results[index] = payload
         if ready < len(subs):
             result.errors.append(f"only {ready} of {len(subs)} subscriber processes got ready in {READY_TIMEOUT_S} s")
+        if on_ready is not None:
+            on_ready()
         say(f"{plan.name}: {result.connected} subscribers connected; sending {plan.schedule.count} messages")
         spec = PublisherSpec(
             ws_url=cfg.dashboard_ws_url,

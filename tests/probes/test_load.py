@@ -1,0 +1,181 @@
+"""Load stage: sustained, burst, 1,000 connections, fan-out, memory back to baseline.
+
+Each scenario is an open-loop constant-rate run of the rig's own load publisher
+(``wsrig.load``); latency counts from each message's intended send time and comes from
+HDR histograms merged over subscriber processes. Thresholds: [*.load] in
+config/thresholds.toml; every value is recorded next to its threshold.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+
+from wsrig.load.report import record_run, run_problems
+from wsrig.load.runner import LoadPlan, run_load
+from wsrig.load.schedule import Schedule
+from wsrig.probe import progress
+from wsrig.stack import DockerStack
+
+pytestmark = pytest.mark.load
+
+
+@pytest.fixture(scope="module")
+def stack(cfg):
+    return DockerStack(cfg)
+
+
+@pytest.fixture(scope="module")
+def baseline_mb(stack, cfg) -> float:
+    """Backend memory before any load scenario of this stage."""
+    return stack.stats(cfg.dashboard_service)["mem_bytes"] / 2**20
+
+
+def _plan(name: str, limits: dict[str, Any], schedule: Schedule, subscribers: int, processes: int | None = None):
+    return LoadPlan(
+        name,
+        schedule,
+        subscribers=subscribers,
+        processes=processes or limits["subscriber_processes"],
+        settle_s=limits["settle_s"],
+    )
+
+
+def test_sustained_rate(cfg, stack, record, limits, results_dir, baseline_mb):
+    """Rate R for T seconds to N subscribers: P99 from intended time under the threshold, nothing lost."""
+    rate, secs, subs = limits["sustained_rate"], limits["sustained_s"], limits["sustained_subscribers"]
+    progress(f"sustained: {rate} msg/s for {secs} s to {subs} subscribers")
+    result = run_load(cfg, _plan("sustained", limits, Schedule.constant(rate, secs), subs), stack, progress)
+    problems = run_problems(result, limits["generator_lag_p99_ms"])
+    p99 = record.measure("sustained P99", result.corrected.summary().p99, limits["sustained_p99_ms"], "<", "ms")
+    record_run(record, results_dir, "sustained", result, passed=not problems and p99.passed, problems=problems)
+    for p in problems:
+        record.finding("error", f"sustained: {p}")
+    assert not problems, problems
+    assert p99.passed, f"sustained P99 {p99.value} ms >= {p99.threshold} ms"
+
+
+def _recovery_s(per_second: list[list[Any]], burst_end: float, limit_ms: float) -> float | None:
+    """Seconds from the burst's end until per-second P99 is back under the limit for good."""
+    after = [row for row in per_second if row[0] >= burst_end - 1]
+    for i, row in enumerate(after):
+        if all(r[3] < limit_ms for r in after[i:]):
+            return max(0.0, row[0] - burst_end)
+    return None
+
+
+def test_burst_and_recovery(cfg, stack, record, limits, results_dir):
+    """10x the rate for a few seconds: nothing lost, and latency comes back within the bound."""
+    sched = Schedule.burst(
+        limits["burst_rate"],
+        limits["burst_factor"],
+        limits["burst_before_s"],
+        limits["burst_s"],
+        limits["burst_after_s"],
+    )
+    progress(f"burst: {limits['burst_rate']} -> {limits['burst_rate'] * limits['burst_factor']} msg/s")
+    result = run_load(cfg, _plan("burst", limits, sched, limits["burst_subscribers"]), stack, progress)
+    problems = run_problems(result, limits["generator_lag_p99_ms"])
+    t0 = result.publisher.get("t0_ns", 0) / 1e9
+    burst_end = int(t0 + limits["burst_before_s"] + limits["burst_s"])
+    recovery = _recovery_s(result.per_second, burst_end, limits["sustained_p99_ms"])
+    rec = record.measure(
+        "burst recovery", recovery if recovery is not None else float("inf"), limits["burst_recovery_s"], "<=", "s"
+    )
+    record_run(
+        record,
+        results_dir,
+        "burst",
+        result,
+        passed=not problems and rec.passed,
+        problems=problems,
+        recovery_s=recovery,
+        burst_rate=limits["burst_rate"] * limits["burst_factor"],
+    )
+    assert not problems, problems
+    assert rec.passed, f"latency did not recover within {limits['burst_recovery_s']} s after the burst"
+
+
+def test_thousand_connections(cfg, stack, record, limits, results_dir):
+    """1,000 clients at once: connect P99, backend memory per connection, all get live traffic."""
+    n = limits["connections"]
+    memory: dict[str, float] = {}
+
+    def before() -> None:
+        memory["before"] = stack.stats(cfg.dashboard_service)["mem_bytes"] / 2**20
+
+    memory["idle"] = stack.stats(cfg.dashboard_service)["mem_bytes"] / 2**20
+    progress(f"connections: opening {n} clients")
+    plan = LoadPlan(
+        "connections",
+        Schedule.constant(20, 3),
+        subscribers=n,
+        processes=limits["connections_processes"],
+        settle_s=limits["settle_s"],
+    )
+    result = run_load(cfg, plan, stack, progress, on_ready=before)
+    problems = run_problems(result, limits["generator_lag_p99_ms"])
+    per_1000 = (memory.get("before", memory["idle"]) - memory["idle"]) * 1000 / max(1, result.connected)
+    connect = result.connect.summary()
+    checks = [
+        record.measure("clients connected", result.connected, n, ">=", ""),
+        record.measure("connect P99", connect.p99, limits["connect_p99_ms"], "<", "ms"),
+        record.measure(
+            "backend memory per 1000 connections",
+            round(per_1000, 1),
+            limits["memory_per_1000_connections_mb"],
+            "<",
+            "MB",
+        ),
+    ]
+    record_run(
+        record,
+        results_dir,
+        "connections_1000",
+        result,
+        passed=not problems and all(c.passed for c in checks),
+        problems=problems,
+        backend_mem_idle_mb=round(memory["idle"], 1),
+        backend_mem_connected_mb=round(memory.get("before", 0.0), 1),
+        memory_per_connection_kb=round(per_1000 * 1024 / 1000, 1),
+    )
+    assert not problems, problems
+    for c in checks:
+        assert c.passed, f"{c.name} = {c.value}{c.unit}, threshold {c.op} {c.threshold}{c.unit}"
+
+
+def test_fanout(cfg, stack, record, limits, results_dir):
+    """100 subscribers at 500 msg/s: P99 and delivered msg/s against their thresholds."""
+    rate, subs, secs = limits["fanout_rate"], limits["fanout_subscribers"], limits["fanout_s"]
+    progress(f"fan-out: {rate} msg/s to {subs} subscribers ({rate * subs} deliveries/s) for {secs} s")
+    result = run_load(cfg, _plan("fanout", limits, Schedule.constant(rate, secs), subs), stack, progress)
+    problems = run_problems(result, limits["generator_lag_p99_ms"])
+    checks = [
+        record.measure("fan-out P99", result.corrected.summary().p99, limits["fanout_p99_ms"], "<", "ms"),
+        record.measure(
+            "fan-out deliveries/s", result.deliveries_per_s, limits["fanout_min_deliveries_per_s"], ">=", "/s"
+        ),
+    ]
+    record_run(
+        record, results_dir, "fanout", result, passed=not problems and all(c.passed for c in checks), problems=problems
+    )
+    assert not problems, problems
+    for c in checks:
+        assert c.passed, f"{c.name} = {c.value}{c.unit}, threshold {c.op} {c.threshold}{c.unit}"
+
+
+def test_memory_back_to_baseline(cfg, stack, record, limits, baseline_mb):
+    """After the load, the backend's memory returns near where it started (no leak per message)."""
+    time.sleep(limits["stability_settle_s"])
+    after = stack.stats(cfg.dashboard_service)["mem_bytes"] / 2**20
+    growth = record.measure(
+        "backend memory growth after load",
+        round(after - baseline_mb, 1),
+        limits["stability_memory_growth_mb"],
+        "<=",
+        "MB",
+    )
+    record.scenario("stability", growth.passed, baseline_mb=round(baseline_mb, 1), after_mb=round(after, 1))
+    assert growth.passed, f"backend memory grew {growth.value} MB over the load (limit {growth.threshold} MB)"

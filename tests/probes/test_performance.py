@@ -1,0 +1,114 @@
+"""Performance stage: ingest and durable rates, step-load saturation, bot latency per hop.
+
+Throughput runs are closed loop on purpose (at most ``ingest_window`` unacked: the highest
+rate the backend acknowledges); latency runs are open loop at a constant rate, measured
+from intended send time. Thresholds: [*.performance] in config/thresholds.toml.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from wsrig.load.bot_latency import measure_bot_latency
+from wsrig.load.report import record_run, run_problems
+from wsrig.load.runner import LoadPlan, run_load
+from wsrig.load.saturation import Step, search
+from wsrig.load.schedule import Schedule
+from wsrig.probe import progress
+from wsrig.stack import DockerStack
+
+pytestmark = pytest.mark.performance
+
+
+@pytest.fixture(scope="module")
+def stack(cfg):
+    return DockerStack(cfg)
+
+
+def _closed_loop(name: str, msg_type: str, count: int, window: int) -> LoadPlan:
+    # One phase whose count is the number of messages; the window paces the sends.
+    return LoadPlan(name, Schedule.constant(count, 1), subscribers=0, msg_type=msg_type, window=window)
+
+
+@pytest.mark.parametrize(
+    "name,msg_type,count_key,floor_key",
+    [
+        ("ingest", "market_data", "ingest_messages", "ingest_min_per_s"),
+        ("durable", "trade", "durable_messages", "durable_min_per_s"),
+    ],
+)
+def test_acknowledged_rate(cfg, stack, record, limits, results_dir, name, msg_type, count_key, floor_key):
+    """The highest rate one publisher gets acknowledged: validated (ingest) and stored (durable)."""
+    count, window = limits[count_key], limits["ingest_window"]
+    progress(f"{name}: {count} {msg_type} envelopes, at most {window} unacked")
+    result = run_load(cfg, _closed_loop(name, msg_type, count, window), stack, progress)
+    problems = list(result.errors)
+    if result.publisher.get("acked_seq", 0) < result.publisher.get("sent", -1):
+        problems.append(f"only {result.publisher.get('acked_seq')} of {result.publisher.get('sent')} acknowledged")
+    if result.publisher.get("errors"):
+        problems.append(f"{result.publisher['errors']} error frames, first: {result.publisher['first_error']}")
+    rate = record.measure(f"{name} acked msg/s", result.acked_per_s, limits[floor_key], ">=", "/s")
+    record_run(record, results_dir, name, result, passed=not problems and rate.passed, problems=problems)
+    assert not problems, problems
+    assert rate.passed, f"{name}: {rate.value}/s acknowledged, floor {rate.threshold}/s"
+
+
+def test_saturation_point(cfg, stack, record, limits, results_dir):
+    """Step the rate up to a fixed set of subscribers until P99 breaks; keep the last good step."""
+    subs, secs, p99_limit = limits["saturation_subscribers"], limits["saturation_step_s"], limits["saturation_p99_ms"]
+
+    def measure(rate: float) -> Step:
+        progress(f"saturation: {rate:g} msg/s x {subs} subscribers for {secs} s")
+        plan = LoadPlan(
+            f"step_{rate:g}",
+            Schedule.constant(rate, secs),
+            subscribers=subs,
+            processes=limits["subscriber_processes"],
+            settle_s=limits["settle_s"],
+        )
+        result = run_load(cfg, plan, stack, progress)
+        problems = run_problems(result, limits["generator_lag_p99_ms"])
+        lost_or_closed = result.lost + len(result.closed)
+        invalid = [p for p in problems if "generator" in p or "process" in p or "publisher" in p]
+        step = Step(
+            rate=rate,
+            deliveries_per_s=result.deliveries_per_s,
+            p99_ms=result.corrected.summary().p99,
+            lost=lost_or_closed,
+            valid=not invalid,
+            note="; ".join(invalid),
+        )
+        record_run(record, results_dir, f"saturation_{rate:g}", result, passed=not step.problem(p99_limit))
+        return step
+
+    found = search(limits["saturation_rates"], measure, p99_limit)
+    best = record.measure(
+        "saturation: best deliveries/s with P99 under threshold",
+        found.best_deliveries_per_s,
+        limits["saturation_min_deliveries_per_s"],
+        ">=",
+        "/s",
+    )
+    record.metrics["saturation"] = {
+        "best_rate": found.best.rate if found.best else None,
+        "best_deliveries_per_s": found.best_deliveries_per_s,
+        "broke_at_rate": found.broke_at.rate if found.broke_at else None,
+        "reason": found.reason,
+        "steps": [s.__dict__ for s in found.steps],
+    }
+    progress(f"saturation: best {found.best_deliveries_per_s:g} deliveries/s; {found.reason}")
+    assert best.passed, f"saturation: best {best.value}/s < floor {best.threshold}/s ({found.reason})"
+
+
+def test_bot_latency_per_hop(cfg, record, limits, bot_run_id):
+    """The bot's own stream: production -> backend -> client, P99 end to end under the threshold."""
+    progress(f"bot latency: following run {bot_run_id} for {limits['bot_latency_s']} s")
+    measured = measure_bot_latency(cfg, bot_run_id, limits["bot_latency_s"])
+    fields = measured.serialize()
+    e2e = record.measure("bot end-to-end P99", fields["latency_ms"]["p99"], limits["bot_p99_ms"], "<", "ms")
+    ok = measured.envelopes > 0 and measured.critical_with_receive_time > 0 and measured.hops.negative_hops == 0
+    record.scenario("bot_latency", ok and e2e.passed, **fields)
+    assert measured.envelopes > 0, "no envelope of the bot's run arrived"
+    assert measured.critical_with_receive_time > 0, "no critical envelope had a backend receive time"
+    assert measured.hops.negative_hops == 0, f"{measured.hops.negative_hops} hops had negative duration"
+    assert e2e.passed, f"bot end-to-end P99 {e2e.value} ms >= {e2e.threshold} ms"

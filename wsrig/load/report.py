@@ -1,0 +1,44 @@
+"""Turn a load run into the stage record: scenario row, checks vs thresholds, CSV series.
+
+One place so the load and performance stages record a run the same way.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from wsrig.load.resources import COLUMNS as RESOURCE_COLUMNS
+from wsrig.load.runner import LoadResult
+from wsrig.record import StageRecord
+
+__all__ = ["record_run", "run_problems"]
+
+LATENCY_COLUMNS = ["t", "delivered", "p50_ms", "p99_ms", "max_ms"]
+
+
+def run_problems(result: LoadResult, max_lag_p99_ms: float) -> list[str]:
+    """Why a run cannot be trusted or lost data: errors, generator health, loss, order."""
+    out = list(result.errors)
+    if result.health is not None:
+        out += result.health.problems(max_lag_p99_ms)
+    if result.lost:
+        out.append(f"{result.lost} of {result.expected} deliveries never arrived")
+    if result.out_of_order:
+        out.append(f"{result.out_of_order} deliveries out of seq order")
+    if result.closed:
+        out.append(f"subscribers closed by the backend with codes {sorted(set(result.closed))}")
+    return out
+
+
+def record_run(
+    record: StageRecord, results: Path, name: str, result: LoadResult, passed: bool, **extra: Any
+) -> dict[str, Any]:
+    """Scenario row (latency_ms = corrected summary) plus latency and resource series."""
+    fields = result.serialize()
+    fields.update(extra)
+    if result.per_second:
+        record.add_series(results, f"{name}_latency", "latency", LATENCY_COLUMNS, result.per_second, unit="ms")
+    if result.resources:
+        record.add_series(results, f"{name}_resources", "resources", RESOURCE_COLUMNS, result.resources)
+    return record.scenario(name, passed, **fields)
