@@ -7,6 +7,7 @@ keyed by its name and label set exactly as exposed (``name{type="trade"}``).
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 __all__ = ["parse_metrics", "sample"]
 
@@ -35,7 +36,7 @@ def parse_metrics(text: str) -> dict[str, float]:
     return out
 
 
-def sample(metrics: dict[str, float], name: str, **labels: str) -> float | None:
+def sample(metrics: Mapping[str, float], name: str, **labels: str) -> float | None:
     """The value of ``name`` with exactly these labels (None if it is not exposed)."""
     if not labels:
         return metrics.get(name)

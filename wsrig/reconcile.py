@@ -209,8 +209,9 @@ def _positions(t: _Table, s: Sources, stream: list[Mapping[str, Any]]) -> None:
                 (backend.get(symbol) or {}).get(f),
                 (client.get(symbol) or {}).get(f),
             )
-            t.compare(f"position {f}", symbol, BOT_STATE, b, BACKEND_STATE, k)
-            t.compare(f"position {f}", symbol, BACKEND_STATE, k, CLIENT, c)
+            headline = f == "quantity"
+            t.compare(f"position {f}", symbol, BOT_STATE, b, BACKEND_STATE, k, key=headline)
+            t.compare(f"position {f}", symbol, BACKEND_STATE, k, CLIENT, c, key=headline)
 
 
 def _trades(t: _Table, s: Sources, stream: list[Mapping[str, Any]]) -> None:
@@ -254,9 +255,9 @@ def _trades(t: _Table, s: Sources, stream: list[Mapping[str, Any]]) -> None:
         t.compare(
             "sum of trades = position", symbol, CLIENT + " trades", net(client), CLIENT + " position", qty(client_pos)
         )
-        t.compare("sum of trades", symbol, BACKEND_TRADES, net(stored), CLIENT, net(client))
-        t.compare("trades", symbol, BOT_STATE, count(bot_books), BACKEND_TRADES, count(stored))
-        t.compare("trades", symbol, BACKEND_TRADES, count(stored), CLIENT, count(client))
+        t.compare("sum of trades", symbol, BACKEND_TRADES, net(stored), CLIENT, net(client), key=False)
+        t.compare("trades", symbol, BOT_STATE, count(bot_books), BACKEND_TRADES, count(stored), key=False)
+        t.compare("trades", symbol, BACKEND_TRADES, count(stored), CLIENT, count(client), key=False)
 
 
 def _portfolio(t: _Table, s: Sources, stream: list[Mapping[str, Any]]) -> None:
@@ -265,8 +266,9 @@ def _portfolio(t: _Table, s: Sources, stream: list[Mapping[str, Any]]) -> None:
     last = [e for e in stream if e.get("type") == "portfolio"]
     client = last[-1]["data"] if last else {}
     for f in PORTFOLIO_FIELDS:
-        t.compare("portfolio", f, BOT_STATE, bot.get(f), BACKEND_STATE, backend.get(f))
-        t.compare("portfolio", f, BACKEND_STATE, backend.get(f), CLIENT, client.get(f))
+        headline = f in ("cash", "equity", "trades")
+        t.compare("portfolio", f, BOT_STATE, bot.get(f), BACKEND_STATE, backend.get(f), key=headline)
+        t.compare("portfolio", f, BACKEND_STATE, backend.get(f), CLIENT, client.get(f), key=headline)
 
 
 def _counts(t: _Table, s: Sources, stream: list[Mapping[str, Any]]) -> None:
