@@ -107,6 +107,11 @@ def _num(value: Any) -> float | None:
     return float(value)
 
 
+def _tidy(value: Any) -> Any:
+    """A whole float (a /metrics sample) as an int, so the table shows counts as counts."""
+    return int(value) if isinstance(value, float) and value.is_integer() and abs(value) < 2**53 else value
+
+
 def _same(a: Any, b: Any) -> bool:
     fa, fb = _num(a), _num(b)
     if fa is not None and fb is not None:
@@ -119,6 +124,7 @@ class _Table:
         self.rows: list[Row] = []
 
     def compare(self, check: str, subject: str, a_src: str, a: Any, b_src: str, b: Any, key: bool = True) -> None:
+        a, b = _tidy(a), _tidy(b)
         self.rows.append(Row(check, subject, a_src, a, b_src, b, ok=_same(a, b) and a is not None, key=key))
 
 
