@@ -208,7 +208,8 @@ else:
     named = [m for m in errors if re.search(expect, m)]
     ok = row.get("passed") is False and bool(named)
     shown = named[0] if named else first
-    print(f"{verdict} lost={row.get('lost')} dup={row.get('duplicated')}\t{shown}\t{'OK' if ok else 'NOT CAUGHT'}")
+    counts = f" lost={row.get('lost')} dup={row.get('duplicated')}" if "lost" in row else ""
+    print(f"{verdict}{counts}\t{shown}\t{'OK' if ok else 'NOT CAUGHT'}")
 EOF
 }
 
