@@ -37,7 +37,8 @@ Options:
                  connectivity + message_flow with the [smoke] thresholds profile
                  (10/20 clients, a 6 s observation window); same as
                  --stage connectivity --stage message_flow --profile smoke
-  --keep-up      leave the stack running afterwards (tear down: .venv/bin/wsrig down)
+  --keep-up      leave the stack running afterwards (tear down: .venv/bin/wsrig down,
+                 with the same COMPOSE_PROJECT_NAME; the last line prints the command)
   --fail-fast    stop after the first stage that does not pass
   --profile P    threshold profile from config/thresholds.toml (default quick; env RIG__PROFILE)
   --help         this text
