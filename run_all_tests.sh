@@ -15,7 +15,7 @@ STAGE_NAMES=(connectivity message_flow fault_tolerance load integration performa
 
 usage() {
     cat <<'USAGE'
-Usage: ./run_all_tests.sh [--stage NAME]... [--keep-up] [--fail-fast] [--profile quick|full] [--help]
+Usage: ./run_all_tests.sh [--stage NAME]... [--smoke] [--keep-up] [--fail-fast] [--profile quick|full] [--help]
 
 Runs the selected stages against the Docker stack (docker-compose.yml +
 docker-compose.test.yml, settings in .env.test) and writes
@@ -33,7 +33,12 @@ Stages (all on by default; turn one off with FLAG=false, or pick with --stage):
 
 Options:
   --stage NAME   run only this stage (repeatable); overrides the RUN_* flags
-  --keep-up      leave the stack running afterwards (tear down: .venv/bin/wsrig down)
+  --smoke        fast subset for every commit (under 2 minutes once images exist):
+                 connectivity + message_flow with the [smoke] thresholds profile
+                 (10/20 clients, a 6 s observation window); same as
+                 --stage connectivity --stage message_flow --profile smoke
+  --keep-up      leave the stack running afterwards (tear down: .venv/bin/wsrig down,
+                 with the same COMPOSE_PROJECT_NAME; the last line prints the command)
   --fail-fast    stop after the first stage that does not pass
   --profile P    threshold profile from config/thresholds.toml (default quick; env RIG__PROFILE)
   --help         this text
@@ -52,6 +57,7 @@ while [ $# -gt 0 ]; do
         --help|-h) usage; exit 0 ;;
         --stage) [ $# -ge 2 ] || { echo "--stage needs a name" >&2; exit 2; }; PICKED+=("$2"); shift 2 ;;
         --stage=*) PICKED+=("${1#--stage=}"); shift ;;
+        --smoke) PICKED+=(connectivity message_flow); export RIG__PROFILE="${RIG__PROFILE:-smoke}"; shift ;;
         --keep-up) KEEP_UP=1; shift ;;
         --fail-fast) FAIL_FAST=1; shift ;;
         --profile) export RIG__PROFILE="$2"; shift 2 ;;
@@ -106,7 +112,7 @@ finish() {
     if [ "${STACK_STARTED}" = 1 ]; then
         [ "${LOGS_DONE}" = 1 ] || "${WSRIG}" collect-logs "${RESULTS}"
         if [ "${KEEP_UP}" = 1 ]; then
-            say "--keep-up: the stack stays up; tear it down with: .venv/bin/wsrig down"
+            say "--keep-up: the stack (compose project ${COMPOSE_PROJECT_NAME:-wsrig}) stays up; tear it down with: COMPOSE_PROJECT_NAME=${COMPOSE_PROJECT_NAME:-wsrig} .venv/bin/wsrig down"
         else
             say "tearing the stack down"
             "${WSRIG}" down

@@ -152,14 +152,15 @@ def check_ports() -> None:
 @main.command()
 @click.argument("name")
 @click.option("--results", type=click.Path(path_type=Path), envvar="RIG__RESULTS_DIR", required=True)
-def stage(name: str, results: Path) -> None:
+@click.option("-k", "keyword", default=None, help="pytest -k expression: run a subset of the stage's probes")
+def stage(name: str, results: Path, keyword: str | None) -> None:
     """Run one stage's probes into RESULTS (log, JUnit, record, status)."""
     cfg = _config()
     try:
         st = stage_by_name(name)
     except KeyError as exc:
         raise click.ClickException(str(exc)) from None
-    code = run_stage(st, cfg.root, results)
+    code = run_stage(st, cfg.root, results, ["-k", keyword] if keyword else None)
     sys.exit(0 if code == 0 else 1)
 
 
@@ -291,6 +292,112 @@ def collect_logs(results: Path) -> None:
             (results / f"container_{service}.log").write_text(stack.logs(service))
         except StackError as exc:
             click.echo(f"no log for {service}: {exc}", err=True)
+
+
+# --- standalone probes against a running stack (they start and stop nothing) ----------------
+
+_ENDPOINT_OPTIONS = (
+    ("--dashboard-url", "DASHBOARD_URL", "backend HTTP base URL"),
+    ("--dashboard-ws-url", "DASHBOARD_WS_URL", "backend WebSocket base URL"),
+    ("--bot-url", "BOT_URL", "bot HTTP base URL"),
+)
+
+
+def _endpoint_options(fn: Any) -> Any:
+    """--dashboard-url/--dashboard-ws-url/--bot-url (env or .env.test when not given)."""
+    for flag, env, help_text in reversed(_ENDPOINT_OPTIONS):
+        fn = click.option(flag, env.lower(), default=None, help=f"{help_text} (default: ${env} or .env.test)")(fn)
+    return fn
+
+
+def _apply_endpoints(values: dict[str, str | None]) -> RigConfig:
+    """Flags win over the environment and .env.test; the probes' pytest inherits them."""
+    for _, env, _ in _ENDPOINT_OPTIONS:
+        if values.get(env.lower()):
+            os.environ[env] = str(values[env.lower()])
+    return _config()
+
+
+def _require_running(cfg: RigConfig) -> None:
+    """One-line reason and a non-zero exit when the stack does not answer."""
+    from wsrig.probe_cli import unreachable
+
+    reason = unreachable(cfg)
+    if reason:
+        raise click.ClickException(f"the stack is not running or not reachable: {reason}")
+
+
+def _results_dir(results: Path | None, kind: str) -> Path:
+    out = results or _config().root / "results" / f"{kind}_{dt.datetime.now():%Y%m%d_%H%M%S}"
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+@main.group()
+def probe() -> None:
+    """Run one stage's probes against a stack that is already running (staging, say)."""
+
+
+def _probe_command(stage_name: str) -> Any:
+    @_endpoint_options
+    @click.option("--results", type=click.Path(path_type=Path, file_okay=False), default=None,
+                  help="results folder (default results/probe_<stage>_<ts>)")  # fmt: skip
+    @click.option("-k", "keyword", default=None, help="pytest -k expression: a subset of the probes")
+    def command(results: Path | None, keyword: str | None, **endpoints: str | None) -> None:
+        from wsrig.probe_cli import print_record, write_summary_for
+
+        cfg = _apply_endpoints(endpoints)
+        _require_running(cfg)
+        st = stage_by_name(stage_name)
+        out = _results_dir(results, f"probe_{st.name}")
+        click.echo(f"probe {st.name} against {cfg.dashboard_url} and {cfg.bot_url}; results in {out}")
+        code = run_stage(st, cfg.root, out, ["-k", keyword] if keyword else None)
+        print_record(out, st.name)
+        summary_path = write_summary_for(out, st.name, cfg, _environment(cfg))
+        click.echo(f"{st.name}: {'PASSED' if code == 0 else 'FAILED'}  ({summary_path})")
+        sys.exit(0 if code == 0 else 1)
+
+    command.__doc__ = f"The {stage_name} stage's probes against the running stack; writes the suite's JSON."
+    return command
+
+
+probe.command("connectivity")(_probe_command("connectivity"))
+probe.command("message-flow")(_probe_command("message_flow"))
+
+
+@main.command("measure-latency")
+@click.option("--duration", type=float, default=60.0, show_default=True, help="seconds to listen")
+@click.option("--results", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="results folder (default results/latency_<ts>)")  # fmt: skip
+@_endpoint_options
+def measure_latency(duration: float, results: Path | None, **endpoints: str | None) -> None:
+    """End-to-end latency of the bot's live stream (ts_ns to client receive), percentiles in ms."""
+    from wsrig.latency import latency_samples, summarize
+    from wsrig.record import StageRecord
+
+    cfg = _apply_endpoints(endpoints)
+    _require_running(cfg)
+    click.echo(f"listening to {cfg.stream_url} for {duration:g} s ...")
+    try:
+        samples = latency_samples(cfg, duration)
+    except OSError as exc:
+        raise click.ClickException(f"cannot subscribe to {cfg.stream_url}: {exc}") from None
+    if not samples:
+        raise click.ClickException(f"no live envelope received from {cfg.stream_url} in {duration:g} s")
+    summary = summarize(samples)
+    out = _results_dir(results, "latency")
+    rec = StageRecord("latency")
+    rec.metrics.update(latency_ms=summary.serialize(), duration_s=duration, stream_url=cfg.stream_url)
+    rec.scenario("stream_latency", True, latency_ms=summary.serialize())
+    rec.add_series(
+        out, "stream_latency", "latency", ["t", "latency_ms"], [(round(t, 6), round(ms, 3)) for t, ms in samples], "ms"
+    )
+    rec.save(out / "latency.record.json")
+    s = summary
+    click.echo(
+        f"latency over {s.count} envelopes: p50 {s.p50} ms, p90 {s.p90} ms, p99 {s.p99} ms, p99.9 {s.p999} ms, max {s.max} ms"
+    )
+    click.echo(f"record: {out / 'latency.record.json'}")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -64,7 +64,8 @@ class App:
             config.starting_cash,
             status=self._status,
         )
-        self.http = StatsServer(self.stats, port=config.http_port)
+        self.http = StatsServer(self.stats, port=config.http_port, state=self.state)
+        self.session_ended = False
         self.tick_errors = 0
         self.max_tick_lag_ms = 0.0
 
@@ -109,11 +110,22 @@ class App:
                 "uptime_s": round(time.monotonic() - self._t0, 3),
                 "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.started_at)),
                 "tick_errors": self.tick_errors,
+                "session_ended": self.session_ended,
                 "max_tick_lag_ms": round(self.max_tick_lag_ms, 3),
                 **process_stats(),
             }
         )
         return out
+
+    def state(self) -> dict[str, Any]:
+        """Everything ``/api/state`` serves: the books as of ``last_seq`` (one event loop,
+        so no tick runs between reading the books and the seq)."""
+        return {
+            "run_id": self.run_id,
+            "last_seq": self.core.last_seq,
+            "session_ended": self.session_ended,
+            **self.sim.books(),
+        }
 
     # --- running ---------------------------------------------------------------------
 
@@ -148,7 +160,12 @@ class App:
         interval = self.config.tick_interval
         next_at = loop.time()
         next_summary = time.monotonic() + SUMMARY_EVERY_S
+        session = self.config.trading_session_s
+        ends_at = time.monotonic() + session if session > 0 else None
         while True:
+            if ends_at is not None and time.monotonic() >= ends_at:
+                self._end_session()
+                return
             lag = loop.time() - next_at
             self.max_tick_lag_ms = max(self.max_tick_lag_ms, lag * 1000)
             try:
@@ -166,6 +183,14 @@ class App:
                 next_at = loop.time()
                 delay = 0.0
             await asyncio.sleep(max(0.0, delay))
+
+    def _end_session(self) -> None:
+        """Stop trading for good (SYSTEM__TRADING_SESSION_S); HTTP and publishing go on."""
+        self.sim.end_session()
+        self.core.commit()
+        self.session_ended = True
+        log.info("trading session of %.1fs ended; idle until stopped", self.config.trading_session_s)
+        self._log_summary()
 
     def _log_summary(self) -> None:
         s = self.core

@@ -47,6 +47,9 @@ class Config:
     symbols: tuple[str, ...] = ("BTCUSD", "ETHUSD", "SOLUSD")
     seed: int = 42
     starting_cash: float = 100_000.0
+    #: Trade for this many seconds, then end the session (final portfolio, stay up, idle);
+    #: 0 trades until stopped.
+    trading_session_s: float = 0.0
     data_dir: str = "/data"
     http_port: int = 8081
     log_level: str = "INFO"
@@ -92,6 +95,7 @@ class Config:
             symbols=symbols,
             seed=int(num("SEED", d.seed, int)),
             starting_cash=float(num("STARTING_CASH", d.starting_cash, float)),
+            trading_session_s=float(num("TRADING_SESSION_S", d.trading_session_s, float)),
             data_dir=get("DATA_DIR") or d.data_dir,
             http_port=int(num("HTTP_PORT", d.http_port, int)),
             log_level=(get("LOG_LEVEL") or d.log_level).strip().upper(),
@@ -118,6 +122,8 @@ class Config:
             problems.append("SYSTEM__SYMBOLS must name at least one symbol")
         if self.starting_cash <= 0:
             problems.append("SYSTEM__STARTING_CASH must be > 0")
+        if self.trading_session_s < 0:
+            problems.append("SYSTEM__TRADING_SESSION_S must be >= 0 (0: trade until stopped)")
         if not 0 < self.http_port < 65536:
             problems.append("SYSTEM__HTTP_PORT must be a TCP port")
         if problems:

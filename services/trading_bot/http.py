@@ -1,4 +1,4 @@
-"""The bot's HTTP surface: ``/health``, ``/stats`` (JSON) and ``/metrics`` (Prometheus).
+"""The bot's HTTP surface: ``/health``, ``/stats``, ``/api/state`` (JSON), ``/metrics``.
 
 A minimal HTTP/1.1 GET server on ``asyncio.start_server`` (one request per connection,
 then close), so the bot needs no web framework. ``render_metrics`` is a pure function
@@ -109,8 +109,10 @@ class StatsServer:
         stats: Callable[[], dict[str, Any]],
         host: str = "0.0.0.0",
         port: int = 8081,
+        state: Callable[[], dict[str, Any]] | None = None,
     ) -> None:
         self._stats = stats
+        self._state = state
         self._host = host
         self._port = port
         self._server: asyncio.Server | None = None
@@ -142,6 +144,8 @@ class StatsServer:
             return self._json(200, {"status": "ok"})
         if path == "/stats":
             return self._json(200, self._stats())
+        if path == "/api/state" and self._state is not None:
+            return self._json(200, self._state())
         if path == "/metrics":
             body = render_metrics(self._stats()).encode()
             return 200, "text/plain; version=0.0.4; charset=utf-8", body

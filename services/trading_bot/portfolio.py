@@ -99,6 +99,8 @@ class Portfolio:
         self.orders = 0
         self.trades = 0
         self._order_no = 0
+        #: symbol -> [fills, signed quantity summed over fills]: the books' own audit trail
+        self.traded: dict[str, list[float]] = {}
 
     # --- orders ------------------------------------------------------------------
 
@@ -122,6 +124,9 @@ class Portfolio:
         pos = self.positions.setdefault(symbol, Position(symbol))
         realized = pos.apply(signed, price)
         self.trades += 1
+        book = self.traded.setdefault(symbol, [0, 0.0])
+        book[0] += 1
+        book[1] += signed
         return Fill(
             trade_id=f"{order_id}-t1",
             order_id=order_id,
@@ -162,6 +167,28 @@ class Portfolio:
             "unrealized_pnl": round(self.unrealized_pnl(prices), 6),
             "fees": round(self.fees, 6),
             "trades": self.trades,
+        }
+
+    def state(self, prices: dict[str, float]) -> dict[str, object]:
+        """The bot's own books for reconciliation: positions, portfolio, fills per symbol.
+
+        Orders fill at once (market orders), so every order placed is filled; the
+        counts say so rather than leaving the reader to assume it.
+        """
+        return {
+            "positions": {
+                s: {
+                    "quantity": round(p.quantity, 8),
+                    "avg_price": round(p.avg_price, 6),
+                    "realized_pnl": round(p.realized_pnl, 6),
+                }
+                for s, p in sorted(self.positions.items())
+            },
+            "portfolio": self.to_data(prices),
+            "trades_by_symbol": {
+                s: {"count": int(n), "net_quantity": round(q, 8)} for s, (n, q) in sorted(self.traded.items())
+            },
+            "orders": {"placed": self.orders, "filled": self.trades, "cancelled": 0, "open": 0},
         }
 
     def summary(self, prices: dict[str, float]) -> dict[str, object]:

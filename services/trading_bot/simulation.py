@@ -111,6 +111,22 @@ class Simulation:
         if now - self._last_status >= self._status_every:
             self.emit_status("trading", now)
 
+    def end_session(self) -> None:
+        """Close the trading session: a last ``portfolio`` at the final prices, an alert.
+
+        After this no tick runs, so the bot's books, the backend's state and a client's
+        view can be compared exactly (the integration stage does).
+        """
+        self._emit("portfolio", self.portfolio.to_data(self.market.prices()))
+        self._emit(
+            "alert",
+            {
+                "level": "info",
+                "code": "session_ended",
+                "message": f"run {self.run_id} ended its trading session after {self.portfolio.ticks} ticks",
+            },
+        )
+
     def emit_status(self, state: str, now: float) -> None:
         """A ``bot_status`` event (``starting``, ``trading`` or ``stopping``)."""
         self._last_status = now
@@ -135,6 +151,10 @@ class Simulation:
         self._in_drawdown = down
 
     # --- views ---------------------------------------------------------------------
+
+    def books(self) -> dict[str, Any]:
+        """The bot's own positions, portfolio, fills per symbol and orders (``/api/state``)."""
+        return self.portfolio.state(self.market.prices())
 
     def trading_stats(self) -> dict[str, Any]:
         """The ``trading`` block of ``/stats``."""

@@ -25,6 +25,9 @@
 #                                as the clean images instead of building them from HEAD
 #        SELFTEST_RESULTS=DIR    results directory (default results/selftest_<ts>)
 #        SELFTEST_KEEP_IMAGES=1  keep the defect images afterwards
+#        SELFTEST_PROJECT, SELFTEST_DASHBOARD_PORT, SELFTEST_BOT_PORT, SELFTEST_PROXY_PORT,
+#        SELFTEST_CLEAN_TAG      compose project, host ports and clean-image tag
+#                                (defaults wsrigdefect, 18000, 18081, 19001, selftest-base)
 # Exit:  0 every defect caught (and the control passed); 1 otherwise; 2 setup error.
 set -euo pipefail
 
@@ -40,19 +43,23 @@ SCENARIO_TIMEOUT_S=240
 log() { printf '[selftest] %s\n' "$*" >&2; }
 die() { printf '[selftest] ERROR: %s\n' "$*" >&2; exit 2; }
 
-# --- the defects: name | service | pytest test | scenario name | expected finding (ERE) | what it is
+# --- the defects: name | service | pytest test | scenario name | expected finding (ERE) | what it is | stage
+# (stage defaults to fault_tolerance; scenario "-" judges the whole stage's findings)
 DEFECTS=(
     "bot-no-resend|bot|test_dashboard_crash|dashboard_crash|did not settle|bot resends nothing it holds after a reconnect"
     "bot-resend-reversed|bot|test_network_partition|network_partition|LOST|bot resends its backlog newest first after a reconnect"
     "backend-duplicates|dashboard|test_backend_hang|backend_hang|DUPLICATED|a resume replays from the client's last seq inclusive (off-by-one)"
     "bot-silent-drop|bot|test_queue_overflow|queue_overflow|queue never overflowed|bot drops from its full queue without declaring a gap"
+    "backend-wrong-trade-qty|dashboard|test_reconciliation|-|sum of trades = position: [A-Z]+: backend /api/trades = [-0-9.]+ but backend /api/state position = [-0-9.]+|backend stores one trade with 3x its quantity|integration"
 )
 
 # --- an isolated stack: never the default project or ports --------------------------
-export COMPOSE_PROJECT_NAME=wsrigdefect
-export DASHBOARD_PORT=18000 BOT_HTTP_PORT=18081 PROXY_CONTROL_PORT=19001
-export DASHBOARD_URL=http://127.0.0.1:18000 DASHBOARD_WS_URL=ws://127.0.0.1:18000
-export BOT_URL=http://127.0.0.1:18081 PROXY_CONTROL_URL=http://127.0.0.1:19001
+# (SELFTEST_PROJECT / SELFTEST_*_PORT move it aside when another self-test shares the engine)
+export COMPOSE_PROJECT_NAME="${SELFTEST_PROJECT:-wsrigdefect}"
+export DASHBOARD_PORT="${SELFTEST_DASHBOARD_PORT:-18000}" BOT_HTTP_PORT="${SELFTEST_BOT_PORT:-18081}"
+export PROXY_CONTROL_PORT="${SELFTEST_PROXY_PORT:-19001}"
+export DASHBOARD_URL="http://127.0.0.1:${DASHBOARD_PORT}" DASHBOARD_WS_URL="ws://127.0.0.1:${DASHBOARD_PORT}"
+export BOT_URL="http://127.0.0.1:${BOT_HTTP_PORT}" PROXY_CONTROL_URL="http://127.0.0.1:${PROXY_CONTROL_PORT}"
 export PROXY_IMAGE="${PROXY_IMAGE:-wsrig/fault-proxy:dev}"
 export WSRIG_RUN_ID="selftest_${TS}"
 export DOCKER_BUILDKIT=0  # the classic builder, as scripts/build_images.sh
@@ -116,8 +123,8 @@ if [ "${SELFTEST_BASE:-head}" = dev ]; then
     done
     log "clean images: the shared :dev tags (SELFTEST_BASE=dev)"
 else
-    CLEAN_BOT=wsrig/ai-trading-bot:selftest-base
-    CLEAN_DASHBOARD=wsrig/dashboard-backend:selftest-base
+    CLEAN_BOT="wsrig/ai-trading-bot:${SELFTEST_CLEAN_TAG:-selftest-base}"
+    CLEAN_DASHBOARD="wsrig/dashboard-backend:${SELFTEST_CLEAN_TAG:-selftest-base}"
     [ -f .cache/wheelhouse/.wsrig-complete ] || die "no wheelhouse in .cache/wheelhouse; run scripts/build_images.sh once"
     base_out="$(scripts/make_base_image.sh 2>/dev/null)" || die "no base image; run scripts/build_images.sh once"
     BASE_IMAGE="$(printf '%s\n' "${base_out}" | sed -n 's/^BASE_IMAGE=//p' | tail -n 1)"
@@ -138,9 +145,20 @@ else
 fi
 
 # --- helpers -------------------------------------------------------------------------
-# run_scenario DIR TEST BOT_IMAGE DASHBOARD_IMAGE: stack up, one scenario, logs, stack down.
+# stage_probe STAGE -> "module marker"
+stage_probe() {
+    case "$1" in
+        fault_tolerance) echo "tests/probes/test_fault_tolerance.py fault" ;;
+        integration) echo "tests/probes/test_integration.py integration" ;;
+        *) die "no self-test wiring for stage $1" ;;
+    esac
+}
+
+# run_scenario DIR TEST BOT_IMAGE DASHBOARD_IMAGE [STAGE]: stack up, one scenario, logs, stack down.
+# (the integration stage restarts the stack fresh by itself and restores it afterwards)
 run_scenario() {
-    local dir="$1" test="$2" code=0
+    local dir="$1" test="$2" stage="${5:-fault_tolerance}" code=0 module marker
+    read -r module marker <<<"$(stage_probe "${stage}")"
     mkdir -p "${dir}"
     export BOT_IMAGE="$3" DASHBOARD_IMAGE="$4"
     stack_down  # volumes too: no outbox or store carried over from the previous run
@@ -148,28 +166,34 @@ run_scenario() {
         tail -n 20 "${dir}/up.log" >&2
         return 3
     fi
-    RIG__STAGE=fault_tolerance RIG__RESULTS_DIR="${dir}" timeout "${SCENARIO_TIMEOUT_S}" \
-        "${ROOT}/.venv/bin/pytest" tests/probes/test_fault_tolerance.py -m fault -k "${test}" \
+    RIG__STAGE="${stage}" RIG__RESULTS_DIR="${dir}" timeout "${SCENARIO_TIMEOUT_S}" \
+        "${ROOT}/.venv/bin/pytest" "${module}" -m "${marker}" -k "${test}" \
         -o testpaths=tests/probes -p no:cacheprovider -v -rA --tb=short \
-        >"${dir}/fault_tolerance.log" 2>&1 || code=$?
+        >"${dir}/${stage}.log" 2>&1 || code=$?
     "${WSRIG}" collect-logs "${dir}" >/dev/null 2>&1 || true
     stack_down
     return "${code}"
 }
 
-# judge DIR SCENARIO EXPECT_RE WANT(pass|fail): prints "verdict<TAB>first finding<TAB>OK|NOT CAUGHT"
+# judge DIR SCENARIO EXPECT_RE WANT(pass|fail) [STAGE]: prints "verdict<TAB>first finding<TAB>OK|NOT CAUGHT"
+# SCENARIO "-": the stage as a whole (passed = no error finding; findings of the stage).
 judge() {
     "${PY}" - "$@" <<'EOF'
 import json, re, sys
 from pathlib import Path
 
-rec_path, scenario, expect, want = Path(sys.argv[1]) / "fault_tolerance.record.json", *sys.argv[2:5]
+stage = sys.argv[5] if len(sys.argv) > 5 else "fault_tolerance"
+rec_path, scenario, expect, want = Path(sys.argv[1]) / f"{stage}.record.json", *sys.argv[2:5]
 try:
     rec = json.loads(rec_path.read_text())
 except (OSError, ValueError) as exc:
     print(f"no record\t{type(exc).__name__}: {exc}"[:160] + "\tNOT CAUGHT")
     sys.exit(0)
-rows = [s for s in rec.get("scenarios", []) if s.get("name") == scenario]
+if scenario == "-":
+    whole = rec.get("findings", [])
+    rows = [{"name": stage, "passed": not any(f.get("severity") == "error" for f in whole), "findings": whole}]
+else:
+    rows = [s for s in rec.get("scenarios", []) if s.get("name") == scenario]
 if not rows:
     print(f"no scenario\t{scenario} missing from the record (scenario crashed? see the log)\tNOT CAUGHT")
     sys.exit(0)
@@ -184,7 +208,8 @@ else:
     named = [m for m in errors if re.search(expect, m)]
     ok = row.get("passed") is False and bool(named)
     shown = named[0] if named else first
-    print(f"{verdict} lost={row.get('lost')} dup={row.get('duplicated')}\t{shown}\t{'OK' if ok else 'NOT CAUGHT'}")
+    counts = f" lost={row.get('lost')} dup={row.get('duplicated')}" if "lost" in row else ""
+    print(f"{verdict}{counts}\t{shown}\t{'OK' if ok else 'NOT CAUGHT'}")
 EOF
 }
 
@@ -196,28 +221,31 @@ declare -a table=()
 
 # --- 2. control: the scenarios pass against the clean images ------------------------
 if [ "${SELFTEST_CONTROL:-1}" = 1 ]; then
-    tests=() names=()
+    tests=() names=() stages=()
     for row in "${selected[@]}"; do
-        IFS='|' read -r _ _ test scenario _ <<<"${row}"
+        IFS='|' read -r _ _ test scenario _ _ stage <<<"${row}"
         case " ${tests[*]} " in *" ${test} "*) continue ;; esac
-        tests+=("${test}") names+=("${scenario}")
+        tests+=("${test}") names+=("${scenario}") stages+=("${stage:-fault_tolerance}")
     done
     for i in "${!tests[@]}"; do
-        log "control: ${names[$i]} against the clean images"
-        dir="${RESULTS}/control_${names[$i]}"
+        label="${names[$i]}"
+        [ "${label}" = "-" ] && label="${stages[$i]}"
+        log "control: ${label} against the clean images"
+        dir="${RESULTS}/control_${label}"
         rc=0
-        run_scenario "${dir}" "${tests[$i]}" "${CLEAN_BOT}" "${CLEAN_DASHBOARD}" || rc=$?
+        run_scenario "${dir}" "${tests[$i]}" "${CLEAN_BOT}" "${CLEAN_DASHBOARD}" "${stages[$i]}" || rc=$?
         [ "${rc}" -eq 3 ] && die "control stack did not come up (see ${dir}/up.log)"
-        IFS=$'\t' read -r verdict finding status <<<"$(judge "${dir}" "${names[$i]}" "" pass)"
+        IFS=$'\t' read -r verdict finding status <<<"$(judge "${dir}" "${names[$i]}" "" pass "${stages[$i]}")"
         [ "${status}" = OK ] || failures=$((failures + 1))
-        table+=("(control: clean images)|${names[$i]}|PASS|${verdict}|${finding}|${status}")
-        log "control ${names[$i]}: ${verdict} -> ${status}"
+        table+=("(control: clean images)|${label}|PASS|${verdict}|${finding}|${status}")
+        log "control ${label}: ${verdict} -> ${status}"
     done
 fi
 
 # --- 3. the defects ---------------------------------------------------------------------
 for row in "${selected[@]}"; do
-    IFS='|' read -r name service test scenario expect what <<<"${row}"
+    IFS='|' read -r name service test scenario expect what stage <<<"${row}"
+    stage="${stage:-fault_tolerance}"
     repo="$(image_name "${service}")"
     image="${repo}:defect-${name}"
     dir="${RESULTS}/${name}"
@@ -240,13 +268,13 @@ for row in "${selected[@]}"; do
     bot="${CLEAN_BOT}" dashboard="${CLEAN_DASHBOARD}"
     if [ "${service}" = bot ]; then bot="${image}"; else dashboard="${image}"; fi
     rc=0
-    run_scenario "${dir}" "${test}" "${bot}" "${dashboard}" || rc=$?
+    run_scenario "${dir}" "${test}" "${bot}" "${dashboard}" "${stage}" || rc=$?
     if [ "${rc}" -eq 3 ]; then
         table+=("${name}|${scenario}|${expect}|stack did not come up|see ${dir}/up.log|NOT CAUGHT")
         failures=$((failures + 1))
         continue
     fi
-    IFS=$'\t' read -r verdict finding status <<<"$(judge "${dir}" "${scenario}" "${expect}" fail)"
+    IFS=$'\t' read -r verdict finding status <<<"$(judge "${dir}" "${scenario}" "${expect}" fail "${stage}")"
     [ "${status}" = OK ] || failures=$((failures + 1))
     table+=("${name}|${scenario}|${expect}|${verdict}|${finding}|${status}")
     log "${name}: ${verdict} -> ${status}"

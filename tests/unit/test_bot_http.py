@@ -67,3 +67,10 @@ def test_server_over_tcp():
     head, _, body = ok.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 200") and json.loads(body) == {"status": "ok"}
     assert bad.startswith(b"HTTP/1.1 400")
+
+
+def test_api_state_route():
+    """/api/state serves the books when the server has them, 404 otherwise."""
+    books = {"run_id": "r", "positions": {}}
+    assert json.loads(StatsServer(lambda: STATS, state=lambda: books).route("GET", "/api/state")[2]) == books
+    assert StatsServer(lambda: STATS).route("GET", "/api/state")[0] == 404

@@ -72,3 +72,15 @@ def test_summary_shape():
     assert s["orders"] == 1 and s["trades"] == 1
     assert s["positions"]["X"] == {"quantity": 1.0, "avg_price": 10.0, "realized_pnl": 0.0}
     assert {"cash", "equity", "realized_pnl", "ticks"} <= set(s)
+
+
+def test_state_sums_fills_per_symbol_to_the_position():
+    """The books' fills per symbol sum to the position; every order placed is filled."""
+    pf = Portfolio(10_000.0)
+    for side, qty, price in (("buy", 2.0, 10.0), ("sell", 0.5, 11.0), ("sell", 3.0, 12.0)):
+        pf.execute(pf.next_order_id("run-abcdef"), "AAA", side, qty, price)
+    state = pf.state({"AAA": 12.0})
+    assert state["trades_by_symbol"]["AAA"] == {"count": 3, "net_quantity": -1.5}
+    assert state["positions"]["AAA"]["quantity"] == -1.5
+    assert state["orders"] == {"placed": 3, "filled": 3, "cancelled": 0, "open": 0}
+    assert state["portfolio"]["trades"] == 3

@@ -1,0 +1,230 @@
+"""Integration stage: one full trading session on a fresh stack, reconciled end to end.
+
+The stage restarts the compose project with its volumes removed (wsrig.session), so
+earlier stages leave nothing behind; a dashboard client subscribes before the bot
+starts and so follows the stream from seq 1; the bot trades for ``session_s`` seconds
+and ends its session by itself (SYSTEM__TRADING_SESSION_S). Then the bot's books, the
+backend's state, store, status and metrics, and the client's view are reconciled
+(wsrig.reconcile), the status timeline is written as CSV, and each container's log is
+scanned (wsrig.logscan). The ordinary stack is brought back up afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from wsrig.clients import Subscriber, get_json
+from wsrig.config import RigConfig
+from wsrig.logscan import LogProblem, scan_log
+from wsrig.probe import backend_state, backend_status, bot_stats, progress, run
+from wsrig.promtext import parse_metrics
+from wsrig.reconcile import Row, Sources, reconcile
+from wsrig.session import restore, start_backend_fresh, start_bot_for_session
+from wsrig.stack import DockerStack, StackError
+from wsrig.timeline import COLUMNS, StatusTimeline
+from wsrig.wait import wait_until_async
+
+pytestmark = pytest.mark.integration
+
+
+@dataclass
+class Played:
+    """What the session left behind for the checks."""
+
+    run_id: str = ""
+    session_ended: bool = False
+    duration_s: float = 0.0
+    settled: bool = False
+    sources: Sources | None = None
+    timeline: list[list[Any]] = field(default_factory=list)
+    logs: dict[str, str] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+
+
+def _results() -> Path:
+    out = Path(os.environ.get("RIG__RESULTS_DIR", "results/adhoc"))
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def _try(fetch: Any, cfg: RigConfig) -> dict[str, Any] | None:
+    try:
+        return dict(fetch(cfg))
+    except Exception:  # not up yet / briefly unreachable: the caller polls again
+        return None
+
+
+def _gather(cfg: RigConfig, run_id: str, sub: Subscriber) -> Sources:
+    """Every source, read once the session is over (nothing moves any more)."""
+
+    def text(url: str) -> str:
+        resp = requests.get(url, timeout=10)
+        resp.raise_for_status()
+        return resp.text
+
+    base = cfg.dashboard_url
+    return Sources(
+        run_id=run_id,
+        bot_state=get_json(cfg.bot_url + "/api/state"),
+        bot_stats=bot_stats(cfg),
+        bot_metrics=parse_metrics(text(cfg.bot_url + "/metrics")),
+        backend_state=backend_state(cfg),
+        backend_status=backend_status(cfg),
+        backend_metrics=parse_metrics(text(base + "/metrics")),
+        stored_trades=get_json(f"{base}/api/trades?run_id={run_id}&limit=1000000", timeout=30)["trades"],
+        stored_orders=get_json(f"{base}/api/events?run_id={run_id}&types=order&limit=1000000", timeout=30)["events"],
+        stream=[f for _, f in sub.frames],
+        clients_received=len(sub.frames),
+    )
+
+
+async def _play(cfg: RigConfig, stack: DockerStack, limits: dict[str, Any], played: Played) -> None:
+    session_s = float(limits["session_s"])
+    settle_s = float(limits["settle_timeout_s"])
+    sub = Subscriber(cfg.stream_url)  # everything, with snapshot, no resume: from seq 1 on
+    await sub.connect()
+    await sub.wait_for(lambda s: s.snapshot is not None, 10, "snapshot")
+    with StatusTimeline(lambda: bot_stats(cfg), lambda: backend_status(cfg)) as timeline:
+        progress(f"client subscribed; starting the bot for a {session_s:g} s trading session")
+        await asyncio.to_thread(start_bot_for_session, cfg, stack, session_s)
+        t0 = time.monotonic()
+        stats: dict[str, Any] | None = None
+        next_note = t0 + 10
+        while time.monotonic() - t0 < session_s + 60:
+            stats = await asyncio.to_thread(_try, bot_stats, cfg)
+            if stats and stats.get("session_ended"):
+                break
+            if time.monotonic() >= next_note:
+                next_note += 10
+                trades = (stats or {}).get("trading", {}).get("trades")
+                progress(
+                    f"session {time.monotonic() - t0:.0f}/{session_s:g} s: {trades} trades, {len(sub.frames)} envelopes"
+                )
+            await asyncio.sleep(1)
+        played.duration_s = round(time.monotonic() - t0, 1)
+        played.session_ended = bool(stats and stats.get("session_ended"))
+        played.run_id = str((stats or {}).get("run_id", ""))
+        progress(f"session over after {played.duration_s} s; waiting for acks and the client to catch up")
+
+        def caught_up() -> bool:
+            b = _try(bot_stats, cfg)
+            s = _try(backend_status, cfg)
+            if not b or not s:
+                return False
+            last = int(b.get("last_seq", -1))
+            seen = max((f["seq"] for _, f in sub.frames if f.get("run_id") == played.run_id), default=0)
+            broadcast = int(s.get("counters", {}).get("broadcast", -1))
+            return int(b.get("acked_seq", 0)) == last and seen == last and broadcast == len(sub.frames)
+
+        try:
+            await wait_until_async(
+                lambda: asyncio.to_thread(caught_up), settle_s, 0.5, what="bot acked and client caught up"
+            )
+            played.settled = True
+        except TimeoutError as exc:
+            played.problems.append(str(exc))  # reconciled anyway: the table names what disagrees
+        await asyncio.sleep(1)  # one more timeline sample of the quiet stack
+    played.timeline = timeline.rows
+    played.sources = await asyncio.to_thread(_gather, cfg, played.run_id, sub)
+    await sub.close()
+
+
+@pytest.fixture(scope="module")
+def played(cfg, limits):
+    """Play the session once on a fresh stack; put the ordinary stack back afterwards."""
+    stack = DockerStack(cfg)
+    result = Played()
+    progress("fresh stack: removing the compose project with its volumes; starting backend and proxy")
+    try:
+        start_backend_fresh(cfg, stack)
+        run(_play(cfg, stack, limits, result))
+        for service in (cfg.bot_service, cfg.dashboard_service, cfg.proxy_service):
+            try:
+                result.logs[service] = stack.logs(service)
+            except StackError as exc:
+                result.problems.append(f"no log for {service}: {exc}")
+        yield result
+    finally:
+        for service, text in result.logs.items():
+            (_results() / f"integration.container_{service}.log").write_text(text)
+        progress("restoring the ordinary stack (fresh) for the stages that follow")
+        restore(cfg, stack)
+
+
+def test_trading_session_played(played, record, limits):
+    """The bot traded for the whole session, ended it by itself, and everything settled."""
+    record.metrics["session_run_id"] = played.run_id
+    record.metrics["session_duration_s"] = played.duration_s
+    for problem in played.problems:
+        record.finding("error", problem)
+    assert played.sources is not None
+    trading = played.sources.bot_stats.get("trading", {})
+    record.metrics.update(
+        session_ticks=trading.get("ticks"),
+        session_orders=trading.get("orders"),
+        session_trades=trading.get("trades"),
+        session_envelopes=played.sources.clients_received,
+    )
+    ended = record.measure("session_ended", played.session_ended, True, op="==")
+    enough = record.measure("session_trades", int(trading.get("trades", 0)), int(limits["min_trades"]), op=">=")
+    settled = record.measure("session_settled", played.settled, True, op="==")
+    assert ended.passed, "the bot did not end its trading session (does it honour SYSTEM__TRADING_SESSION_S?)"
+    assert enough.passed, f"only {trading.get('trades')} trades in the session"
+    assert settled.passed, "; ".join(played.problems)
+
+
+def _scenario_name(row: Row) -> str:
+    return f"{row.name} ({row.a_source} vs {row.b_source})"
+
+
+def test_reconciliation(played, record):
+    """Orders, positions, portfolio, trades and counts agree across bot, backend and client."""
+    assert played.sources is not None
+    rows, findings = reconcile(played.sources)
+    record.metrics["reconciliation"] = [r.serialize() for r in rows]
+    for r in rows:
+        if r.key or not r.ok:
+            record.scenario(
+                _scenario_name(r), r.ok, a_source=r.a_source, a_value=r.a_value, b_source=r.b_source, b_value=r.b_value
+            )
+    for f in findings:
+        record.finding(f.severity, f.message)
+    record.measure("reconciliation_rows", len(rows))
+    check = record.measure("reconciliation_mismatches", len(findings), 0)
+    progress(f"reconciliation: {len(rows)} comparisons, {len(findings)} mismatch(es)")
+    assert check.passed, "; ".join(f.message for f in findings[:5])
+
+
+def test_status_timeline(played, record, limits):
+    """Both services' status endpoints were sampled every second into a CSV timeline."""
+    path = record.add_series(_results(), "status_timeline", "timeline", COLUMNS, played.timeline)
+    record.metrics["status_timeline_file"] = path.name
+    bot_col, backend_col = COLUMNS.index("bot_last_seq"), COLUMNS.index("backend_received")
+    answered = [r for r in played.timeline if r[bot_col] != "" and r[backend_col] != ""]
+    minimum = int(float(limits["session_s"]) / 2)
+    check = record.measure("status_timeline_samples", len(answered), minimum, op=">=")
+    assert check.passed, f"only {len(answered)} timeline samples where both services answered"
+
+
+def test_container_logs_clean(played, record, limits):
+    """No error, traceback or warning in any container's log but the allowed ones."""
+    allow = list(limits.get("log_allow", []))
+    problems: list[LogProblem] = []
+    for service, text in played.logs.items():
+        problems += scan_log(service, text, allow)
+    record.metrics["log_lines_scanned"] = sum(len(t.splitlines()) for t in played.logs.values())
+    for p in problems[:20]:
+        record.finding("error", p.message())
+    if len(problems) > 20:
+        record.finding("error", f"... and {len(problems) - 20} more unexpected log entries")
+    check = record.measure("log_problems", len(problems), 0)
+    assert played.logs, "no container log was read"
+    assert check.passed, "; ".join(p.message() for p in problems[:3])
