@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Chart", "FaultSpan", "fault_spans", "load_series", "make_charts", "plan_charts"]
+__all__ = ["Chart", "FaultSpan", "break_gaps", "fault_spans", "load_series", "make_charts", "plan_charts"]
 
 _PCT_KEYS = (("p50", 50.0), ("p90", 90.0), ("p99", 99.0), ("p999", 99.9), ("max", 100.0))
 
@@ -194,10 +194,35 @@ def _origin(stage: dict[str, Any], columns: list[dict[str, list[float]]]) -> flo
     return min(starts) if starts else 0.0
 
 
+def break_gaps(ts: list[float], values: list[float], factor: float = 2.5) -> tuple[list[float], list[float]]:
+    """Insert NaN where samples are missing, so a line does not bridge a silence.
+
+    A gap is a step longer than ``factor`` times the median step (an outage during
+    which nothing arrived must look like one, not like a slope).
+    """
+    if len(ts) < 3:
+        return list(ts), list(values)
+    steps = sorted(b - a for a, b in zip(ts, ts[1:], strict=False) if b > a)
+    limit = factor * steps[len(steps) // 2] if steps else math.inf
+    out_t, out_v = [ts[0]], [values[0]]
+    for (a, b), v in zip(zip(ts, ts[1:], strict=False), values[1:], strict=False):
+        if b - a > limit:
+            out_t.append((a + b) / 2)
+            out_v.append(math.nan)
+        out_t.append(b)
+        out_v.append(v)
+    return out_t, out_v
+
+
 def _shade(ax: Any, spans: list[FaultSpan], origin: float) -> None:
-    for i, span in enumerate(spans):
+    labelled: set[bool] = set()
+    for span in spans:
+        label = None
+        if span.passed not in labelled:
+            label = "fault window (scenario passed)" if span.passed else "fault window (scenario FAILED)"
+            labelled.add(span.passed)
         ax.axvspan(span.start - origin, span.end - origin, color="tab:red" if not span.passed else "tab:orange",
-                   alpha=0.18, lw=0, label="fault window" if i == 0 else None)  # fmt: skip
+                   alpha=0.18, lw=0, label=label)  # fmt: skip
         ax.annotate(span.scenario, xy=(span.start - origin, 1.0), xycoords=("data", "axes fraction"),
                     rotation=90, va="top", ha="right", fontsize=7, color="0.3")  # fmt: skip
 
@@ -228,8 +253,9 @@ def _latency(plt: Any, chart: Chart, stage: dict[str, Any], results: Path) -> An
             if col == "t" or "count" in col or col in ("n", "samples"):
                 continue
             key = next((k for k in colours if col.startswith(k)), col)
-            ax.plot(ts, values, color=colours.get(key), lw=0.8 if key == "max" else 1.4,
-                    ls=":" if key == "max" else "-", label=None if col in seen else col)  # fmt: skip
+            xs, ys = break_gaps(ts, values)
+            ax.plot(xs, ys, color=colours.get(key), lw=0.8 if key == "max" else 1.4, marker="." if key != "max" else None,
+                    ms=3, ls=":" if key == "max" else "-", label=None if col in seen else col)  # fmt: skip
             seen.add(col)
             top = max([top, *(v for v in values if not math.isnan(v))])
     _shade(ax, fault_spans(stage), origin)

@@ -68,7 +68,8 @@ def _what_failed(stages: list[dict[str, Any]]) -> list[str]:
             for x in failed:
                 errs = _errors(x) or [f"{k} = {x.get(k)}" for k in ("lost", "duplicated", "reordered") if x.get(k)]
                 window = x.get("fault_window") or {}
-                when = f" (fault `{window['fault']}` for {window['duration_s']} s)" if window.get("duration_s") else ""
+                held = window.get("duration_s")
+                when = f" (fault `{window['fault']}` held {float(held):.1f} s)" if held else ""
                 out.append(f"  - `{x['name']}`{when}: {_cell(_first(errs) or 'failed (no finding recorded)')}")
                 out += [f"    - also: {_cell(_first([m]))}" for m in errs[1:_MAX_FIRST_SCREEN_FINDINGS]]
                 if len(errs) > _MAX_FIRST_SCREEN_FINDINGS:
@@ -276,7 +277,11 @@ def render_markdown(
         out += [f"Not run (not built yet, counted as not passed): {', '.join(not_run)}.", ""]
     if junit:
         out += [f"All tests as one JUnit file: [{junit}]({junit}).", ""]
-    out += ["## Stages", "", *_stage_table(stages), ""]
+    shown = [s for s in stages if s["status"] != "skipped"]
+    skipped = [f"{s['name']} ({s.get('reason') or 'skipped'})" for s in stages if s["status"] == "skipped"]
+    out += ["## Stages", "", *_stage_table(shown), ""]
+    if skipped:
+        out += [f"Skipped: {', '.join(skipped)}.", ""]
     for s in stages:
         if s["status"] in ("skipped", "not_run"):
             continue

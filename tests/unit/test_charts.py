@@ -54,3 +54,13 @@ def test_missing_csv_draws_no_chart(tmp_path):
     """A series whose CSV is gone is left out rather than failing the report."""
     made = make_charts(failing_fault_run(), tmp_path)
     assert [c.kind for c in made] == ["faults"]
+
+
+def test_break_gaps_inserts_nan_in_silences():
+    """A silence longer than 2.5 median steps breaks the line instead of bridging it."""
+    import math
+
+    from wsrig.charts import break_gaps
+
+    xs, ys = break_gaps([0, 1, 2, 3, 10, 11], [1, 1, 1, 1, 9, 1])
+    assert len(xs) == 7 and math.isnan(ys[4]) and xs[4] == 6.5
