@@ -147,7 +147,7 @@ def _window_cell(s: dict[str, Any], origin: float | None) -> str:
     fault = w.get("fault") or s.get("fault") or "-"
     if origin is None or not w.get("injected_at"):
         return str(fault)
-    duration = "?" if w.get("duration_s") is None else f"{_fmt(float(w['duration_s']))} s"
+    duration = "?" if w.get("duration_s") is None else f"{float(w['duration_s']):.1f} s"
     return f"{fault} at +{float(w['injected_at']) - origin:.1f} s for {duration}"
 
 
@@ -189,7 +189,7 @@ def _fault_timeline(scenarios: list[dict[str, Any]]) -> list[str]:
         rec = s.get("recovery_s")
         lines.append(
             f"| {_cell(s['name'])} | {_cell(w.get('fault', '-'))} | +{start:.1f} s | "
-            f"{'-' if end is None else f'+{end:.1f} s'} | {_fmt(w.get('duration_s'))} s | "
+            f"{'-' if end is None else f'+{end:.1f} s'} | {'-' if end is None else f'{end - start:.1f} s'} | "
             f"{'-' if rec is None or end is None else f'+{end + float(rec):.1f} s ({_fmt(rec)} s after heal)'} | "
             f"{'pass' if s['passed'] else '**FAIL**'} |"
         )

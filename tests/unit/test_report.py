@@ -34,7 +34,7 @@ def test_fault_table_has_window_column_with_offset_and_duration():
     """Each fault row says which fault, when (offset from the first one) and for how long."""
     text = render_markdown(failing_fault_run())
     row = next(line for line in text.splitlines() if line.startswith("| dashboard_crash | "))
-    assert "crash at +10.0 s for 5 s" in row and "**FAIL**" in row
+    assert "crash at +10.0 s for 5.0 s" in row and "**FAIL**" in row
     assert "| scenario | fault window | lost |" in text
 
 
@@ -49,7 +49,7 @@ def test_fault_timeline_table_in_time_order():
         "dashboard_crash",
         "backend_hang",
     ]
-    assert "+10.0 s | +15.0 s | 5 s | +15.8 s (0.8 s after heal)" in rows[1]
+    assert "+10.0 s | +15.0 s | 5.0 s | +15.8 s (0.8 s after heal)" in rows[1]
 
 
 def test_renders_to_html_tables_images_and_links():
