@@ -91,8 +91,10 @@ def _what_failed(stages: list[dict[str, Any]]) -> list[str]:
 def _key_figures(s: dict[str, Any]) -> str:
     checks = s.get("metrics", {}).get("checks", [])
     bounded = [c for c in checks if c.get("threshold") is not None]
+    scenarios = s.get("scenarios", [])
+    ok = sum(1 for x in scenarios if x.get("passed"))
     if not bounded:
-        return "-"
+        return f"{ok}/{len(scenarios)} scenarios passed" if scenarios else "-"
     bad = [c for c in bounded if not c.get("passed")]
     if not bad:
         return f"{len(bounded)}/{len(bounded)} within threshold"
