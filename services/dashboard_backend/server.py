@@ -195,6 +195,7 @@ class Backend:
             "/api/state": self._http_state,
             "/api/trades": self._http_trades,
             "/api/events": self._http_events,
+            "/api/receive_times": self._http_receive_times,
             "/metrics": self._http_metrics,
         }
 
@@ -699,6 +700,23 @@ class Backend:
         texts = await asyncio.to_thread(self.store.events, run_id, types, after_seq, limit)
         body = ('{"events":[' + ",".join(texts) + f'],"count":{len(texts)}}}').encode()
         return _response(200, body, "application/json")
+
+    async def _http_receive_times(self, query: dict[str, list[str]]) -> Response:
+        """``?run_id=&after_seq=&limit=``: when each stored envelope of a run was received."""
+        run_id = query.get("run_id", [""])[0]
+        if not run_id:
+            return _json_response(400, {"error": "run_id is required"})
+        try:
+            after_seq = int(query.get("after_seq", ["0"])[0])
+            limit = int(query.get("limit", ["10000"])[0])
+        except ValueError:
+            return _json_response(400, {"error": "after_seq and limit must be integers"})
+        if not 0 <= limit <= TRADES_LIMIT_MAX:
+            return _json_response(400, {"error": f"limit must be in [0, {TRADES_LIMIT_MAX}]"})
+        if self.store is None or not self.store.is_open:
+            return _json_response(503, {"error": "store not open"})
+        rows = await asyncio.to_thread(self.store.receive_times, run_id, after_seq, limit)
+        return _json_response(200, {"run_id": run_id, "recv_ns": rows, "count": len(rows)})
 
     async def _http_metrics(self, query: dict[str, list[str]]) -> Response:
         return _response(200, self.metrics().encode(), "text/plain; version=0.0.4")

@@ -162,6 +162,22 @@ class Store:
         finally:
             db.close()
 
+    def receive_times(self, run_id: str, after_seq: int = 0, limit: int = 10_000) -> list[tuple[int, int]]:
+        """``(seq, recv_ns)`` of one run's stored envelopes: when the backend received each.
+
+        The per-hop latency split (bot -> backend -> client) needs the middle timestamp,
+        and the forwarded envelope is the publisher's text, unchanged.
+        """
+        db = self._reader()
+        try:
+            rows = db.execute(
+                "SELECT seq, recv_ns FROM events WHERE run_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+                (run_id, after_seq, limit),
+            )
+            return [(int(seq), int(recv_ns)) for seq, recv_ns in rows]
+        finally:
+            db.close()
+
     def count_events(self) -> int:
         db = self._reader()
         try:

@@ -8,6 +8,7 @@ import logging
 import secrets
 import socket
 import sqlite3
+import time
 import urllib.error
 import urllib.request
 from collections.abc import AsyncIterator
@@ -418,6 +419,29 @@ def test_events_endpoint_returns_stored_critical_envelopes(tmp_path):
             assert (status, body) == (200, {"events": [], "count": 0})
             for bad in ("types=bogus", "after_seq=x", "limit=-1"):
                 status, _ = await http_get(backend, f"/api/events?{bad}")
+                assert status == 400, bad
+            await pub.close()
+
+    asyncio.run(asyncio.wait_for(go(), 10))
+
+
+def test_receive_times_endpoint_gives_backend_receive_time_per_stored_seq(tmp_path):
+    """/api/receive_times: [seq, recv_ns] of stored envelopes, stamped between send and ack."""
+
+    async def go() -> None:
+        async with running(tmp_path) as backend:
+            pub, _ = await publisher(backend)
+            before = time.time_ns()
+            for seq in range(1, 21):
+                await pub.send(envelope(seq))
+            await wait_ack(pub, 20)
+            after = time.time_ns()
+            status, body = await http_get(backend, f"/api/receive_times?run_id={RUN}&after_seq=2")
+            critical = [s for s in range(3, 21) if is_critical(s)]
+            assert status == 200 and [row[0] for row in body["recv_ns"]] == critical
+            assert all(before <= row[1] <= after for row in body["recv_ns"])
+            for bad in ("", "run_id=x&after_seq=y", "run_id=x&limit=-1"):
+                status, _ = await http_get(backend, f"/api/receive_times?{bad}")
                 assert status == 400, bad
             await pub.close()
 

@@ -1,0 +1,148 @@
+"""Load measurement logic: schedules, HDR merging, coordinated omission, saturation."""
+
+from __future__ import annotations
+
+import pytest
+
+from wsrig.hdr import LatencyHistogram
+from wsrig.load.recorder import HopRecorder, SeqTracker, StreamRecorder, merge_encoded, per_second_rows
+from wsrig.load.saturation import Step, search
+from wsrig.load.schedule import GeneratorHealth, Phase, Schedule
+
+MS = 1_000_000
+S = 1_000_000_000
+
+
+def test_constant_schedule_spaces_messages_evenly():
+    offsets = list(Schedule.constant(1000, 2).offsets_ns())
+    assert len(offsets) == 2000
+    assert offsets[0] == 0 and offsets[1] == MS and offsets[-1] == 1999 * MS
+
+
+def test_burst_schedule_has_ten_times_the_rate_in_its_middle_phase():
+    sched = Schedule.burst(100, 10, before_s=1, burst_s=1, after_s=2)
+    offsets = list(sched.offsets_ns())
+    assert sched.count == len(offsets) == 100 + 1000 + 200
+    in_burst = [o for o in offsets if S <= o < 2 * S]
+    assert len(in_burst) == 1000
+    assert sched.phase_bounds_s() == [(0.0, 1.0, 100), (1.0, 2.0, 1000), (2.0, 4.0, 100)]
+
+
+@pytest.mark.parametrize("rate,duration", [(0, 1), (10, 0), (-1, 5)])
+def test_phase_rejects_nonsense(rate, duration):
+    with pytest.raises(ValueError):
+        Phase(rate, duration)
+
+
+def test_generator_that_fell_behind_or_skipped_is_invalid():
+    ok = GeneratorHealth(planned=100, sent=100, lag_p99_ms=1.0, lag_max_ms=3.0)
+    assert ok.problems(max_lag_p99_ms=10) == []
+    late = GeneratorHealth(planned=100, sent=100, lag_p99_ms=25.0, lag_max_ms=40.0)
+    assert "fell behind" in late.problems(10)[0]
+    skipped = GeneratorHealth(planned=100, sent=90, lag_p99_ms=1.0, lag_max_ms=3.0)
+    assert skipped.skipped == 10 and "skipped 10 of 100" in skipped.problems(10)[0]
+
+
+def test_hdr_merge_is_lossless_across_encoding():
+    a, b = LatencyHistogram(), LatencyHistogram()
+    for v in range(1, 1001):
+        a.record_ms(v / 10)
+    for v in range(1001, 2001):
+        b.record_ms(v / 10)
+    whole = LatencyHistogram()
+    for v in range(1, 2001):
+        whole.record_ms(v / 10)
+    merged = LatencyHistogram.decode(a.encode()).merge(LatencyHistogram.decode(b.encode()))
+    assert merged.summary() == whole.summary()
+    assert merged.count == 2000
+    assert merged.summary().p50 == pytest.approx(100.0, rel=0.01)
+    assert merged.summary().max == pytest.approx(200.0, rel=0.01)
+
+
+def _stalled_run(stall_from_s: float, stall_s: float) -> StreamRecorder:
+    """1,000 msg/s for 10 s, 1 ms delivery, and a server that stalls for ``stall_s``.
+
+    The generator's send blocks during the stall (it is coordinated with the server,
+    as a closed-loop client is): messages due in the stall leave when it ends.
+    """
+    rec = StreamRecorder()
+    stall_start, stall_end = int(stall_from_s * S), int((stall_from_s + stall_s) * S)
+    for offset in Schedule.constant(1000, 10).offsets_ns():
+        intended = offset
+        sent = intended if not stall_start < intended < stall_end else stall_end
+        received = sent + MS if not stall_start <= sent < stall_end else stall_end + MS
+        rec.record(intended, sent, received)
+    return rec
+
+
+def test_coordinated_omission_stall_shows_from_intended_time_and_hides_in_uncorrected():
+    rec = _stalled_run(stall_from_s=5, stall_s=1)
+    corrected, uncorrected = rec.corrected.summary(), rec.uncorrected.summary()
+    assert corrected.count == uncorrected.count == 10_000
+    # ~10% of the messages were due during the 1 s stall: p99 and max show it.
+    assert corrected.p99 > 800 and corrected.max >= 990
+    assert corrected.p90 < 5  # the other 90% were fast
+    # From the actual send time only the one message in flight at the stall looks slow.
+    assert uncorrected.p99 < 5 and uncorrected.p999 < 5
+    assert uncorrected.max >= 990
+
+
+def test_no_stall_means_both_series_agree():
+    rec = _stalled_run(stall_from_s=5, stall_s=0)
+    assert rec.corrected.summary() == rec.uncorrected.summary()
+    assert rec.corrected.summary().p99 < 2
+
+
+def test_per_second_rows_locate_the_stall_in_time():
+    rec = _stalled_run(stall_from_s=5, stall_s=1)
+    rows = per_second_rows(merge_encoded([rec.encode()]))
+    assert [r[0] for r in rows] == list(range(10))
+    worst = max(rows, key=lambda r: r[3])
+    assert worst[0] == 5 and worst[3] > 900
+    assert all(r[3] < 5 for r in rows if r[0] != 5)
+
+
+def test_seq_tracker_counts_missing_and_out_of_order():
+    t = SeqTracker()
+    for seq in (1, 2, 5, 4, 6, 6):
+        t.see(seq)
+    assert (t.received, t.missing, t.out_of_order, t.last) == (6, 2, 2, 6)
+
+
+def test_hop_recorder_splits_latency_and_rejects_impossible_stamps():
+    hops = HopRecorder()
+    hops.record_hops(produced_ns=0, backend_ns=2 * MS, client_ns=5 * MS)
+    hops.record_hops(produced_ns=10 * MS, backend_ns=9 * MS, client_ns=12 * MS)  # backend before bot
+    assert hops.negative_hops == 1
+    assert hops.bot_to_backend.summary().p50 == pytest.approx(2.0, rel=0.01)
+    assert hops.backend_to_client.summary().p50 == pytest.approx(3.0, rel=0.01)
+
+
+def _fake_system(capacity_per_s: float):
+    def measure(rate: float) -> Step:
+        deliveries = rate * 100
+        p99 = 2.0 if deliveries <= capacity_per_s else 500.0
+        return Step(rate=rate, deliveries_per_s=min(deliveries, capacity_per_s), p99_ms=p99, lost=0)
+
+    return measure
+
+
+def test_saturation_search_keeps_the_last_good_step_and_names_the_break():
+    result = search([100, 200, 400, 800], _fake_system(capacity_per_s=50_000), p99_limit_ms=100)
+    assert result.best is not None and result.best.rate == 400
+    assert result.best_deliveries_per_s == 40_000
+    assert result.broke_at is not None and result.broke_at.rate == 800
+    assert "P99 500.0 ms" in result.reason
+
+
+def test_saturation_step_with_loss_or_invalid_generator_is_not_good():
+    assert "lost" in Step(100, 1000, 1.0, lost=3).problem(100)
+    assert "invalid" in Step(100, 1000, 1.0, lost=0, valid=False, note="lag").problem(100)
+    result = search([10], lambda r: Step(r, 0, 1.0, lost=1), p99_limit_ms=100)
+    assert result.best is None and result.best_deliveries_per_s == 0
+
+
+def test_saturation_search_that_never_breaks_says_so():
+    result = search([1, 2], _fake_system(capacity_per_s=1e9), p99_limit_ms=100)
+    assert result.broke_at is None and result.best is not None and result.best.rate == 2
+    assert "did not break" in result.reason
