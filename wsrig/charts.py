@@ -238,6 +238,12 @@ def _read_all(chart: Chart, results: Path) -> list[tuple[dict[str, Any], dict[st
     return out
 
 
+def _latency_columns(columns: dict[str, list[float]]) -> list[str]:
+    """The latency columns of a series: those named ``*_ms`` if any, else all but t and counts."""
+    named = [c for c in columns if c.endswith("_ms")]
+    return named or [c for c in columns if c != "t" and "count" not in c and c not in ("n", "samples")]
+
+
 def _latency(plt: Any, chart: Chart, stage: dict[str, Any], results: Path) -> Any:
     data = _read_all(chart, results)
     if not data:
@@ -250,7 +256,7 @@ def _latency(plt: Any, chart: Chart, stage: dict[str, Any], results: Path) -> An
     for _meta, columns, _groups in data:
         ts = [t - origin for t in columns["t"]]
         for col, values in columns.items():
-            if col == "t" or "count" in col or col in ("n", "samples"):
+            if col not in _latency_columns(columns):
                 continue
             key = next((k for k in colours if col.startswith(k)), col)
             xs, ys = break_gaps(ts, values)
@@ -259,8 +265,7 @@ def _latency(plt: Any, chart: Chart, stage: dict[str, Any], results: Path) -> An
             seen.add(col)
             top = max([top, *(v for v in values if not math.isnan(v))])
     _shade(ax, fault_spans(stage), origin)
-    low = min((v for _, c, _ in data for k, vs in c.items() if k != "t" and "count" not in k for v in vs if v > 0),
-              default=1.0)  # fmt: skip
+    low = min((v for _, c, _ in data for k in _latency_columns(c) for v in c[k] if v > 0), default=1.0)
     if top > 0 and top / max(low, 1e-3) > 100:
         ax.set_yscale("log")
     ax.set_xlabel("seconds since the stage's first sample")
@@ -296,7 +301,7 @@ def _throughput(plt: Any, chart: Chart, stage: dict[str, Any], results: Path) ->
     for meta, columns, _groups in data:
         ts = [t - origin for t in columns["t"]]
         for col, values in columns.items():
-            if col != "t":
+            if col != "t" and col not in _latency_columns(columns):  # a shared CSV: rates only
                 ax.plot(ts, values, lw=1.2, label=f"{meta['name']}: {col}")
     _shade(ax, fault_spans(stage), origin)
     ax.set_xlabel("seconds since the stage's first sample")

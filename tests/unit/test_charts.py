@@ -64,3 +64,16 @@ def test_break_gaps_inserts_nan_in_silences():
 
     xs, ys = break_gaps([0, 1, 2, 3, 10, 11], [1, 1, 1, 1, 9, 1])
     assert len(xs) == 7 and math.isnan(ys[4]) and xs[4] == 6.5
+
+
+def test_shared_csv_splits_latency_and_rate_columns(tmp_path):
+    """A load CSV (t, delivered, p50_ms, ...) as latency and throughput: each chart takes its columns."""
+    from wsrig.charts import _latency_columns
+
+    (tmp_path / "load.sustained.csv").write_text("t,delivered,p50_ms,p99_ms,max_ms\n1,100,1,2,3\n2,90,1,4,5\n")
+    cols, _ = load_series(tmp_path / "load.sustained.csv")
+    assert _latency_columns(cols) == ["p50_ms", "p99_ms", "max_ms"]
+    series = [{"name": "sustained", "kind": k, "file": "load.sustained.csv", "columns": list(cols)} for k in
+              ("latency", "throughput")]  # fmt: skip
+    made = make_charts(summary([stage("load", series=series)]), tmp_path)
+    assert [c.kind for c in made] == ["latency", "throughput"]
