@@ -287,7 +287,25 @@ def report(results: Path) -> None:
     show_default=True,
     help="and at least this many s for a recovery time",
 )
-def compare(old: Path, new: Path, tolerance: float, min_ms: float, min_s: float) -> None:
+@click.option(
+    "--tail-tolerance",
+    type=float,
+    default=1.0,
+    envvar="RIG__COMPARE_TAIL_TOLERANCE",
+    show_default=True,
+    help="relative worsening allowed for p90 and above, max",
+)
+@click.option(
+    "--tail-min-ms",
+    type=float,
+    default=50.0,
+    envvar="RIG__COMPARE_TAIL_MIN_MS",
+    show_default=True,
+    help="and at least this many ms for a tail latency figure",
+)
+def compare(
+    old: Path, new: Path, tolerance: float, min_ms: float, min_s: float, tail_tolerance: float, tail_min_ms: float
+) -> None:
     """Print what regressed from run OLD to run NEW (folders or summaries); exit 1 on a regression."""
     from wsrig.compare import Tolerance, format_changes
     from wsrig.compare import compare as compare_runs
@@ -295,7 +313,8 @@ def compare(old: Path, new: Path, tolerance: float, min_ms: float, min_s: float)
     def load(path: Path) -> dict[str, Any]:
         return dict(json.loads((path / "test_summary.json" if path.is_dir() else path).read_text()))
 
-    changes = compare_runs(load(old), load(new), Tolerance(rel=tolerance, abs_ms=min_ms, abs_s=min_s))
+    tol = Tolerance(rel=tolerance, abs_ms=min_ms, abs_s=min_s, tail_rel=tail_tolerance, tail_abs_ms=tail_min_ms)
+    changes = compare_runs(load(old), load(new), tol)
     click.echo(format_changes(changes, str(old), str(new)))
     sys.exit(1 if any(c.regression for c in changes) else 0)
 

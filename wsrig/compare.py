@@ -20,6 +20,7 @@ values (0.2 ms -> 0.4 ms) is not a regression.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +37,8 @@ class Tolerance:
     abs_ms: float = 5.0  # and at least this many ms (latency figures)
     abs_s: float = 1.0  # and at least this many s (recovery, durations)
     abs_other: float = 0.0  # and at least this much (counts, rates)
+    tail_rel: float = 1.0  # tail latency (p90 .. max): 100 % of the old value
+    tail_abs_ms: float = 50.0  # and at least this many ms
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,7 @@ class Figure:
     value: float
     better: str
     unit: str = ""
+    tail: bool = False  # a tail latency figure (p90 and above, max): the wider tolerance
 
 
 @dataclass(frozen=True)
@@ -65,6 +69,14 @@ def _num(value: Any) -> float | None:
         return None
 
 
+def _latency(value: float, name: str) -> Figure:
+    return Figure(value, "lower", "ms", _is_tail(name))
+
+
+def _is_tail(name: str) -> bool:
+    return bool(re.search(r"(^|[^a-z0-9])(p9\d+|max)($|[^a-z0-9])", name.lower()))
+
+
 def _throughput_like(name: str) -> bool:
     low = name.lower()
     return "throughput" in low or low.endswith("_per_s") or "msgs_s" in low or low.endswith("_rate")
@@ -83,18 +95,18 @@ def figures(summary: dict[str, Any]) -> dict[str, Figure]:
             better = "higher" if c.get("op") in (">=", ">") else "lower"
             unit = "ms" if "ms" in (c.get("unit") or "") or c["name"].endswith("_ms") else ""
             unit = unit or ("s" if (c.get("unit") or "").strip() == "s" or c["name"].endswith("_s") else "")
-            out[f"{st}/check/{c['name']}"] = Figure(value, better, unit)
+            out[f"{st}/check/{c['name']}"] = Figure(value, better, unit, unit == "ms" and _is_tail(c["name"]))
         for key, value in metrics.items():
             if key == "checks":
                 continue
             if isinstance(value, dict) and isinstance(value.get("latency_ms"), dict):
                 for p in _PCT:
                     if _num(value["latency_ms"].get(p)) is not None:
-                        out[f"{st}/{key}/latency_ms.{p}"] = Figure(float(value["latency_ms"][p]), "lower", "ms")
+                        out[f"{st}/{key}/latency_ms.{p}"] = _latency(float(value["latency_ms"][p]), p)
             elif key == "latency_ms" and isinstance(value, dict):
                 for p in _PCT:
                     if _num(value.get(p)) is not None:
-                        out[f"{st}/latency_ms.{p}"] = Figure(float(value[p]), "lower", "ms")
+                        out[f"{st}/latency_ms.{p}"] = _latency(float(value[p]), p)
             elif _throughput_like(key) and _num(value) is not None:
                 out[f"{st}/{key}"] = Figure(float(value), "higher")
         for s in stage.get("scenarios", []):
@@ -103,7 +115,7 @@ def figures(summary: dict[str, Any]) -> dict[str, Figure]:
             if isinstance(block, dict):
                 for p in _PCT:
                     if _num(block.get(p)) is not None:
-                        out[f"{base}/latency_ms.{p}"] = Figure(float(block[p]), "lower", "ms")
+                        out[f"{base}/latency_ms.{p}"] = _latency(float(block[p]), p)
             if _num(s.get("recovery_s")) is not None:
                 out[f"{base}/recovery_s"] = Figure(float(s["recovery_s"]), "lower", "s")
             for key, value in s.items():
@@ -117,8 +129,11 @@ def _worse_by(old: Figure, new: Figure) -> float:
     return new.value - old.value if old.better == "lower" else old.value - new.value
 
 
-def _floor(fig: Figure, tol: Tolerance) -> float:
-    return {"ms": tol.abs_ms, "s": tol.abs_s}.get(fig.unit, tol.abs_other)
+def _limit(fig: Figure, tol: Tolerance) -> float:
+    """How much worse ``fig`` may get before it is a regression."""
+    if fig.tail:
+        return max(tol.tail_rel * abs(fig.value), tol.tail_abs_ms)
+    return max(tol.rel * abs(fig.value), {"ms": tol.abs_ms, "s": tol.abs_s}.get(fig.unit, tol.abs_other))
 
 
 def _outcomes(summary: dict[str, Any]) -> dict[str, bool]:
@@ -153,7 +168,7 @@ def compare(old: dict[str, Any], new: dict[str, Any], tol: Tolerance | None = No
     for key in sorted(old_f.keys() & new_f.keys()):
         a, b = old_f[key], new_f[key]
         worse = _worse_by(a, b)
-        limit = max(tol.rel * abs(a.value), _floor(a, tol))
+        limit = _limit(a, tol)
         if worse > limit:
             pct = f"{worse / abs(a.value):+.0%}" if a.value else "new non-zero"
             changes.append(Change(key, a.value, b.value, True, f"{a.better} is better; worse by {pct}"))

@@ -57,10 +57,19 @@ def test_vanished_scenario_is_a_regression():
 
 
 def test_tolerance_floor_ignores_tiny_absolute_changes():
-    """0.2 ms -> 0.6 ms triples but stays under the 5 ms floor; a 0 floor flags it."""
+    """0.2 ms -> 0.6 ms triples but stays under the floors; zero floors flag it."""
     old, new = _run(p99=0.2), _run(p99=0.6)
     assert not [c for c in compare(old, new) if c.regression]
-    assert [c for c in compare(old, new, Tolerance(rel=0.25, abs_ms=0.0)) if c.regression]
+    assert [c for c in compare(old, new, Tolerance(abs_ms=0.0, tail_abs_ms=0.0)) if c.regression]
+
+
+def test_tail_latency_has_the_wider_tolerance():
+    """p99 55 -> 87 ms (tail noise seen between two clean runs) passes; a p50 move of the same size fails."""
+    tail = compare(_run(p99=55.0), _run(p99=87.0))
+    assert not [c for c in tail if c.regression and "p99" in c.key]
+    old, new = _run(), _run()
+    new["stages"][1]["scenarios"][1]["latency_ms"]["p50"] = 35.0
+    assert [c.key for c in compare(old, new) if c.regression] == ["fault_tolerance/slow_subscriber/latency_ms.p50"]
 
 
 def test_figures_direction_from_check_op():
@@ -69,4 +78,7 @@ def test_figures_direction_from_check_op():
     assert f["connectivity/check/handshake_p99_ms"].better == "lower"
     assert f["connectivity/check/throughput_msgs_s"].better == "higher"
     assert f["fault_tolerance/dashboard_crash/recovery_s"].unit == "s"
+    assert (
+        f["connectivity/check/handshake_p99_ms"].tail and not f["fault_tolerance/slow_subscriber/latency_ms.p50"].tail
+    )
     assert clone(_run()) == _run()
