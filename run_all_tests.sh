@@ -44,7 +44,8 @@ Options:
   --help         this text
 
 Environment: BOT_IMAGE, DASHBOARD_IMAGE, PROXY_IMAGE (test another implementation;
-with WSRIG_SKIP_BUILD=1 nothing is built), DASHBOARD_URL, BOT_URL, RIG__PROFILE.
+with WSRIG_SKIP_BUILD=1 nothing is built), DASHBOARD_URL, BOT_URL, RIG__PROFILE,
+RIG__KEEP_RUNS (runs kept in results/, default 20; 0 keeps all).
 Exit code: 0 only when every selected stage passed.
 USAGE
 }
@@ -96,6 +97,8 @@ say "set-up: Python environment"
 scripts/setup_env.sh
 WSRIG="${ROOT}/.venv/bin/wsrig"
 "${WSRIG}" config
+# Keep the last RIG__KEEP_RUNS runs (default 20; 0 keeps all): oldest full_suite_* only.
+"${WSRIG}" prune-results "${ROOT}/results" || true
 
 say "set-up: Docker engine"
 scripts/setup_docker.sh

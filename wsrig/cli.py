@@ -23,7 +23,7 @@ from wsrig.config import RigConfig, load_config
 from wsrig.report import render_markdown
 from wsrig.stack import DockerStack, StackError, docker_client, remove_leftovers
 from wsrig.stages import STAGES, run_stage, stage_by_name
-from wsrig.summary import build_summary, write_summary
+from wsrig.summary import build_summary, container_errors, write_summary
 from wsrig.wait import AllReady, HttpReady
 
 __all__ = ["main"]
@@ -231,21 +231,111 @@ def summarize(results: Path, started_at: str, run_id: str) -> None:
         thresholds=cfg.thresholds,
         profile=cfg.profile,
     )
+    env["container_errors"] = container_errors(results)
     write_summary(summary, results / "test_summary.json")
-    (results / "test_report.md").write_text(render_markdown(summary))
+    _publish(results, summary)
     click.echo(f"verdict: {summary['verdict'].upper()}  ({results / 'test_report.md'})")
     for s in summary["stages"]:
         click.echo(f"  {s['name']:16} {s['status']:8} {s['duration_s']:7.1f}s  {s.get('reason') or ''}")
     sys.exit(0 if summary["verdict"] == "pass" else 1)
 
 
+def _publish(results: Path, summary: dict[str, Any]) -> None:
+    """Charts, the merged JUnit file and test_report.md, all from the summary and the folder."""
+    from wsrig.charts import make_charts
+    from wsrig.junit import merge_files
+
+    charts = [c.serialize() for c in make_charts(summary, results)]
+    junit = merge_files(summary, results).name
+    (results / "test_report.md").write_text(render_markdown(summary, charts, junit))
+
+
 @main.command()
 @click.argument("results", type=click.Path(path_type=Path, file_okay=False, exists=True))
 def report(results: Path) -> None:
-    """Re-render test_report.md from RESULTS/test_summary.json."""
+    """Re-render test_report.md, its charts and junit.xml from RESULTS/test_summary.json."""
     summary = json.loads((results / "test_summary.json").read_text())
-    (results / "test_report.md").write_text(render_markdown(summary))
+    if "container_errors" not in summary.get("environment", {}):  # a summary from before they were kept
+        summary.setdefault("environment", {})["container_errors"] = container_errors(results)
+    _publish(results, summary)
     click.echo(str(results / "test_report.md"))
+
+
+@main.command()
+@click.argument("old", type=click.Path(path_type=Path, exists=True))
+@click.argument("new", type=click.Path(path_type=Path, exists=True))
+@click.option(
+    "--tolerance",
+    type=float,
+    default=0.25,
+    envvar="RIG__COMPARE_TOLERANCE",
+    show_default=True,
+    help="relative worsening allowed (0.25 = 25 %)",
+)
+@click.option(
+    "--min-ms",
+    type=float,
+    default=5.0,
+    envvar="RIG__COMPARE_MIN_MS",
+    show_default=True,
+    help="and at least this many ms for a latency figure",
+)
+@click.option(
+    "--min-s",
+    type=float,
+    default=1.0,
+    envvar="RIG__COMPARE_MIN_S",
+    show_default=True,
+    help="and at least this many s for a recovery time",
+)
+@click.option(
+    "--tail-tolerance",
+    type=float,
+    default=1.0,
+    envvar="RIG__COMPARE_TAIL_TOLERANCE",
+    show_default=True,
+    help="relative worsening allowed for p90 and above, max",
+)
+@click.option(
+    "--tail-min-ms",
+    type=float,
+    default=50.0,
+    envvar="RIG__COMPARE_TAIL_MIN_MS",
+    show_default=True,
+    help="and at least this many ms for a tail latency figure",
+)
+def compare(
+    old: Path, new: Path, tolerance: float, min_ms: float, min_s: float, tail_tolerance: float, tail_min_ms: float
+) -> None:
+    """Print what regressed from run OLD to run NEW (folders or summaries); exit 1 on a regression."""
+    from wsrig.compare import Tolerance, format_changes
+    from wsrig.compare import compare as compare_runs
+
+    def load(path: Path) -> dict[str, Any]:
+        return dict(json.loads((path / "test_summary.json" if path.is_dir() else path).read_text()))
+
+    tol = Tolerance(rel=tolerance, abs_ms=min_ms, abs_s=min_s, tail_rel=tail_tolerance, tail_abs_ms=tail_min_ms)
+    changes = compare_runs(load(old), load(new), tol)
+    click.echo(format_changes(changes, str(old), str(new)))
+    sys.exit(1 if any(c.regression for c in changes) else 0)
+
+
+@main.command("prune-results")
+@click.argument("results", type=click.Path(path_type=Path, file_okay=False), default="results")
+@click.option(
+    "--keep",
+    type=int,
+    default=20,
+    envvar="RIG__KEEP_RUNS",
+    show_default=True,
+    help="full_suite_* runs to keep (0 keeps all)",
+)
+def prune_results(results: Path, keep: int) -> None:
+    """Delete the oldest full_suite_* folders beyond --keep (never results/latest)."""
+    from wsrig.retention import prune_runs
+
+    for path in prune_runs(results, keep):
+        click.echo(f"removed old run {path.name}")
 
 
 @main.command()

@@ -1,6 +1,10 @@
 """Render ``test_report.md`` from a summary: one pure function, verdict first.
 
-The same function serves ``run_all_tests.sh`` and ``wsrig report DIR``.
+The same function serves ``run_all_tests.sh`` and ``wsrig report DIR``. The first
+screen answers "did it pass, and if not, what broke and when": the verdict, then each
+failed stage with its failed scenarios and their error findings. Charts (``charts``,
+made by ``wsrig.charts``) and the merged JUnit file are passed in, so rendering reads
+no file.
 """
 
 from __future__ import annotations
@@ -10,16 +14,20 @@ from typing import Any
 __all__ = ["render_markdown"]
 
 _ICON = {"passed": "PASS", "failed": "FAIL", "error": "ERROR", "skipped": "skipped", "not_run": "not run"}
-_SCENARIO_COLUMNS = (
-    "lost", "duplicated", "reordered", "undeclared_drops", "declared_dropped", "recovery_s", "trading_continued",
+# The fault table's columns, in the order issue 3 names them; others follow.
+_FAULT_COLUMNS = (
+    ("lost", "lost"), ("duplicated", "dup"), ("reordered", "reord"), ("undeclared_drops", "undeclared drops"),
+    ("declared_dropped", "declared dropped"), ("recovery_s", "recovery s"), ("trading_continued", "trading continued"),
 )  # fmt: skip
+_NOT_EXTRA = {"name", "passed", "latency_ms", "detail", "findings", "fault_window", "fault", "run_id", "new_run_id"}
+_MAX_FIRST_SCREEN_FINDINGS = 3
 
 
 def _fmt(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.3f}".rstrip("0").rstrip(".") if abs(value) < 1000 else f"{value:,.0f}"
     if isinstance(value, bool):
         return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:.3f}".rstrip("0").rstrip(".") if abs(value) < 1000 else f"{value:,.0f}"
     if value is None:
         return "-"
     if isinstance(value, list):
@@ -27,8 +35,82 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
+def _cell(text: Any) -> str:
+    """Table-safe: no pipe, no newline (either would break a GitHub table)."""
+    return str(text).replace("|", "/").replace("\n", " ").replace("\r", " ")
+
+
+def _errors(item: dict[str, Any]) -> list[str]:
+    return [str(f["message"]) for f in item.get("findings", []) if f.get("severity") == "error"]
+
+
+def _first(messages: list[str], limit: int = 300) -> str:
+    text = messages[0] if messages else ""
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+# ---- first screen ---------------------------------------------------------------------------
+
+
+def _what_failed(stages: list[dict[str, Any]]) -> list[str]:
+    """Per failed stage: which scenarios failed and why, then which passed."""
+    out: list[str] = []
+    for s in stages:
+        if s["status"] in ("passed", "skipped", "not_run"):
+            continue
+        failed = [x for x in s.get("scenarios", []) if not x.get("passed")]
+        passed = [x["name"] for x in s.get("scenarios", []) if x.get("passed")]
+        if failed:
+            n = len(s.get("scenarios", []))
+            out.append(
+                f"- **{s['name']}** {_ICON.get(s['status'], s['status'])}: {len(failed)} of {n} scenario(s) failed"
+            )
+            for x in failed:
+                errs = _errors(x) or [f"{k} = {x.get(k)}" for k in ("lost", "duplicated", "reordered") if x.get(k)]
+                window = x.get("fault_window") or {}
+                held = window.get("duration_s")
+                when = f" (fault `{window['fault']}` held {float(held):.1f} s)" if held else ""
+                out.append(f"  - `{x['name']}`{when}: {_cell(_first(errs) or 'failed (no finding recorded)')}")
+                out += [f"    - also: {_cell(_first([m]))}" for m in errs[1:_MAX_FIRST_SCREEN_FINDINGS]]
+                if len(errs) > _MAX_FIRST_SCREEN_FINDINGS:
+                    out.append(f"    - ... {len(errs) - _MAX_FIRST_SCREEN_FINDINGS} more in the fault table below")
+            if passed:
+                out.append(f"  - passed: {', '.join(f'`{p}`' for p in passed)}")
+        else:
+            errs = [str(f["message"]) for f in s.get("findings", []) if f.get("severity") == "error"]
+            why = _first(errs) or s.get("reason") or s["status"]
+            out.append(f"- **{s['name']}** {_ICON.get(s['status'], s['status'])}: {_cell(why)}")
+            out += [f"  - also: {_cell(_first([m]))}" for m in errs[1:_MAX_FIRST_SCREEN_FINDINGS]]
+        out.append(f"  - log: [{s['log']}]({s['log']}), JUnit: [{s['junit']}]({s['junit']})")
+    return out
+
+
+# ---- tables ---------------------------------------------------------------------------------
+
+
+def _key_figures(s: dict[str, Any]) -> str:
+    checks = s.get("metrics", {}).get("checks", [])
+    bounded = [c for c in checks if c.get("threshold") is not None]
+    scenarios = s.get("scenarios", [])
+    ok = sum(1 for x in scenarios if x.get("passed"))
+    if not bounded:
+        return f"{ok}/{len(scenarios)} scenarios passed" if scenarios else "-"
+    bad = [c for c in bounded if not c.get("passed")]
+    if not bad:
+        return f"{len(bounded)}/{len(bounded)} within threshold"
+    c = bad[0]
+    unit = c.get("unit") or ""
+    return (
+        f"**{len(bad)} of {len(bounded)} over**: {c['name']} {_fmt(c['value'])}{unit} "
+        f"(threshold {c['op']} {_fmt(c['threshold'])}{unit})"
+    )
+
+
 def _stage_table(stages: list[dict[str, Any]]) -> list[str]:
-    lines = ["| stage | status | duration | tests passed / failed / skipped | note |", "|---|---|---|---|---|"]
+    lines = [
+        "| stage | status | duration | tests passed / failed / skipped | key figures vs thresholds | note |",
+        "|---|---|---|---|---|---|",
+    ]
     for s in stages:
         t = s["tests"]
         failed = t.get("failed", 0) + t.get("errors", 0)
@@ -37,7 +119,7 @@ def _stage_table(stages: list[dict[str, Any]]) -> list[str]:
             note = s["findings"][0]["message"][:160]
         lines.append(
             f"| {s['name']} | **{_ICON.get(s['status'], s['status'])}** | {s['duration_s']:.1f} s | "
-            f"{t.get('passed', 0)} / {failed} / {t.get('skipped', 0)} | {note.replace('|', '/')} |"
+            f"{t.get('passed', 0)} / {failed} / {t.get('skipped', 0)} | {_cell(_key_figures(s))} | {_cell(note)} |"
         )
     return lines
 
@@ -49,65 +131,166 @@ def _checks(checks: list[dict[str, Any]]) -> list[str]:
     for c in checks:
         unit = c.get("unit") or ""
         threshold = f"{c['op']} {_fmt(c['threshold'])}{unit}" if c.get("threshold") is not None else "(recorded)"
-        lines.append(f"| {c['name']} | {_fmt(c['value'])}{unit} | {threshold} | {'yes' if c['passed'] else '**NO**'} |")
+        lines.append(
+            f"| {_cell(c['name'])} | {_fmt(c['value'])}{unit} | {threshold} | {'yes' if c['passed'] else '**NO**'} |"
+        )
     return lines
+
+
+def _origin(scenarios: list[dict[str, Any]]) -> float | None:
+    starts = [
+        float(s["fault_window"]["injected_at"]) for s in scenarios if (s.get("fault_window") or {}).get("injected_at")
+    ]
+    return min(starts) if starts else None
+
+
+def _window_cell(s: dict[str, Any], origin: float | None) -> str:
+    w = s.get("fault_window") or {}
+    fault = w.get("fault") or s.get("fault") or "-"
+    if origin is None or not w.get("injected_at"):
+        return str(fault)
+    duration = "?" if w.get("duration_s") is None else f"{float(w['duration_s']):.1f} s"
+    return f"{fault} at +{float(w['injected_at']) - origin:.1f} s for {duration}"
 
 
 def _scenarios(scenarios: list[dict[str, Any]]) -> list[str]:
+    """The fault table: scenario, fault window, correctness columns, verdict, then extras."""
     if not scenarios:
         return []
-    cols = [c for c in _SCENARIO_COLUMNS if any(c in s for s in scenarios)]
-    extra = sorted({k for s in scenarios for k in s if k not in (*cols, "name", "passed", "latency_ms", "detail")})[:4]
-    head = ["scenario", *cols, *extra, "verdict"]
+    origin = _origin(scenarios)
+    cols = [(k, h) for k, h in _FAULT_COLUMNS if any(k in s for s in scenarios)]
+    keys = {k for k, _ in cols}
+    extra = sorted(
+        {k for s in scenarios for k, v in s.items() if k not in keys | _NOT_EXTRA and not isinstance(v, (dict, list))}
+    )
+    head = ["scenario", "fault window", *(h for _, h in cols), "verdict", *extra]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for s in scenarios:
-        row = [s["name"], *(_fmt(s.get(c)) for c in cols), *(_fmt(s.get(c)) for c in extra)]
+        row = [s["name"], _window_cell(s, origin), *(_fmt(s.get(k)) for k, _ in cols)]
         row.append("pass" if s["passed"] else "**FAIL**")
-        lines.append("| " + " | ".join(row) + " |")
-    latency = [s for s in scenarios if "latency_ms" in s]
-    if latency:
-        lines += [
-            "",
-            "| scenario | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | count |",
-            "|---|---|---|---|---|---|---|",
-        ]
-        for s in latency:
-            m = s["latency_ms"]
-            lines.append(
-                f"| {s['name']} | {m['p50']} | {m['p90']} | {m['p99']} | {m['p999']} | {m['max']} | {m['count']} |"
-            )
+        row += [_fmt(s.get(c)) for c in extra]
+        lines.append("| " + " | ".join(_cell(x) for x in row) + " |")
     return lines
 
 
-def render_markdown(summary: dict[str, Any]) -> str:
-    """Summary dict -> Markdown text a person can read in a minute."""
+def _fault_timeline(scenarios: list[dict[str, Any]]) -> list[str]:
+    """Text timeline of the fault windows, offsets from the first injection."""
+    origin = _origin(scenarios)
+    timed = [s for s in scenarios if (s.get("fault_window") or {}).get("injected_at")]
+    if origin is None or not timed:
+        return []
+    timed.sort(key=lambda s: float(s["fault_window"]["injected_at"]))
+    lines = [
+        "| scenario | fault | injected | healed | held | first message after heal | verdict |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for s in timed:
+        w = s["fault_window"]
+        start = float(w["injected_at"]) - origin
+        end = float(w["healed_at"]) - origin if w.get("healed_at") else None
+        rec = s.get("recovery_s")
+        lines.append(
+            f"| {_cell(s['name'])} | {_cell(w.get('fault', '-'))} | +{start:.1f} s | "
+            f"{'-' if end is None else f'+{end:.1f} s'} | {'-' if end is None else f'{end - start:.1f} s'} | "
+            f"{'-' if rec is None or end is None else f'+{end + float(rec):.1f} s ({_fmt(rec)} s after heal)'} | "
+            f"{'pass' if s['passed'] else '**FAIL**'} |"
+        )
+    return lines
+
+
+def _latency_table(scenarios: list[dict[str, Any]], checks: list[dict[str, Any]]) -> list[str]:
+    latency = [s for s in scenarios if "latency_ms" in s]
+    if not latency:
+        return []
+    lines = [
+        "| scenario | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | count | threshold |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for s in latency:
+        m = s["latency_ms"]
+        bound = [c for c in checks if s["name"] in c["name"] and c.get("threshold") is not None]
+        threshold = "; ".join(f"{c['name']} {c['op']} {_fmt(c['threshold'])}{c.get('unit') or ''}" for c in bound)
+        lines.append(
+            f"| {_cell(s['name'])} | {m['p50']} | {m['p90']} | {m['p99']} | {m['p999']} | {m['max']} | {m['count']} | "
+            f"{_cell(threshold or '-')} |"
+        )
+    return lines
+
+
+def _findings(s: dict[str, Any]) -> list[str]:
+    """Stage findings, errors first; scenario findings are in the fault table's rows."""
+    items = sorted(s["findings"], key=lambda f: {"error": 0, "warning": 1}.get(f.get("severity", ""), 2))
+    return [f"- {f['severity']}: {_cell(f['message'])}" for f in items]
+
+
+def _charts_for(stage: str, charts: list[dict[str, str]]) -> list[str]:
+    out: list[str] = []
+    for c in charts:
+        if c["stage"] == stage:
+            out += [f"![{c['title']}]({c['file']})", ""]
+    return out
+
+
+def _container_errors(env: dict[str, Any]) -> list[str]:
+    errors = env.get("container_errors") or {}
+    if not errors:
+        return []
+    out = ["## Container log errors", ""]
+    for name, item in errors.items():
+        count, lines = item.get("count", 0), item.get("lines", [])
+        if not count:
+            out.append(f"- [{name}]({name}): no error lines")
+            continue
+        shown = f" (first {len(lines)})" if count > len(lines) else ""
+        out += [f"- [{name}]({name}): {count} error line(s){shown}", "", "```text", *lines, "```", ""]
+    out.append("")
+    return out
+
+
+# ---- the report ---------------------------------------------------------------------------
+
+
+def render_markdown(
+    summary: dict[str, Any], charts: list[dict[str, str]] | None = None, junit: str | None = None
+) -> str:
+    """Summary dict -> Markdown text a person can read in a minute.
+
+    ``charts``: ``[{"stage", "kind", "title", "file"}]`` to link inline per stage;
+    ``junit``: the merged JUnit file's name, linked at the top.
+    """
+    charts = charts or []
     verdict = summary["verdict"].upper()
     stages = summary["stages"]
-    ran = [s for s in stages if s["status"] not in ("skipped",)]
-    bad = [s for s in ran if s["status"] not in ("passed", "not_run")]
     out = [
         f"# WebSocket bridge test report: **{verdict}**",
         "",
-        f"Run `{summary['suite_run_id']}`, {summary['started_at']} to {summary['finished_at']}, profile `{summary.get('profile', 'quick')}`.",
+        f"Run `{summary['suite_run_id']}`, {summary['started_at']} to {summary['finished_at']}, "
+        f"profile `{summary.get('profile', 'quick')}`.",
         "",
     ]
-    if bad:
-        out.append("**What failed:**")
-        out.append("")
-        for s in bad:
-            first = s["findings"][0]["message"] if s["findings"] else (s.get("reason") or s["status"])
-            out.append(f"- `{s['name']}` {s['status']}: {first}")
-        out.append("")
+    failed_lines = _what_failed(stages)
+    if failed_lines:
+        out += ["**What failed:**", "", *failed_lines, ""]
+    passed = [s["name"] for s in stages if s["status"] == "passed"]
+    if passed:
+        out += [f"Passed: {', '.join(passed)}.", ""]
     not_run = [s["name"] for s in stages if s["status"] == "not_run"]
     if not_run:
         out += [f"Not run (not built yet, counted as not passed): {', '.join(not_run)}.", ""]
-    out += ["## Stages", "", *_stage_table(stages), ""]
+    if junit:
+        out += [f"All tests as one JUnit file: [{junit}]({junit}).", ""]
+    shown = [s for s in stages if s["status"] != "skipped"]
+    skipped = [f"{s['name']} ({s.get('reason') or 'skipped'})" for s in stages if s["status"] == "skipped"]
+    out += ["## Stages", "", *_stage_table(shown), ""]
+    if skipped:
+        out += [f"Skipped: {', '.join(skipped)}.", ""]
     for s in stages:
         if s["status"] in ("skipped", "not_run"):
             continue
         out += [f"## {s['name']}", ""]
         out.append(
-            f"Status **{_ICON.get(s['status'], s['status'])}** in {s['duration_s']:.1f} s. Log: [{s['log']}]({s['log']}), JUnit: [{s['junit']}]({s['junit']})."
+            f"Status **{_ICON.get(s['status'], s['status'])}** in {s['duration_s']:.1f} s. "
+            f"Log: [{s['log']}]({s['log']}), JUnit: [{s['junit']}]({s['junit']})."
         )
         out.append("")
         checks = s["metrics"].get("checks", [])
@@ -115,21 +298,27 @@ def render_markdown(summary: dict[str, Any]) -> str:
             out += ["Measured against thresholds:", "", *_checks(checks), ""]
         plain = {k: v for k, v in s["metrics"].items() if k != "checks" and not isinstance(v, (dict, list))}
         if plain:
-            out += ["| metric | value |", "|---|---|", *(f"| {k} | {_fmt(v)} |" for k, v in plain.items()), ""]
+            out += ["| metric | value |", "|---|---|", *(f"| {_cell(k)} | {_fmt(v)} |" for k, v in plain.items()), ""]
         if s["scenarios"]:
             out += ["Scenarios:", "", *_scenarios(s["scenarios"]), ""]
+            timeline = _fault_timeline(s["scenarios"])
+            if timeline:
+                out += ["Fault windows, from the first injection:", "", *timeline, ""]
+            latency = _latency_table(s["scenarios"], checks)
+            if latency:
+                out += ["Latency:", "", *latency, ""]
+        out += _charts_for(s["name"], charts)
         if s["findings"]:
-            out += ["Findings:", ""]
-            out += [f"- {f['severity']}: {f['message']}" for f in s["findings"]]
-            out.append("")
+            out += ["Findings:", "", *_findings(s), ""]
     env = summary.get("environment", {})
+    out += _container_errors(env)
     out += ["## Environment", "", "| item | value |", "|---|---|"]
     for key in ("git_sha", "docker_version", "compose_version"):
-        out.append(f"| {key} | {_fmt(env.get(key))} |")
+        out.append(f"| {key} | {_cell(_fmt(env.get(key)))} |")
     for name, image in (env.get("images") or {}).items():
-        out.append(f"| image {name} | {image} |")
+        out.append(f"| image {name} | {_cell(image)} |")
     for key, value in (env.get("host") or {}).items():
-        out.append(f"| host {key} | {_fmt(value)} |")
+        out.append(f"| host {key} | {_cell(_fmt(value))} |")
     out.append("")
     if summary.get("thresholds"):
         out += ["Thresholds come from `config/thresholds.toml` (profile shown above).", ""]

@@ -24,6 +24,7 @@ from wsrig.config import RigConfig
 from wsrig.faults.base import Fault, FaultWindow
 from wsrig.history import Observed, Produced, SeqSet, observed_from_frames
 from wsrig.probe import backend_status, bot_stats, progress
+from wsrig.progress import frame_counters, start_ticker
 
 __all__ = ["ResumingSubscriber", "ScenarioResult", "run_scenario", "stored_critical_seqs"]
 
@@ -116,6 +117,9 @@ class ScenarioResult:
     trading_continued: bool = False
     findings: list[Finding] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
+    # (receive time Unix s, end-to-end latency ms) of every frame the live subscriber
+    # saw: the report's latency-over-time chart, not part of the verdict
+    latency_samples: list[tuple[float, float]] = field(default_factory=list, repr=False)
 
     @property
     def passed(self) -> bool:
@@ -231,6 +235,7 @@ async def run_scenario(
     run_id = str(start["run_id"])
     sub = ResumingSubscriber(cfg.stream_url, run_id, int(start["last_seq"]))
     sub.start()
+    ticker = start_ticker(lambda: frame_counters(sub.frames))  # live message and latency counters
     progress(f"{name}: steady traffic {steady_s:.0f}s (run {run_id[:8]}, seq {start['last_seq']})")
     await asyncio.sleep(steady_s)
     before = await _stats(cfg) or start
@@ -273,12 +278,14 @@ async def run_scenario(
         or recovery_seconds(sub.observed(), window.healed_ns, {new_run}) is None
     ):
         await asyncio.sleep(0.2)
+    ticker.cancel()
     await sub.stop()
     if tracker is not sub:
         await tracker.stop()
     final = await _stats(cfg) or after
 
     result = ScenarioResult(name, fault.name, window)
+    result.latency_samples = [(recv / 1e9, (recv - int(f["ts_ns"])) / 1e6) for recv, f in sub.frames if "ts_ns" in f]
     live = sub.observed()  # what one client saw live (recovery time)
     observed = [o for o in live if o.run_id != new_run or tracker is sub]
     if tracker is not sub:

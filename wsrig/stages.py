@@ -14,6 +14,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from wsrig.progress import LiveLine
+
 __all__ = ["STAGES", "Stage", "run_stage", "stage_by_name", "write_status"]
 
 
@@ -81,17 +83,22 @@ def run_stage(stage: Stage, root: Path, results: Path, extra_args: list[str] | N
         "-o", f"junit_suite_name={stage.name}", "-v", "-rA", "--tb=short", "--capture=tee-sys", *(extra_args or []),
     ]  # fmt: skip
     t0 = time.monotonic()
+    live = LiveLine(stage.name)
     with open(results / f"{stage.name}.log", "w") as log:
         log.write(f"$ {' '.join(cmd)}\n")
         log.flush()
         proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         assert proc.stdout is not None
-        for line in proc.stdout:
+        for raw in proc.stdout:
+            line = live.feed(raw)  # live progress lines are drawn in place, not logged
+            if line is None:
+                continue
             log.write(line)
             log.flush()
             if line.startswith(("tests/", "PASSED", "FAILED", "ERROR")) or "[progress]" in line:
-                print(f"  [{stage.name}] {line.rstrip()}", flush=True)
+                live.print(f"  [{stage.name}] {line.rstrip()}")
         code = proc.wait()
+        live.clear()
     duration = time.monotonic() - t0
     status = {0: "passed", 1: "failed", 5: "error"}.get(code, "error")
     reason = {5: "no test was collected", 2: "interrupted", 3: "internal error", 4: "usage error"}.get(code, "")

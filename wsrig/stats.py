@@ -10,7 +10,7 @@ import math
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 
-__all__ = ["LatencySummary", "percentile"]
+__all__ = ["LATENCY_OVER_TIME_COLUMNS", "LatencySummary", "latency_over_time", "percentile"]
 
 
 def percentile(sorted_values: list[float], pct: float) -> float:
@@ -46,3 +46,30 @@ class LatencySummary:
 
     def serialize(self) -> dict[str, float | int]:
         return asdict(self)
+
+
+LATENCY_OVER_TIME_COLUMNS = ["t", "p50_ms", "p99_ms", "max_ms", "count"]
+
+
+def latency_over_time(samples: Iterable[tuple[float, float]], bucket_s: float = 1.0) -> list[list[float | int]]:
+    """(time Unix s, latency ms) samples -> one row per ``bucket_s`` for the chart.
+
+    Rows follow ``LATENCY_OVER_TIME_COLUMNS``; ``t`` is the bucket's start, empty
+    buckets are left out (a gap in the chart is the truth: nothing arrived).
+    """
+    buckets: dict[int, list[float]] = {}
+    for t, ms in samples:
+        buckets.setdefault(int(t // bucket_s), []).append(float(ms))
+    rows: list[list[float | int]] = []
+    for key in sorted(buckets):
+        values = sorted(buckets[key])
+        rows.append(
+            [
+                round(key * bucket_s, 3),
+                round(percentile(values, 50), 3),
+                round(percentile(values, 99), 3),
+                round(values[-1], 3),
+                len(values),
+            ]
+        )
+    return rows

@@ -7,6 +7,7 @@ before it is written, so an invalid summary fails loudly instead of misleading.
 from __future__ import annotations
 
 import json
+import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
@@ -15,11 +16,31 @@ import wscontract
 
 from wsrig.stages import STAGES
 
-__all__ = ["InvalidSummary", "build_summary", "junit_counts", "write_summary"]
+__all__ = ["InvalidSummary", "build_summary", "container_errors", "error_lines", "junit_counts", "write_summary"]
 
 
 class InvalidSummary(ValueError):
     """The summary would not validate against its schema."""
+
+
+# A log line that reports an error: level names as the services and the proxy log them,
+# Python tracebacks, and JSON logs' "level": "error".
+_ERROR_LINE = re.compile(r"\b(ERROR|CRITICAL|FATAL)\b|Traceback \(most recent call last\)|\"level\": ?\"error\"", re.I)
+
+
+def error_lines(text: str, limit: int = 10, width: int = 300) -> tuple[int, list[str]]:
+    """How many lines of a container log report an error, and the first ``limit`` of them."""
+    hits = [line for line in text.splitlines() if _ERROR_LINE.search(line)]
+    return len(hits), [h if len(h) <= width else h[: width - 3] + "..." for h in hits[:limit]]
+
+
+def container_errors(results: Path, limit: int = 10) -> dict[str, dict[str, Any]]:
+    """``{"container_x.log": {"count", "lines"}}`` for every container log in ``results``."""
+    out: dict[str, dict[str, Any]] = {}
+    for path in sorted(results.glob("container_*.log")):
+        count, lines = error_lines(path.read_text(errors="replace"), limit)
+        out[path.name] = {"count": count, "lines": lines}
+    return out
 
 
 def junit_counts(path: Path) -> tuple[dict[str, int], list[dict[str, str]]]:

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from wsrig import progress
 from wsrig.clients import get_json
 from wsrig.config import RigConfig, load_config
 from wsrig.probe import bot_stats
@@ -63,3 +64,19 @@ def bot_run_id(cfg: RigConfig) -> str:
         return stats["run_id"] if stats.get("connected") else None
 
     return str(wait_until(connected, timeout=60, what="the bot to connect to the dashboard"))
+
+
+def pytest_runtest_logstart(nodeid: str, location: tuple[str, int | None, str]) -> None:
+    """Live progress: step i/n of this stage (wsrig/progress.py draws it in the terminal)."""
+    session = _SESSION.get("session")
+    items = getattr(session, "items", None) or []
+    ids = [item.nodeid for item in items]
+    i = ids.index(nodeid) + 1 if nodeid in ids else 0
+    progress.step(os.environ.get("RIG__STAGE", "adhoc"), location[2], i, len(ids))
+
+
+_SESSION: dict[str, pytest.Session] = {}
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    _SESSION["session"] = session

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
+from pathlib import Path
 
 import pytest
 import requests
@@ -16,7 +18,7 @@ from wsrig.faults import FaultContext, get_fault
 from wsrig.probe import backend_status, bot_stats, progress, run
 from wsrig.scenario import ScenarioResult, run_scenario
 from wsrig.stack import DockerStack
-from wsrig.stats import LatencySummary
+from wsrig.stats import LATENCY_OVER_TIME_COLUMNS, LatencySummary, latency_over_time
 
 pytestmark = pytest.mark.fault
 
@@ -39,6 +41,11 @@ def ctx(cfg):
 
 
 def _judge(record, result: ScenarioResult) -> None:
+    if result.latency_samples:  # the report's latency-over-time chart, fault window shaded
+        results = Path(os.environ.get("RIG__RESULTS_DIR", "results/adhoc"))
+        results.mkdir(parents=True, exist_ok=True)
+        rows = latency_over_time(result.latency_samples)
+        record.add_series(results, f"{result.name}_latency", "latency", LATENCY_OVER_TIME_COLUMNS, rows, unit="ms")
     record.scenario(**result.serialize())
     for f in result.findings:
         record.finding(f.severity, f"{result.name}: {f.message}")

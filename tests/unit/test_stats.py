@@ -20,3 +20,12 @@ def test_summary_shows_a_single_outlier_in_max_and_p999():
 def test_summary_empty():
     """No samples: zeros, count 0."""
     assert LatencySummary.from_ms([]).count == 0
+
+
+def test_latency_over_time_buckets_per_second():
+    """Samples fall into 1 s buckets with p50, p99, max and count; empty seconds are absent."""
+    from wsrig.stats import LATENCY_OVER_TIME_COLUMNS, latency_over_time
+
+    rows = latency_over_time([(100.2, 5.0), (100.9, 1.0), (100.5, 3.0), (103.1, 40.0)])
+    assert LATENCY_OVER_TIME_COLUMNS == ["t", "p50_ms", "p99_ms", "max_ms", "count"]
+    assert rows == [[100.0, 3.0, 5.0, 5.0, 3], [103.0, 40.0, 40.0, 40.0, 1]]

@@ -105,3 +105,35 @@ def test_record_measure_adds_finding_on_breach(tmp_path):
     assert rec.findings[0]["severity"] == "error"
     rec.save(tmp_path / "r.json")
     assert json.loads((tmp_path / "r.json").read_text())["metrics"]["checks"][0]["passed"] is False
+
+
+def test_error_lines_counted_and_bounded():
+    """Error-level lines and tracebacks are counted; only the first few are kept, cut to width."""
+    from wsrig.summary import error_lines
+
+    text = "\n".join(
+        ["INFO fine", "2026 ERROR boom " + "x" * 400, "WARNING meh", "Traceback (most recent call last):"] * 6
+    )
+    count, lines = error_lines(text, limit=3, width=50)
+    assert count == 12 and len(lines) == 3 and lines[0].endswith("...") and len(lines[0]) == 50
+
+
+def test_wsrig_report_regenerates_markdown_charts_and_junit(tmp_path):
+    """`wsrig report DIR` rewrites test_report.md, charts and junit.xml from the summary alone."""
+    from click.testing import CliRunner
+
+    from wsrig.cli import main
+
+    _stage(tmp_path, "fault_tolerance", "failed", JUNIT_FAIL)
+    rec = StageRecord("fault_tolerance")
+    rec.scenario("dashboard_crash", False, fault_window={"fault": "crash", "injected_at": 100.0, "healed_at": 105.0,
+                                                        "duration_s": 5.0}, findings=[])  # fmt: skip
+    rec.add_series(tmp_path, "dashboard_crash_latency", "latency", ["t", "p50_ms", "p99_ms"], [[99, 1, 2], [106, 3, 9]])
+    rec.save(tmp_path / "fault_tolerance.record.json")
+    (tmp_path / "container_bot.log").write_text("ok\nERROR it broke\n")
+    write_summary(_summary(tmp_path, {"fault_tolerance": True}), tmp_path / "test_summary.json")
+    result = CliRunner().invoke(main, ["report", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    text = (tmp_path / "test_report.md").read_text()
+    assert "chart_fault_tolerance_latency.png" in text and (tmp_path / "chart_fault_tolerance_latency.png").is_file()
+    assert (tmp_path / "junit.xml").is_file() and "ERROR it broke" in text

@@ -1,0 +1,91 @@
+"""The GitHub workflow: valid by the GitHub-workflow schema, and it runs what exists here."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from ruamel.yaml import YAML
+
+from wsrig.junit import MERGED_NAME
+from wsrig.stages import STAGES
+
+ROOT = Path(__file__).resolve().parents[2]
+WORKFLOW = ROOT / ".github" / "workflows" / "websocket-integration.yml"
+CHECK = Path(sys.executable).with_name("check-jsonschema")
+
+
+def _lint(path: Path) -> subprocess.CompletedProcess[str]:
+    """check-jsonschema with its vendored GitHub-workflows schema (no network)."""
+    return subprocess.run(
+        [str(CHECK), "--builtin-schema", "vendor.github-workflows", str(path)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+
+
+def _workflow() -> dict:
+    return YAML(typ="safe").load(WORKFLOW.read_text())
+
+
+def test_workflow_passes_the_linter():
+    """The workflow validates against GitHub's workflow schema."""
+    result = _lint(WORKFLOW)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_linter_catches_a_broken_workflow(tmp_path):
+    """The linter is real: a misspelt key and a missing runs-on fail it."""
+    broken = tmp_path / "broken.yml"
+    broken.write_text(WORKFLOW.read_text().replace("runs-on:", "run-on:"))
+    assert _lint(broken).returncode != 0
+
+
+@pytest.mark.skipif(shutil.which("actionlint") is None, reason="actionlint not on PATH (optional, stricter)")
+def test_actionlint_when_available():
+    """When a developer has actionlint, it agrees (upload-artifact@v4 is asked for by name; its
+    node20 deprecation notice is not a defect of this file)."""
+    cmd = ["actionlint", "-ignore", 'runtime "node20" is deprecated', str(WORKFLOW)]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout
+
+
+def test_triggers_and_inputs():
+    """push, pull_request and manual dispatch, with one input per RUN_* flag and the profile."""
+    wf = _workflow()
+    on = wf.get("on", wf.get(True))  # YAML 1.1 may read the key `on` as true
+    assert {"push", "pull_request", "workflow_dispatch"} <= set(on)
+    inputs = on["workflow_dispatch"]["inputs"]
+    run_step = next(s for s in wf["jobs"]["suite"]["steps"] if "run_all_tests.sh" in s.get("run", ""))
+    for stage in STAGES:
+        assert f"export {stage.flag}=" in run_step["run"], stage.flag
+        key = stage.flag.lower()
+        assert key in inputs and inputs[key]["type"] == "boolean", key
+    assert inputs["profile"]["options"] == ["quick", "full"]
+
+
+def test_commands_it_runs_exist():
+    """Every repository script a step runs exists and is executable."""
+    wf = _workflow()
+    scripts = set()
+    for step in wf["jobs"]["suite"]["steps"]:
+        scripts |= set(re.findall(r"(?:^|\s)\./([\w./-]+)", step.get("run", "")))
+    assert "run_all_tests.sh" in scripts
+    for script in scripts:
+        assert os.access(ROOT / script, os.X_OK), f"{script} is run by the workflow but is not an executable file"
+
+
+def test_publishes_results_always():
+    """Artifact upload (v4), job summary and JUnit publishing run even when the suite fails."""
+    steps = _workflow()["jobs"]["suite"]["steps"]
+    upload = next(s for s in steps if s.get("uses", "").startswith("actions/upload-artifact@"))
+    assert upload["uses"] == "actions/upload-artifact@v4" and upload["if"] == "always()"
+    assert "results/" in upload["with"]["path"]
+    summary = next(s for s in steps if "GITHUB_STEP_SUMMARY" in s.get("run", ""))
+    assert summary["if"] == "always()" and "test_report.md" in summary["run"]
+    junit = next(s for s in steps if "publish-unit-test-result" in s.get("uses", ""))
+    assert junit["if"] == "always()" and junit["with"]["files"].endswith(MERGED_NAME)
