@@ -30,6 +30,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 from wscontract import DATA_TYPES, Invalid, parse_frame, validate_control, validate_envelope
 
+from .batching import BatchingConnection
 from .config import Config
 from .fanout import Client, Entry, Hub, Subscription, declared_of, symbol_of
 from .ingest import Ingest
@@ -243,6 +244,7 @@ class Backend:
             compression=None,
             server_header=None,
             logger=self._ws_log,
+            create_connection=BatchingConnection,
         )
         log.info(
             "listening on %s:%d (runs restored: %d)",
@@ -575,9 +577,9 @@ class Backend:
                     await wake.wait()
                     continue
                 idle.clear()
-                for frame in frames:
-                    await ws.send(frame)
-                    self.counters.broadcast += 1
+                assert isinstance(ws, BatchingConnection)  # serve(create_connection=...)
+                await ws.send_texts(frames)
+                self.counters.broadcast += len(frames)
         finally:
             idle.set()
 

@@ -11,20 +11,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 import resource
 import time
 from dataclasses import dataclass
 from typing import Any
 
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed
-
 from wsrig.hdr import LatencyHistogram
+from wsrig.load.lean_client import LeanStream, open_stream
 from wsrig.load.recorder import SeqTracker, StreamRecorder
 
 __all__ = ["SubscriberSpec", "subscriber_process"]
 
 LOOP_PROBE_S = 0.01
+#: The load publisher's compact layout (wsrig.load.publisher): three fields without a
+#: full JSON parse, which was the largest cost of a subscriber process under load.
+_LOAD_FIELDS = re.compile(rb'"seq":(\d+),.*"intended_ns":(\d+),"sent_ns":(\d+)')
 CONNECT_CONCURRENCY = 50
 
 
@@ -40,37 +42,42 @@ class SubscriberSpec:
 
 
 class _Conn:
-    def __init__(self) -> None:
+    """One connection's order tracking and close code."""
+
+    def __init__(self, spec: SubscriberSpec, rec: StreamRecorder) -> None:
         self.seq = SeqTracker()
-        self.close_code: int | None = None
-        self.ws: ClientConnection | None = None
+        self.stream: LeanStream | None = None
+        self._run_id = spec.run_id
+        self._run_tag = f'"run_id":"{spec.run_id}"'.encode()
+        self._rec = rec
+
+    def on_text(self, raw: bytes, recv_ns: int) -> None:
+        if self._run_tag not in raw:
+            return
+        m = _LOAD_FIELDS.search(raw)
+        if m is not None:
+            seq, intended_ns, sent_ns = int(m[1]), int(m[2]), int(m[3])
+        else:  # not the load publisher's own layout: parse it properly
+            env = json.loads(raw)
+            if env.get("run_id") != self._run_id:
+                return
+            seq, intended_ns, sent_ns = env["seq"], env["data"]["intended_ns"], env["data"]["sent_ns"]
+        self._rec.record(intended_ns, sent_ns, recv_ns)
+        self.seq.see(seq)
+
+    @property
+    def close_code(self) -> int | None:
+        if self.stream is None or not self.stream.closed.done():
+            return None
+        return self.stream.closed.result()
 
 
 async def _open(spec: SubscriberSpec, conn: _Conn, connect_hist: LatencyHistogram, gate: asyncio.Semaphore) -> None:
-    sub = {"type": "subscribe", "symbols": [spec.symbol], "snapshot": False}
     async with gate:
         t0 = time.perf_counter_ns()
-        conn.ws = await connect(
-            spec.ws_url + "/ws/stream", open_timeout=spec.open_timeout_s, compression=None, max_size=2**20
-        )
+        conn.stream = await open_stream(spec.ws_url + "/ws/stream", conn.on_text, spec.open_timeout_s)
         connect_hist.record_ns(time.perf_counter_ns() - t0)
-        await conn.ws.send(json.dumps(sub))
-
-
-async def _consume(spec: SubscriberSpec, conn: _Conn, rec: StreamRecorder) -> None:
-    assert conn.ws is not None
-    loads, now_ns = json.loads, time.time_ns
-    try:
-        async for raw in conn.ws:
-            recv_ns = now_ns()
-            env = loads(raw)
-            if env.get("run_id") != spec.run_id:
-                continue
-            data = env["data"]
-            rec.record(data["intended_ns"], data["sent_ns"], recv_ns)
-            conn.seq.see(env["seq"])
-    except ConnectionClosed as exc:
-        conn.close_code = exc.rcvd.code if exc.rcvd else 1006
+        conn.stream.send_json({"type": "subscribe", "symbols": [spec.symbol], "snapshot": False})
 
 
 async def _loop_probe(hist: LatencyHistogram, stop: asyncio.Event) -> None:
@@ -81,28 +88,25 @@ async def _loop_probe(hist: LatencyHistogram, stop: asyncio.Event) -> None:
 
 
 async def _run(spec: SubscriberSpec, stop_flag: Any, progress: Any, out: Any) -> dict[str, Any]:
-    conns = [_Conn() for _ in range(spec.connections)]
     connect_hist, loop_lag, rec = LatencyHistogram(), LatencyHistogram(), StreamRecorder()
+    conns = [_Conn(spec, rec) for _ in range(spec.connections)]
     gate = asyncio.Semaphore(CONNECT_CONCURRENCY)
     opened = await asyncio.gather(*(_open(spec, c, connect_hist, gate) for c in conns), return_exceptions=True)
     failures = [f"{type(e).__name__}: {e}" for e in opened if isinstance(e, BaseException)]
     out.put(("ready", spec.index, {"connected": spec.connections - len(failures), "failures": failures[:5]}))
     stop = asyncio.Event()
-    tasks = [asyncio.create_task(_consume(spec, c, rec)) for c in conns if c.ws is not None]
     probe = asyncio.create_task(_loop_probe(loop_lag, stop))
     deadline = time.monotonic() + spec.max_s
     while not stop_flag.is_set() and time.monotonic() < deadline:
         progress[spec.index] = sum(c.seq.received for c in conns)
+        rec.flush()
         await asyncio.sleep(0.05)
     progress[spec.index] = sum(c.seq.received for c in conns)
     stop.set()
-    for c in conns:
-        if c.ws is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(c.ws.close(), 2)
-    for t in [*tasks, probe]:
-        t.cancel()
-    await asyncio.gather(*tasks, probe, return_exceptions=True)
+    closed_by_backend = [c.close_code for c in conns if c.close_code is not None]
+    await asyncio.gather(*(c.stream.close() for c in conns if c.stream is not None), return_exceptions=True)
+    probe.cancel()
+    await asyncio.gather(probe, return_exceptions=True)
     return {
         "index": spec.index,
         "connections": spec.connections,
@@ -113,7 +117,7 @@ async def _run(spec: SubscriberSpec, stop_flag: Any, progress: Any, out: Any) ->
         "received": [c.seq.received for c in conns],
         "missing": sum(c.seq.missing for c in conns),
         "out_of_order": sum(c.seq.out_of_order for c in conns),
-        "closed": [c.close_code for c in conns if c.close_code is not None],
+        "closed": closed_by_backend,
         "loop_lag_p99_ms": round(loop_lag.percentile_ms(99), 3),
         "loop_lag_max_ms": round(loop_lag.max_ms(), 3),
     }
