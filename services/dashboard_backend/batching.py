@@ -8,6 +8,8 @@ still its own WebSocket frame, so clients see exactly the same protocol.
 
 from __future__ import annotations
 
+import contextlib
+
 from websockets.asyncio.server import ServerConnection
 
 __all__ = ["BatchingConnection"]
@@ -33,10 +35,8 @@ class BatchingConnection(ServerConnection):
             pending = []
             # End of stream: half-close when possible, as the base class does.
             if self.transport.can_write_eof():
-                try:
+                with contextlib.suppress(OSError, RuntimeError):  # as in websockets
                     self.transport.write_eof()
-                except (OSError, RuntimeError):  # pragma: no cover - as in websockets
-                    pass
             else:  # pragma: no cover
                 self.transport.close()
         self._write(pending)
