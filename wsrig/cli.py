@@ -320,6 +320,18 @@ def compare(
     sys.exit(1 if any(c.regression for c in changes) else 0)
 
 
+@main.command("bench-table")
+@click.argument("results", type=click.Path(path_type=Path, file_okay=False, exists=True))
+def bench_table(results: Path) -> None:
+    """Print the load/performance figures of a run as Markdown (docs/BENCHMARKS.md)."""
+    from wsrig.load.benchtable import bench_markdown
+
+    summary_file = results / "test_summary.json"
+    if not summary_file.is_file():
+        raise click.ClickException(f"no {summary_file}; run ./run_all_tests.sh or wsrig summarize first")
+    click.echo(bench_markdown(json.loads(summary_file.read_text())))
+
+
 @main.command("prune-results")
 @click.argument("results", type=click.Path(path_type=Path, file_okay=False), default="results")
 @click.option(

@@ -40,6 +40,10 @@ class Check:
             return True
         return bool(_OPS[self.op](self.value, self.threshold))
 
+    def breach(self) -> str:
+        """The finding's words when the value breaks its threshold."""
+        return f"{self.name} = {self.value}{self.unit} breaks the threshold {self.op} {self.threshold}{self.unit}"
+
     def serialize(self) -> dict[str, Any]:
         return {
             "name": self.name,
@@ -67,7 +71,7 @@ class StageRecord:
         check = Check(name, value, threshold, op, unit)
         self.checks = [c for c in self.checks if c.name != name] + [check]
         if not check.passed:
-            self.finding("error", f"{name} = {value}{unit} breaks the threshold {op} {threshold}{unit}")
+            self.finding("error", check.breach())
         return check
 
     def finding(self, severity: str, message: str) -> None:

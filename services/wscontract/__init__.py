@@ -91,7 +91,10 @@ def _validator(name: str) -> Draft202012Validator:
 
 
 def _first_error(name: str, obj: Any) -> str | None:
-    validator = _validator(name)
+    return _first_error_of(_validator(name), obj)
+
+
+def _first_error_of(validator: Draft202012Validator, obj: Any) -> str | None:
     error = next(iter(validator.iter_errors(obj)), None)
     if error is None:
         return None
@@ -122,12 +125,45 @@ def parse_frame(text: str | bytes) -> dict[str, Any]:
     return obj
 
 
+@cache
+def _envelope_split() -> tuple[Draft202012Validator, dict[str, str]] | None:
+    """The envelope schema as (validator without its ``allOf``, type -> data schema name).
+
+    ``envelope.schema.json`` is the envelope's own fields plus one ``if type == T then
+    data: $ref data/T`` branch per type. Once the type is known, checking the fields and
+    then ``data`` against ``data/T`` alone is the same verdict at a third of the cost
+    (jsonschema otherwise evaluates all ten branches: ~215 vs ~70 us per message, which
+    bounded the backend's ingest rate). Any other shape of ``allOf``: None, full schema.
+    """
+    schema = dict(_registry().contents(SCHEMA_BASE + "envelope.schema.json"))
+    by_type: dict[str, str] = {}
+    for branch in schema.pop("allOf", []):
+        try:
+            msg_type = branch["if"]["properties"]["type"]["const"]
+            ref = branch["then"]["properties"]["data"]["$ref"]
+        except (KeyError, TypeError):
+            return None
+        if set(branch) != {"if", "then"} or set(branch["then"]) != {"properties"} or msg_type in by_type:
+            return None
+        by_type[msg_type] = ref
+    if set(by_type) != set(DATA_TYPES):
+        return None
+    return Draft202012Validator(schema, registry=_registry()), by_type
+
+
 def validate_envelope(obj: dict[str, Any]) -> dict[str, Any]:
     """Check an event envelope and its ``data`` against the contract."""
     msg_type = obj.get("type")
-    if msg_type not in DATA_TYPES:
+    if not isinstance(msg_type, str) or msg_type not in DATA_TYPES:
         raise Invalid("unknown_type", f"unknown message type {msg_type!r}")
-    problem = _first_error("envelope.schema.json", obj)
+    split = _envelope_split()
+    if split is None:
+        problem = _first_error("envelope.schema.json", obj)
+    else:
+        problem = _first_error_of(split[0], obj)
+        if problem is None:
+            data_problem = _first_error(split[1][msg_type], obj.get("data"))
+            problem = f"data/{data_problem}".replace("data/(root)", "data") if data_problem else None
     if problem:
         raise Invalid("schema_violation", f"{msg_type}: {problem}")
     return obj

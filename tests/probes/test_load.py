@@ -50,9 +50,7 @@ def test_sustained_rate(cfg, stack, record, limits, results_dir, baseline_mb):
     result = run_load(cfg, _plan("sustained", limits, Schedule.constant(rate, secs), subs), stack, progress)
     problems = run_problems(result, limits["generator_lag_p99_ms"])
     p99 = record.measure("sustained P99", result.corrected.summary().p99, limits["sustained_p99_ms"], "<", "ms")
-    record_run(record, results_dir, "sustained", result, passed=not problems and p99.passed, problems=problems)
-    for p in problems:
-        record.finding("error", f"sustained: {p}")
+    record_run(record, results_dir, "sustained", result, problems, [p99])
     assert not problems, problems
     assert p99.passed, f"sustained P99 {p99.value} ms >= {p99.threshold} ms"
 
@@ -89,8 +87,8 @@ def test_burst_and_recovery(cfg, stack, record, limits, results_dir):
         results_dir,
         "burst",
         result,
-        passed=not problems and rec.passed,
-        problems=problems,
+        problems,
+        [rec],
         recovery_s=recovery,
         burst_rate=limits["burst_rate"] * limits["burst_factor"],
     )
@@ -135,8 +133,8 @@ def test_thousand_connections(cfg, stack, record, limits, results_dir):
         results_dir,
         "connections_1000",
         result,
-        passed=not problems and all(c.passed for c in checks),
-        problems=problems,
+        problems,
+        checks,
         backend_mem_idle_mb=round(memory["idle"], 1),
         backend_mem_connected_mb=round(memory.get("before", 0.0), 1),
         memory_per_connection_kb=round(per_1000 * 1024 / 1000, 1),
@@ -158,9 +156,7 @@ def test_fanout(cfg, stack, record, limits, results_dir):
             "fan-out deliveries/s", result.deliveries_per_s, limits["fanout_min_deliveries_per_s"], ">=", "/s"
         ),
     ]
-    record_run(
-        record, results_dir, "fanout", result, passed=not problems and all(c.passed for c in checks), problems=problems
-    )
+    record_run(record, results_dir, "fanout", result, problems, checks)
     assert not problems, problems
     for c in checks:
         assert c.passed, f"{c.name} = {c.value}{c.unit}, threshold {c.op} {c.threshold}{c.unit}"

@@ -48,7 +48,7 @@ def test_acknowledged_rate(cfg, stack, record, limits, results_dir, name, msg_ty
     if result.publisher.get("errors"):
         problems.append(f"{result.publisher['errors']} error frames, first: {result.publisher['first_error']}")
     rate = record.measure(f"{name} acked msg/s", result.acked_per_s, limits[floor_key], ">=", "/s")
-    record_run(record, results_dir, name, result, passed=not problems and rate.passed, problems=problems)
+    record_run(record, results_dir, name, result, problems, [rate])
     assert not problems, problems
     assert rate.passed, f"{name}: {rate.value}/s acknowledged, floor {rate.threshold}/s"
 
@@ -78,7 +78,8 @@ def test_saturation_point(cfg, stack, record, limits, results_dir):
             valid=not invalid,
             note="; ".join(invalid),
         )
-        record_run(record, results_dir, f"saturation_{rate:g}", result, passed=not step.problem(p99_limit))
+        why = step.problem(p99_limit)
+        record_run(record, results_dir, f"saturation_{rate:g}", result, [why] if why else [])
         return step
 
     found = search(limits["saturation_rates"], measure, p99_limit)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# System-level self-tests of the fault-tolerance stage: does it catch real defects?
+# System-level self-tests of the stages (fault tolerance, load, integration): do they catch real defects?
 #
 # For each defect under tests/selftest/defects/<name>/ this script
 #   1. builds a variant image FROM a clean service image, with one function of the
@@ -50,6 +50,7 @@ DEFECTS=(
     "bot-resend-reversed|bot|test_network_partition|network_partition|LOST|bot resends its backlog newest first after a reconnect"
     "backend-duplicates|dashboard|test_backend_hang|backend_hang|DUPLICATED|a resume replays from the client's last seq inclusive (off-by-one)"
     "bot-silent-drop|bot|test_queue_overflow|queue_overflow|queue never overflowed|bot drops from its full queue without declaring a gap"
+    "backend-slow-fanout|dashboard|test_sustained_rate|sustained|sustained P99 = [0-9.]+ms breaks the threshold|backend waits 200 ms before each write to a client (deliberate slowdown)|load"
     "backend-wrong-trade-qty|dashboard|test_reconciliation|-|sum of trades = position: [A-Z]+: backend /api/trades = [-0-9.]+ but backend /api/state position = [-0-9.]+|backend stores one trade with 3x its quantity|integration"
 )
 

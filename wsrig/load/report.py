@@ -10,7 +10,7 @@ from typing import Any
 
 from wsrig.load.resources import COLUMNS as RESOURCE_COLUMNS
 from wsrig.load.runner import LoadResult
-from wsrig.record import StageRecord
+from wsrig.record import Check, StageRecord
 
 __all__ = ["record_run", "run_problems"]
 
@@ -32,11 +32,26 @@ def run_problems(result: LoadResult, max_lag_p99_ms: float) -> list[str]:
 
 
 def record_run(
-    record: StageRecord, results: Path, name: str, result: LoadResult, passed: bool, **extra: Any
+    record: StageRecord,
+    results: Path,
+    name: str,
+    result: LoadResult,
+    problems: list[str],
+    checks: list[Check] | tuple[Check, ...] = (),
+    **extra: Any,
 ) -> dict[str, Any]:
-    """Scenario row (latency_ms = corrected summary) plus latency and resource series."""
+    """Scenario row (latency_ms = corrected summary, findings) plus latency and resource series.
+
+    The row passes only with no problem and every check within its threshold; each
+    problem and each broken check is an error finding of the row and of the stage.
+    """
+    findings = [{"severity": "error", "message": p} for p in problems]
+    findings += [{"severity": "error", "message": c.breach()} for c in checks if not c.passed]
+    for f in findings:
+        record.finding("error", f"{name}: {f['message']}")
     fields = result.serialize()
-    fields.update(extra)
+    fields.update(extra, problems=problems, findings=findings)
+    passed = not findings
     if result.per_second:
         record.add_series(results, f"{name}_latency", "latency", LATENCY_COLUMNS, result.per_second, unit="ms")
     if result.resources:
