@@ -50,6 +50,8 @@ YIELD_EVERY = 32
 TRADES_LIMIT_MAX = 1_000_000
 #: Close code for a publisher connection replaced by a newer one of the same run.
 SUPERSEDED = 4000
+#: Largest integer an SQLite INTEGER column holds.
+SQLITE_MAX_INT = 2**63 - 1
 #: Close code for a client over its frame rate (policy violation, RFC 6455).
 RATE_LIMITED = 1008
 #: How long a closing client's reader may take to drain frames it already received.
@@ -540,7 +542,11 @@ class Backend:
         msg_type: str = obj["type"]
         if decision.pending:
             assert self.committer is not None
-            self.committer.submit((run_id, seq, msg_type, obj["ts_ns"], recv_ns, text))
+            # The contract bounds ts_ns below only; SQLite's INTEGER stops at 2**63 - 1, and
+            # one row that cannot be written would fail every later group commit. The
+            # column is clamped; the stored text keeps what was sent.
+            ts_col = min(int(obj["ts_ns"]), SQLITE_MAX_INT)
+            self.committer.submit((run_id, seq, msg_type, ts_col, recv_ns, text))
         if decision.broadcast:
             self.state.apply(obj)
             entry = Entry(run_id, seq, msg_type, symbol_of(obj), text, declared_of(obj))

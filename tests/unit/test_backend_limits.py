@@ -11,7 +11,7 @@ from dashboard_backend.limits import TokenBucket
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from test_backend_server import closed_code, http_get, publisher, recv_json, running
+from test_backend_server import RUN, closed_code, envelope, http_get, publisher, recv_json, running, wait_ack
 
 # --- token bucket (pure) -------------------------------------------------------------
 
@@ -176,3 +176,31 @@ def test_invalid_utf8_text_frame_closes_1007_binary_gets_an_error(tmp_path):
             assert _counters(body)["invalid_utf8_closes"] == 1
 
     asyncio.run(asyncio.wait_for(go(), 20))
+
+
+def test_ts_ns_beyond_sqlite_integer_range_does_not_poison_the_group_commit(tmp_path):
+    """A valid critical envelope with ts_ns >= 2**63 is stored as sent and later ones still commit.
+
+    Found while building the fuzz: one such row used to fail every later commit (acks stalled).
+    """
+
+    async def go() -> None:
+        async with running(tmp_path) as backend:
+            pub, _ = await publisher(backend)
+            env = json.loads(envelope(1))
+            env.update(type="alert", ts_ns=2**70, data={"level": "info", "message": "far future"})
+            await pub.send(json.dumps(env))
+            await pub.send(envelope(2))
+            await wait_ack(pub, 2)
+            _, body = await http_get(backend, "/api/events?run_id=" + RUN)
+            assert [e["seq"] for e in body["events"]] == [1, 2]
+            assert body["events"][0]["ts_ns"] == 2**70
+            assert _counters(await _status(backend))["commit_errors"] == 0
+            await pub.close()
+
+    asyncio.run(asyncio.wait_for(go(), 20))
+
+
+async def _status(backend) -> dict:
+    _, body = await http_get(backend, "/api/websocket/status")
+    return body
