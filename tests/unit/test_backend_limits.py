@@ -8,10 +8,9 @@ import json
 
 import pytest
 from dashboard_backend.limits import TokenBucket
+from test_backend_server import RUN, closed_code, envelope, http_get, publisher, recv_json, running, wait_ack
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
-
-from test_backend_server import RUN, closed_code, envelope, http_get, publisher, recv_json, running, wait_ack
 
 # --- token bucket (pure) -------------------------------------------------------------
 
