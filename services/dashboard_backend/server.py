@@ -621,7 +621,9 @@ class Backend:
             validate_control(obj)
         except Invalid as exc:
             self.counters.bad_subscribe += 1
-            await ws.send(_error("bad_subscribe", f"{exc.detail} (default subscription kept)"))
+            # A peer that already closed still has its later frames counted by the reader.
+            with contextlib.suppress(ConnectionClosed):
+                await ws.send(_error("bad_subscribe", f"{exc.detail} (default subscription kept)"))
             return Subscription(), None, True
         resume = obj.get("resume")
         return (

@@ -203,3 +203,24 @@ def test_ts_ns_beyond_sqlite_integer_range_does_not_poison_the_group_commit(tmp_
 async def _status(backend) -> dict:
     _, body = await http_get(backend, "/api/websocket/status")
     return body
+
+
+def test_frames_of_a_client_that_closed_at_once_are_all_counted(tmp_path):
+    """Bad subscribe + more frames + immediate close: bad_subscribe +1 and every later frame counted."""
+
+    async def go() -> None:
+        async with running(tmp_path) as backend:
+            stream = f"ws://127.0.0.1:{backend.port}/ws/stream"
+            for first in ("[]", json.dumps({"type": "subscribe", "snapshot": False})):
+                async with connect(stream) as ws:
+                    await ws.send(first)
+                    for i in range(8):
+                        await ws.send(f"x{i}")
+            for _ in range(50):
+                c = _counters(await _status(backend))
+                if c["client_frames_ignored"] == 16:
+                    break
+                await asyncio.sleep(0.05)
+            assert (c["client_frames_ignored"], c["bad_subscribe"]) == (16, 1)
+
+    asyncio.run(asyncio.wait_for(go(), 20))
