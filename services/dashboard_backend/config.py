@@ -69,8 +69,8 @@ class Config:
     #: TCP accept -> HTTP upgrade done, and upgrade -> publisher ``hello``, seconds.
     handshake_timeout: float = 10.0
     #: Publisher frames per second per connection (0: unlimited); over it: throttled.
-    publisher_max_msgs_per_s: float = 5000.0
-    publisher_msg_burst: int = 5000
+    publisher_max_msgs_per_s: float = 1000.0
+    publisher_msg_burst: int = 2000
     #: Client (``/ws/stream``) frames per second per connection; over it: close 1008.
     client_max_msgs_per_s: float = 20.0
     client_msg_burst: int = 50
