@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# System-level self-tests of the fault-tolerance stage: does it catch real defects?
+# System-level self-tests of the fault-tolerance and security stages: do they catch real defects?
 #
 # For each defect under tests/selftest/defects/<name>/ this script
 #   1. builds a variant image FROM a clean service image, with one function of the
@@ -7,8 +7,8 @@
 #      loudly when the patch target is not found); tag wsrig/<service>:defect-<name>
 #   2. starts the stack with that image under a separate compose project and ports
 #      (project wsrigdefect, 127.0.0.1:18000/18081/19001; never the default `wsrig`)
-#   3. runs the one relevant fault scenario of tests/probes/test_fault_tolerance.py
-#   4. asserts from <results>/fault_tolerance.record.json that the scenario FAILED
+#   3. runs the one relevant test of the defect's stage (tests/probes/test_<stage>.py)
+#   4. asserts from <results>/<stage>.record.json that the scenario FAILED
 #      and that a finding names the defect
 #   5. tears the stack down (also on error / Ctrl-C)
 # A control run (default on) first runs every scenario used here against the clean
@@ -25,6 +25,9 @@
 #                                as the clean images instead of building them from HEAD
 #        SELFTEST_RESULTS=DIR    results directory (default results/selftest_<ts>)
 #        SELFTEST_KEEP_IMAGES=1  keep the defect images afterwards
+#        SELFTEST_PROJECT=NAME   compose project (default wsrigdefect); SELFTEST_DASHBOARD_PORT,
+#                                SELFTEST_BOT_PORT, SELFTEST_PROXY_PORT (18000/18081/19001)
+#        SELFTEST_TAG=TAG        tag of the clean images built from HEAD (default selftest-base)
 # Exit:  0 every defect caught (and the control passed); 1 otherwise; 2 setup error.
 set -euo pipefail
 
@@ -40,19 +43,29 @@ SCENARIO_TIMEOUT_S=240
 log() { printf '[selftest] %s\n' "$*" >&2; }
 die() { printf '[selftest] ERROR: %s\n' "$*" >&2; exit 2; }
 
-# --- the defects: name | service | pytest test | scenario name | expected finding (ERE) | what it is
+# --- the defects: name | service | stage | pytest test | scenario name | expected finding (ERE) | what it is
 DEFECTS=(
-    "bot-no-resend|bot|test_dashboard_crash|dashboard_crash|did not settle|bot resends nothing it holds after a reconnect"
-    "bot-resend-reversed|bot|test_network_partition|network_partition|LOST|bot resends its backlog newest first after a reconnect"
-    "backend-duplicates|dashboard|test_backend_hang|backend_hang|DUPLICATED|a resume replays from the client's last seq inclusive (off-by-one)"
-    "bot-silent-drop|bot|test_queue_overflow|queue_overflow|queue never overflowed|bot drops from its full queue without declaring a gap"
+    "bot-no-resend|bot|fault_tolerance|test_dashboard_crash|dashboard_crash|did not settle|bot resends nothing it holds after a reconnect"
+    "bot-resend-reversed|bot|fault_tolerance|test_network_partition|network_partition|LOST|bot resends its backlog newest first after a reconnect"
+    "backend-duplicates|dashboard|fault_tolerance|test_backend_hang|backend_hang|DUPLICATED|a resume replays from the client's last seq inclusive (off-by-one)"
+    "bot-silent-drop|bot|fault_tolerance|test_queue_overflow|queue_overflow|queue never overflowed|bot drops from its full queue without declaring a gap"
+    "backend-no-origin-check|dashboard|security|test_origin_check|origin_rejected_ws_stream|origin check|backend accepts any Origin (allow-list not enforced)"
+    "backend-no-size-limit|dashboard|security|test_frame_size_limit|size_limit|size limit|backend has no maximum frame size"
 )
+stage_module() {  # stage -> "probe module|pytest marker"
+    case "$1" in
+        fault_tolerance) echo "tests/probes/test_fault_tolerance.py|fault" ;;
+        security) echo "tests/probes/test_security.py|security" ;;
+        *) die "unknown stage $1" ;;
+    esac
+}
 
 # --- an isolated stack: never the default project or ports --------------------------
-export COMPOSE_PROJECT_NAME=wsrigdefect
-export DASHBOARD_PORT=18000 BOT_HTTP_PORT=18081 PROXY_CONTROL_PORT=19001
-export DASHBOARD_URL=http://127.0.0.1:18000 DASHBOARD_WS_URL=ws://127.0.0.1:18000
-export BOT_URL=http://127.0.0.1:18081 PROXY_CONTROL_URL=http://127.0.0.1:19001
+export COMPOSE_PROJECT_NAME="${SELFTEST_PROJECT:-wsrigdefect}"
+export DASHBOARD_PORT="${SELFTEST_DASHBOARD_PORT:-18000}" BOT_HTTP_PORT="${SELFTEST_BOT_PORT:-18081}"
+export PROXY_CONTROL_PORT="${SELFTEST_PROXY_PORT:-19001}"
+export DASHBOARD_URL="http://127.0.0.1:${DASHBOARD_PORT}" DASHBOARD_WS_URL="ws://127.0.0.1:${DASHBOARD_PORT}"
+export BOT_URL="http://127.0.0.1:${BOT_HTTP_PORT}" PROXY_CONTROL_URL="http://127.0.0.1:${PROXY_CONTROL_PORT}"
 export PROXY_IMAGE="${PROXY_IMAGE:-wsrig/fault-proxy:dev}"
 export WSRIG_RUN_ID="selftest_${TS}"
 export DOCKER_BUILDKIT=0  # the classic builder, as scripts/build_images.sh
@@ -116,8 +129,8 @@ if [ "${SELFTEST_BASE:-head}" = dev ]; then
     done
     log "clean images: the shared :dev tags (SELFTEST_BASE=dev)"
 else
-    CLEAN_BOT=wsrig/ai-trading-bot:selftest-base
-    CLEAN_DASHBOARD=wsrig/dashboard-backend:selftest-base
+    CLEAN_BOT="wsrig/ai-trading-bot:${SELFTEST_TAG:-selftest-base}"
+    CLEAN_DASHBOARD="wsrig/dashboard-backend:${SELFTEST_TAG:-selftest-base}"
     [ -f .cache/wheelhouse/.wsrig-complete ] || die "no wheelhouse in .cache/wheelhouse; run scripts/build_images.sh once"
     base_out="$(scripts/make_base_image.sh 2>/dev/null)" || die "no base image; run scripts/build_images.sh once"
     BASE_IMAGE="$(printf '%s\n' "${base_out}" | sed -n 's/^BASE_IMAGE=//p' | tail -n 1)"
@@ -138,32 +151,33 @@ else
 fi
 
 # --- helpers -------------------------------------------------------------------------
-# run_scenario DIR TEST BOT_IMAGE DASHBOARD_IMAGE: stack up, one scenario, logs, stack down.
+# run_scenario DIR STAGE TEST BOT_IMAGE DASHBOARD_IMAGE: stack up, one test, logs, stack down.
 run_scenario() {
-    local dir="$1" test="$2" code=0
+    local dir="$1" stage="$2" test="$3" code=0 module marker
+    IFS='|' read -r module marker <<<"$(stage_module "${stage}")"
     mkdir -p "${dir}"
-    export BOT_IMAGE="$3" DASHBOARD_IMAGE="$4"
+    export BOT_IMAGE="$4" DASHBOARD_IMAGE="$5"
     stack_down  # volumes too: no outbox or store carried over from the previous run
     if ! "${WSRIG}" up >"${dir}/up.log" 2>&1; then
         tail -n 20 "${dir}/up.log" >&2
         return 3
     fi
-    RIG__STAGE=fault_tolerance RIG__RESULTS_DIR="${dir}" timeout "${SCENARIO_TIMEOUT_S}" \
-        "${ROOT}/.venv/bin/pytest" tests/probes/test_fault_tolerance.py -m fault -k "${test}" \
+    RIG__STAGE="${stage}" RIG__RESULTS_DIR="${dir}" timeout "${SCENARIO_TIMEOUT_S}" \
+        "${ROOT}/.venv/bin/pytest" "${module}" -m "${marker}" -k "${test}" \
         -o testpaths=tests/probes -p no:cacheprovider -v -rA --tb=short \
-        >"${dir}/fault_tolerance.log" 2>&1 || code=$?
+        >"${dir}/${stage}.log" 2>&1 || code=$?
     "${WSRIG}" collect-logs "${dir}" >/dev/null 2>&1 || true
     stack_down
     return "${code}"
 }
 
-# judge DIR SCENARIO EXPECT_RE WANT(pass|fail): prints "verdict<TAB>first finding<TAB>OK|NOT CAUGHT"
+# judge DIR STAGE SCENARIO EXPECT_RE WANT(pass|fail): prints "verdict<TAB>first finding<TAB>OK|NOT CAUGHT"
 judge() {
     "${PY}" - "$@" <<'EOF'
 import json, re, sys
 from pathlib import Path
 
-rec_path, scenario, expect, want = Path(sys.argv[1]) / "fault_tolerance.record.json", *sys.argv[2:5]
+rec_path, scenario, expect, want = Path(sys.argv[1]) / f"{sys.argv[2]}.record.json", *sys.argv[3:6]
 try:
     rec = json.loads(rec_path.read_text())
 except (OSError, ValueError) as exc:
@@ -184,7 +198,8 @@ else:
     named = [m for m in errors if re.search(expect, m)]
     ok = row.get("passed") is False and bool(named)
     shown = named[0] if named else first
-    print(f"{verdict} lost={row.get('lost')} dup={row.get('duplicated')}\t{shown}\t{'OK' if ok else 'NOT CAUGHT'}")
+    extra = f" lost={row.get('lost')} dup={row.get('duplicated')}" if "lost" in row else ""
+    print(f"{verdict}{extra}\t{shown}\t{'OK' if ok else 'NOT CAUGHT'}")
 EOF
 }
 
@@ -196,19 +211,19 @@ declare -a table=()
 
 # --- 2. control: the scenarios pass against the clean images ------------------------
 if [ "${SELFTEST_CONTROL:-1}" = 1 ]; then
-    tests=() names=()
+    tests=() names=() stages=()
     for row in "${selected[@]}"; do
-        IFS='|' read -r _ _ test scenario _ <<<"${row}"
+        IFS='|' read -r _ _ stage test scenario _ <<<"${row}"
         case " ${tests[*]} " in *" ${test} "*) continue ;; esac
-        tests+=("${test}") names+=("${scenario}")
+        tests+=("${test}") names+=("${scenario}") stages+=("${stage}")
     done
     for i in "${!tests[@]}"; do
         log "control: ${names[$i]} against the clean images"
         dir="${RESULTS}/control_${names[$i]}"
         rc=0
-        run_scenario "${dir}" "${tests[$i]}" "${CLEAN_BOT}" "${CLEAN_DASHBOARD}" || rc=$?
+        run_scenario "${dir}" "${stages[$i]}" "${tests[$i]}" "${CLEAN_BOT}" "${CLEAN_DASHBOARD}" || rc=$?
         [ "${rc}" -eq 3 ] && die "control stack did not come up (see ${dir}/up.log)"
-        IFS=$'\t' read -r verdict finding status <<<"$(judge "${dir}" "${names[$i]}" "" pass)"
+        IFS=$'\t' read -r verdict finding status <<<"$(judge "${dir}" "${stages[$i]}" "${names[$i]}" "" pass)"
         [ "${status}" = OK ] || failures=$((failures + 1))
         table+=("(control: clean images)|${names[$i]}|PASS|${verdict}|${finding}|${status}")
         log "control ${names[$i]}: ${verdict} -> ${status}"
@@ -217,7 +232,7 @@ fi
 
 # --- 3. the defects ---------------------------------------------------------------------
 for row in "${selected[@]}"; do
-    IFS='|' read -r name service test scenario expect what <<<"${row}"
+    IFS='|' read -r name service stage test scenario expect what <<<"${row}"
     repo="$(image_name "${service}")"
     image="${repo}:defect-${name}"
     dir="${RESULTS}/${name}"
@@ -240,13 +255,13 @@ for row in "${selected[@]}"; do
     bot="${CLEAN_BOT}" dashboard="${CLEAN_DASHBOARD}"
     if [ "${service}" = bot ]; then bot="${image}"; else dashboard="${image}"; fi
     rc=0
-    run_scenario "${dir}" "${test}" "${bot}" "${dashboard}" || rc=$?
+    run_scenario "${dir}" "${stage}" "${test}" "${bot}" "${dashboard}" || rc=$?
     if [ "${rc}" -eq 3 ]; then
         table+=("${name}|${scenario}|${expect}|stack did not come up|see ${dir}/up.log|NOT CAUGHT")
         failures=$((failures + 1))
         continue
     fi
-    IFS=$'\t' read -r verdict finding status <<<"$(judge "${dir}" "${scenario}" "${expect}" fail)"
+    IFS=$'\t' read -r verdict finding status <<<"$(judge "${dir}" "${stage}" "${scenario}" "${expect}" fail)"
     [ "${status}" = OK ] || failures=$((failures + 1))
     table+=("${name}|${scenario}|${expect}|${verdict}|${finding}|${status}")
     log "${name}: ${verdict} -> ${status}"
