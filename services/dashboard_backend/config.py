@@ -35,6 +35,17 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
     return value
 
 
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"{name} must be true or false, got {raw!r}")
+
+
 @dataclass(frozen=True)
 class Config:
     """Everything the backend can be told; defaults suit a container on port 8000."""
@@ -50,6 +61,19 @@ class Config:
     ping_interval: float = 2.0
     ping_timeout: float = 4.0
     allowed_origins: tuple[str, ...] = ()
+    #: With an allow-list set, may a handshake carry no Origin at all (non-browser
+    #: clients: the bot, probes)? Browsers always send one. See docs/SECURITY.md.
+    allow_missing_origin: bool = True
+    #: Open WebSocket connections (both endpoints) beyond which a handshake gets 503.
+    max_connections: int = 1000
+    #: TCP accept -> HTTP upgrade done, and upgrade -> publisher ``hello``, seconds.
+    handshake_timeout: float = 10.0
+    #: Publisher frames per second per connection (0: unlimited); over it: throttled.
+    publisher_max_msgs_per_s: float = 1000.0
+    publisher_msg_burst: int = 2000
+    #: Client (``/ws/stream``) frames per second per connection; over it: close 1008.
+    client_max_msgs_per_s: float = 20.0
+    client_msg_burst: int = 50
     log_level: str = "INFO"
 
     # --- construction -----------------------------------------------------------
@@ -72,6 +96,13 @@ class Config:
             ping_interval=_float(env, "SYSTEM__PING_INTERVAL", d.ping_interval),
             ping_timeout=_float(env, "SYSTEM__PING_TIMEOUT", d.ping_timeout),
             allowed_origins=origins,
+            allow_missing_origin=_bool(env, "SYSTEM__ALLOW_MISSING_ORIGIN", d.allow_missing_origin),
+            max_connections=_int(env, "SYSTEM__MAX_CONNECTIONS", d.max_connections, 1),
+            handshake_timeout=_float(env, "SYSTEM__HANDSHAKE_TIMEOUT", d.handshake_timeout) or d.handshake_timeout,
+            publisher_max_msgs_per_s=_float(env, "SYSTEM__PUBLISHER_MAX_MSGS_PER_S", d.publisher_max_msgs_per_s),
+            publisher_msg_burst=_int(env, "SYSTEM__PUBLISHER_MSG_BURST", d.publisher_msg_burst, 1),
+            client_max_msgs_per_s=_float(env, "SYSTEM__CLIENT_MAX_MSGS_PER_S", d.client_max_msgs_per_s),
+            client_msg_burst=_int(env, "SYSTEM__CLIENT_MSG_BURST", d.client_msg_burst, 1),
             log_level=(env.get("SYSTEM__LOG_LEVEL", "").strip() or d.log_level).upper(),
         )
 

@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import time
+import weakref
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -28,12 +29,14 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
+from websockets.protocol import State
 from wscontract import DATA_TYPES, Invalid, parse_frame, validate_control, validate_envelope
 
 from .batching import BatchingConnection
 from .config import Config
 from .fanout import Client, Entry, Hub, Subscription, declared_of, symbol_of
 from .ingest import Ingest
+from .limits import TokenBucket
 from .state import DashboardState
 from .store import GroupCommitter, Store
 
@@ -41,7 +44,6 @@ __all__ = ["Backend", "ServerCounters"]
 
 log = logging.getLogger("dashboard_backend")
 
-HELLO_TIMEOUT_S = 10.0
 SUBSCRIBE_TIMEOUT_S = 1.0
 ACK_INTERVAL_S = 0.005
 SEND_BATCH = 512
@@ -49,6 +51,12 @@ YIELD_EVERY = 32
 TRADES_LIMIT_MAX = 1_000_000
 #: Close code for a publisher connection replaced by a newer one of the same run.
 SUPERSEDED = 4000
+#: Largest integer an SQLite INTEGER column holds.
+SQLITE_MAX_INT = 2**63 - 1
+#: Close code for a client over its frame rate (policy violation, RFC 6455).
+RATE_LIMITED = 1008
+#: How long a closing client's reader may take to drain frames it already received.
+DRAIN_READER_S = 2.0
 #: Graceful stop: how long publishers get to finish their close handshake.
 STOP_PUBLISHERS_S = 1.0
 #: Graceful stop: how long, in total, client senders get to flush what is queued.
@@ -71,6 +79,19 @@ class ServerCounters:
     origin_rejected: int = 0
     internal_errors: int = 0
     bad_requests: int = 0
+    #: TCP connections dropped because the upgrade (or a publisher's hello) did not
+    #: complete within ``handshake_timeout``.
+    handshake_timeouts: int = 0
+    #: WebSocket handshakes refused with 503 at ``max_connections``.
+    connections_refused: int = 0
+    #: Clients closed with 1008 for sending over their frame rate.
+    rate_limit_closes: int = 0
+    #: Times a publisher's reader paused to hold it to its frame rate.
+    publisher_throttled: int = 0
+    #: Connections closed with 1007 (a text frame that is not UTF-8).
+    invalid_utf8_closes: int = 0
+    #: Client frames after the subscribe (ignored: clients only ever send one).
+    client_frames_ignored: int = 0
     http_requests: Counter[str] = field(default_factory=Counter)
 
 
@@ -105,6 +126,24 @@ class _HandshakeNoise(logging.Filter):
         cause = exc.__cause__ if exc is not None and exc.__cause__ is not None else exc
         log.debug("rejected a bad request: %s", cause)
         return False
+
+
+def _connection_class(on_timeout: Callable[[], None]) -> type[BatchingConnection]:
+    """A ``BatchingConnection`` that reports an opening handshake cut by ``open_timeout``.
+
+    websockets drops such a connection silently (the timeout cancels ``handshake``);
+    the backend counts it as ``handshake_timeouts``.
+    """
+
+    class _Connection(BatchingConnection):
+        async def handshake(self, *args: Any, **kwargs: Any) -> None:
+            try:
+                await super().handshake(*args, **kwargs)
+            except asyncio.CancelledError:
+                on_timeout()
+                raise
+
+    return _Connection
 
 
 def _remote(ws: ServerConnection) -> str:
@@ -189,6 +228,8 @@ class Backend:
         self._logged_internal: set[str] = set()
         self._ws_log = logging.getLogger("dashboard_backend.ws")
         self._noise = _HandshakeNoise(self.counters)
+        #: WebSocket connections admitted by ``_process_request`` (held until closed).
+        self._admitted: weakref.WeakSet[ServerConnection] = weakref.WeakSet()
         self._routes: dict[str, Callable[[dict[str, list[str]]], Awaitable[Response]]] = {
             "/health": self._http_health,
             "/ready": self._http_ready,
@@ -239,12 +280,13 @@ class Backend:
             ping_interval=self.config.ping_interval or None,
             ping_timeout=self.config.ping_timeout or None,
             close_timeout=5,
+            open_timeout=self.config.handshake_timeout,
+            create_connection=_connection_class(self._on_handshake_timeout),
             # No permessage-deflate: per-client compression of every frame costs more
             # CPU than the bandwidth it saves on the links this bridge serves.
             compression=None,
             server_header=None,
             logger=self._ws_log,
-            create_connection=BatchingConnection,
         )
         log.info(
             "listening on %s:%d (runs restored: %d)",
@@ -319,6 +361,10 @@ class Backend:
             if pub is not None:
                 pub.wake.set()
 
+    def _on_handshake_timeout(self) -> None:
+        if not self._stopping:
+            self.counters.handshake_timeouts += 1
+
     def _internal(self, where: str, exc: BaseException) -> None:
         self.counters.internal_errors += 1
         key = f"{where}:{type(exc).__name__}"
@@ -332,14 +378,8 @@ class Backend:
         path, _, query = request.path.partition("?")
         if self._stopping and path in ("/ws", "/ws/stream"):
             return _json_response(503, {"error": "shutting down"})
-        if path == "/ws":
-            return None
-        if path == "/ws/stream":
-            origins = self.config.allowed_origins
-            if origins and request.headers.get("Origin") not in origins:
-                self.counters.origin_rejected += 1
-                return _json_response(403, {"error": "origin not allowed"})
-            return None
+        if path in ("/ws", "/ws/stream"):
+            return self._admit(conn, request)
         route = self._routes.get(path)
         self.counters.http_requests[path if route else "other"] += 1
         if route is None:
@@ -349,6 +389,20 @@ class Backend:
         except Exception as exc:
             self._internal(f"http {path}", exc)
             return _json_response(500, {"error": "internal"})
+
+    def _admit(self, conn: ServerConnection, request: Request) -> Response | None:
+        """Origin allow-list, then the connection limit; None lets the upgrade proceed."""
+        origins = self.config.allowed_origins
+        origin = request.headers.get("Origin")
+        if origins and origin not in origins and not (origin is None and self.config.allow_missing_origin):
+            self.counters.origin_rejected += 1
+            return _json_response(403, {"error": "origin not allowed"})
+        live = sum(1 for c in self._admitted if c.state in (State.CONNECTING, State.OPEN))
+        if live >= self.config.max_connections:
+            self.counters.connections_refused += 1
+            return _json_response(503, {"error": "too many connections", "limit": self.config.max_connections})
+        self._admitted.add(conn)
+        return None
 
     async def _handler(self, ws: ServerConnection) -> None:
         assert ws.request is not None
@@ -364,6 +418,8 @@ class Backend:
             close_sent = ws.protocol.close_sent
             if close_sent is not None and close_sent.code == 1009:
                 self.counters.oversize_closes += 1
+            elif close_sent is not None and close_sent.code == 1007:
+                self.counters.invalid_utf8_closes += 1
 
     # --- publishers (/ws) -----------------------------------------------------
 
@@ -392,9 +448,18 @@ class Backend:
         try:
             await ws.send(json.dumps({"type": "welcome", "run_id": run_id, "acked_seq": pub.last_ack}))
             handled = 0
+            bucket = TokenBucket(
+                self.config.publisher_max_msgs_per_s, self.config.publisher_msg_burst, time.monotonic()
+            )
             async for raw in ws:
                 if pub.superseded:
                     break
+                wait = bucket.reserve(time.monotonic())
+                if wait > 0:
+                    # Over its rate: read nothing for a while; TCP backpressure slows
+                    # the sender and nothing is dropped.
+                    self.counters.publisher_throttled += 1
+                    await asyncio.sleep(wait)
                 handled += 1
                 if handled % YIELD_EVERY == 0:
                     # recv() does not yield while frames are buffered: let senders,
@@ -417,8 +482,9 @@ class Backend:
     async def _hello(self, ws: ServerConnection) -> dict[str, Any] | None:
         """The first frame, checked: a valid hello with the right token, else None."""
         try:
-            raw = await asyncio.wait_for(ws.recv(), HELLO_TIMEOUT_S)
+            raw = await asyncio.wait_for(ws.recv(), self.config.handshake_timeout)
         except TimeoutError:
+            self.counters.handshake_timeouts += 1
             await ws.close(1008, "expected hello")
             return None
         try:
@@ -478,7 +544,11 @@ class Backend:
         msg_type: str = obj["type"]
         if decision.pending:
             assert self.committer is not None
-            self.committer.submit((run_id, seq, msg_type, obj["ts_ns"], recv_ns, text))
+            # The contract bounds ts_ns below only; SQLite's INTEGER stops at 2**63 - 1, and
+            # one row that cannot be written would fail every later group commit. The
+            # column is clamped; the stored text keeps what was sent.
+            ts_col = min(int(obj["ts_ns"]), SQLITE_MAX_INT)
+            self.committer.submit((run_id, seq, msg_type, ts_col, recv_ns, text))
         if decision.broadcast:
             self.state.apply(obj)
             entry = Entry(run_id, seq, msg_type, symbol_of(obj), text, declared_of(obj))
@@ -505,7 +575,8 @@ class Backend:
 
     async def _client(self, ws: ServerConnection) -> None:
         self.counters.client_connections_total += 1
-        sub, resume, want_snapshot = await self._subscribe(ws)
+        bucket = TokenBucket(self.config.client_max_msgs_per_s, self.config.client_msg_burst, time.monotonic())
+        sub, resume, want_snapshot = await self._subscribe(ws, bucket)
         wake = asyncio.Event()
         client = Client(
             id=next(self._client_ids),
@@ -520,25 +591,31 @@ class Backend:
         self._client_ws[client.id] = ws
         idle = self._client_idle[client.id] = asyncio.Event()
         sender = asyncio.create_task(self._sender(ws, client, wake, head, idle))
-        reader = asyncio.create_task(self._ignore_input(ws))
+        reader = asyncio.create_task(self._ignore_input(ws, bucket))
         try:
             await asyncio.wait({sender, reader}, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for task in (sender, reader):
-                task.cancel()
+            sender.cancel()
             self.hub.detach(client)
             self._client_ws.pop(client.id, None)
             self._client_idle.pop(client.id, None)
+            # The connection is closing: let the reader count what it already received.
+            if not reader.done():
+                await asyncio.wait({reader}, timeout=DRAIN_READER_S)
+            reader.cancel()
             for task in (sender, reader):
                 with contextlib.suppress(asyncio.CancelledError, ConnectionClosed):
                     await task
 
-    async def _subscribe(self, ws: ServerConnection) -> tuple[Subscription, tuple[str, int] | None, bool]:
+    async def _subscribe(
+        self, ws: ServerConnection, bucket: TokenBucket
+    ) -> tuple[Subscription, tuple[str, int] | None, bool]:
         """Read the optional subscribe frame; anything wrong keeps the default."""
         try:
             raw = await asyncio.wait_for(ws.recv(), SUBSCRIBE_TIMEOUT_S)
         except TimeoutError:
             return Subscription(), None, True
+        bucket.allow(time.monotonic())
         try:
             obj = parse_frame(raw)
             if obj.get("type") != "subscribe":
@@ -546,7 +623,9 @@ class Backend:
             validate_control(obj)
         except Invalid as exc:
             self.counters.bad_subscribe += 1
-            await ws.send(_error("bad_subscribe", f"{exc.detail} (default subscription kept)"))
+            # A peer that already closed still has its later frames counted by the reader.
+            with contextlib.suppress(ConnectionClosed):
+                await ws.send(_error("bad_subscribe", f"{exc.detail} (default subscription kept)"))
             return Subscription(), None, True
         resume = obj.get("resume")
         return (
@@ -583,9 +662,15 @@ class Backend:
         finally:
             idle.set()
 
-    async def _ignore_input(self, ws: ServerConnection) -> None:
+    async def _ignore_input(self, ws: ServerConnection, bucket: TokenBucket) -> None:
+        """Count (and drop) frames after the subscribe; close a client over its rate."""
         async for _ in ws:
-            pass
+            self.counters.client_frames_ignored += 1
+            if not bucket.allow(time.monotonic()):
+                self.counters.rate_limit_closes += 1
+                log.warning("client %s: over %s frames/s, closing", _remote(ws), self.config.client_max_msgs_per_s)
+                await ws.close(RATE_LIMITED, "rate limit exceeded")
+                return
 
     def _kick(self, client: Client) -> None:
         """Close an overflowed client with 1013 (slow-client policy)."""
@@ -618,6 +703,12 @@ class Backend:
             origin_rejected=c.origin_rejected,
             internal_errors=c.internal_errors,
             bad_requests=c.bad_requests,
+            handshake_timeouts=c.handshake_timeouts,
+            connections_refused=c.connections_refused,
+            rate_limit_closes=c.rate_limit_closes,
+            publisher_throttled=c.publisher_throttled,
+            invalid_utf8_closes=c.invalid_utf8_closes,
+            client_frames_ignored=c.client_frames_ignored,
             committed=self.committer.committed if self.committer else 0,
             commit_batches=self.committer.batches if self.committer else 0,
             commit_errors=self.committer.errors if self.committer else 0,
@@ -757,6 +848,15 @@ class Backend:
         counter("dashboard_declared_dropped_total", "Seqs declared dropped.", c["declared_dropped"])
         counter("dashboard_auth_failures_total", "Rejected hellos.", c["auth_failures"])
         counter("dashboard_oversize_closes_total", "Closes with 1009.", c["oversize_closes"])
+        counter("dashboard_origin_rejected_total", "Handshakes refused (403) for their Origin.", c["origin_rejected"])
+        counter("dashboard_handshake_timeouts_total", "Connections dropped mid-handshake.", c["handshake_timeouts"])
+        counter(
+            "dashboard_connections_refused_total", "Handshakes refused (503) at the limit.", c["connections_refused"]
+        )
+        counter("dashboard_rate_limit_closes_total", "Clients closed (1008) over their rate.", c["rate_limit_closes"])
+        counter("dashboard_publisher_throttled_total", "Publisher reader pauses (rate).", c["publisher_throttled"])
+        counter("dashboard_invalid_utf8_closes_total", "Closes with 1007.", c["invalid_utf8_closes"])
+        counter("dashboard_bad_requests_total", "Malformed HTTP requests.", c["bad_requests"])
         counter(
             "dashboard_slow_client_disconnects_total",
             "Clients closed with 1013.",

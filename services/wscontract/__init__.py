@@ -172,7 +172,7 @@ def validate_envelope(obj: dict[str, Any]) -> dict[str, Any]:
 def validate_control(obj: dict[str, Any]) -> dict[str, Any]:
     """Check a control frame (hello, welcome, ack, error, subscribe, snapshot)."""
     msg_type = obj.get("type")
-    if msg_type not in CONTROL_TYPES:
+    if not isinstance(msg_type, str) or msg_type not in CONTROL_TYPES:
         raise Invalid("unknown_type", f"unknown control frame {msg_type!r}")
     problem = _first_error(f"control/{msg_type}.schema.json", obj)
     if problem:

@@ -112,6 +112,7 @@ def test_thousand_connections(cfg, stack, record, limits, results_dir):
         subscribers=n,
         processes=limits["connections_processes"],
         settle_s=limits["settle_s"],
+        connect_rate=limits["connect_rate"],
     )
     result = run_load(cfg, plan, stack, progress, on_ready=before)
     problems = run_problems(result, limits["generator_lag_p99_ms"])

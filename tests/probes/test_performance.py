@@ -78,8 +78,11 @@ def test_saturation_point(cfg, stack, record, limits, results_dir):
             valid=not invalid,
             note="; ".join(invalid),
         )
-        why = step.problem(p99_limit)
-        record_run(record, results_dir, f"saturation_{rate:g}", result, [why] if why else [])
+        # A step past the saturation point is the measurement, not a failure: its problem
+        # is recorded beside it; only an invalid run (generator, processes) fails the row.
+        record_run(
+            record, results_dir, f"saturation_{rate:g}", result, invalid, step_problem=step.problem(p99_limit) or None
+        )
         return step
 
     found = search(limits["saturation_rates"], measure, p99_limit)

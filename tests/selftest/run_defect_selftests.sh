@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# System-level self-tests of the stages (fault tolerance, load, integration): do they catch real defects?
+# System-level self-tests of the stages (fault tolerance, load, integration, security): do they catch real defects?
 #
 # For each defect under tests/selftest/defects/<name>/ this script
 #   1. builds a variant image FROM a clean service image, with one function of the
@@ -51,6 +51,8 @@ DEFECTS=(
     "backend-duplicates|dashboard|test_backend_hang|backend_hang|DUPLICATED|a resume replays from the client's last seq inclusive (off-by-one)"
     "bot-silent-drop|bot|test_queue_overflow|queue_overflow|queue never overflowed|bot drops from its full queue without declaring a gap"
     "backend-slow-fanout|dashboard|test_sustained_rate|sustained|sustained P99 = [0-9.]+ms breaks the threshold|backend waits 200 ms before each write to a client (deliberate slowdown)|load"
+    "backend-no-origin-check|dashboard|test_origin_check|origin_rejected_ws_stream|origin check|backend accepts any Origin (allow-list not enforced)|security"
+    "backend-no-size-limit|dashboard|test_frame_size_limit|size_limit|size limit|backend has no maximum frame size|security"
     "backend-wrong-trade-qty|dashboard|test_reconciliation|-|sum of trades = position: [A-Z]+: backend /api/trades = [-0-9.]+ but backend /api/state position = [-0-9.]+|backend stores one trade with 3x its quantity|integration"
 )
 
@@ -151,6 +153,8 @@ stage_probe() {
     case "$1" in
         fault_tolerance) echo "tests/probes/test_fault_tolerance.py fault" ;;
         integration) echo "tests/probes/test_integration.py integration" ;;
+        security) echo "tests/probes/test_security.py security" ;;
+        load) echo "tests/probes/test_load.py load" ;;
         *) die "no self-test wiring for stage $1" ;;
     esac
 }

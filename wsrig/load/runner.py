@@ -40,6 +40,7 @@ class LoadPlan:
     msg_type: str = "market_data"
     window: int | None = None
     settle_s: float = 10.0
+    connect_rate: float | None = None
 
 
 @dataclass
@@ -133,7 +134,19 @@ def run_load(
     subs = [
         ctx.Process(
             target=subscriber_process,
-            args=(SubscriberSpec(i, cfg.dashboard_ws_url, n, run_id, symbol), stop, progress, out),
+            args=(
+                SubscriberSpec(
+                    i,
+                    cfg.dashboard_ws_url,
+                    n,
+                    run_id,
+                    symbol,
+                    connect_rate=plan.connect_rate / len(sizes) if plan.connect_rate else None,
+                ),
+                stop,
+                progress,
+                out,
+            ),
             daemon=True,
         )
         for i, n in enumerate(sizes)

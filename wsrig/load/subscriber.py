@@ -39,6 +39,7 @@ class SubscriberSpec:
     symbol: str
     max_s: float = 600.0
     open_timeout_s: float = 10.0
+    connect_rate: float | None = None
 
 
 class _Conn:
@@ -72,7 +73,10 @@ class _Conn:
         return self.stream.closed.result()
 
 
-async def _open(spec: SubscriberSpec, conn: _Conn, connect_hist: LatencyHistogram, gate: asyncio.Semaphore) -> None:
+async def _open(
+    spec: SubscriberSpec, conn: _Conn, connect_hist: LatencyHistogram, gate: asyncio.Semaphore, at: float
+) -> None:
+    await asyncio.sleep(max(0.0, at - time.monotonic()))
     async with gate:
         t0 = time.perf_counter_ns()
         conn.stream = await open_stream(spec.ws_url + "/ws/stream", conn.on_text, spec.open_timeout_s)
@@ -91,7 +95,13 @@ async def _run(spec: SubscriberSpec, stop_flag: Any, progress: Any, out: Any) ->
     connect_hist, loop_lag, rec = LatencyHistogram(), LatencyHistogram(), StreamRecorder()
     conns = [_Conn(spec, rec) for _ in range(spec.connections)]
     gate = asyncio.Semaphore(CONNECT_CONCURRENCY)
-    opened = await asyncio.gather(*(_open(spec, c, connect_hist, gate) for c in conns), return_exceptions=True)
+    # Clients arrive at ``connect_rate`` per second (an arrival schedule, as real users
+    # do), or all at once when it is None; connect time is measured per client.
+    t0 = time.monotonic()
+    step = 1.0 / spec.connect_rate if spec.connect_rate else 0.0
+    opened = await asyncio.gather(
+        *(_open(spec, c, connect_hist, gate, t0 + i * step) for i, c in enumerate(conns)), return_exceptions=True
+    )
     failures = [f"{type(e).__name__}: {e}" for e in opened if isinstance(e, BaseException)]
     out.put(("ready", spec.index, {"connected": spec.connections - len(failures), "failures": failures[:5]}))
     stop = asyncio.Event()

@@ -1,0 +1,19 @@
+"""Defect backend-no-origin-check: the Origin allow-list is never enforced.
+
+``Backend._admit`` refuses a WebSocket handshake whose Origin is not in
+``SYSTEM__ALLOWED_ORIGINS`` with HTTP 403 (docs/SECURITY.md). The defect drops that
+test, so any web page may open ``/ws/stream`` (cross-site WebSocket hijacking).
+Everything else is untouched.
+"""
+
+from pathlib import Path
+
+TARGET = Path("/app/dashboard_backend/server.py")
+OLD = "if origins and origin not in origins and not (origin is None and self.config.allow_missing_origin):"
+NEW = "if False:  # DEFECT: origin allow-list not enforced"
+
+text = TARGET.read_text()
+if text.count(OLD) != 1:
+    raise SystemExit(f"backend-no-origin-check: the origin test not found exactly once in {TARGET}")
+TARGET.write_text(text.replace(OLD, NEW))
+print(f"backend-no-origin-check: patched Backend._admit in {TARGET}")

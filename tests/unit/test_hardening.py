@@ -1,0 +1,56 @@
+"""Container hardening checks from docker inspect attributes (each rule fed a defect)."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from wsrig.hardening import hardening_problems, summarize
+
+GOOD = {
+    "Config": {"User": "10001:10001"},
+    "HostConfig": {
+        "ReadonlyRootfs": True,
+        "Privileged": False,
+        "CapAdd": None,
+        "CapDrop": ["ALL"],
+        "SecurityOpt": ["no-new-privileges:true"],
+        "Tmpfs": {"/tmp": ""},
+    },
+    "NetworkSettings": {"Ports": {"8000/tcp": [{"HostIp": "127.0.0.1", "HostPort": "28000"}]}},
+    "Mounts": [{"Type": "volume", "Destination": "/data", "RW": True}],
+}
+
+
+def test_hardened_container_has_no_problem():
+    """The compose file's settings pass."""
+    assert hardening_problems(GOOD) == []
+    assert summarize(GOOD)["published"] == ["127.0.0.1:28000->8000/tcp"]
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "needle"),
+    [
+        (("Config", "User"), "", "root"),
+        (("Config", "User"), "0:0", "root"),
+        (("HostConfig", "ReadonlyRootfs"), False, "writable"),
+        (("HostConfig", "Privileged"), True, "privileged"),
+        (("HostConfig", "CapAdd"), ["NET_ADMIN"], "capabilities added"),
+        (("HostConfig", "CapDrop"), [], "not all dropped"),
+        (("HostConfig", "SecurityOpt"), [], "no-new-privileges"),
+        (("NetworkSettings", "Ports"), {"8000/tcp": [{"HostIp": "0.0.0.0", "HostPort": "8000"}]}, "not loopback"),
+        (("NetworkSettings", "Ports"), {"8000/tcp": [{"HostIp": "", "HostPort": "8000"}]}, "not loopback"),
+        (("Mounts",), [{"Type": "bind", "Destination": "/app", "RW": True}], "writable mount /app"),
+        (("HostConfig", "Tmpfs"), {"/var": ""}, "tmpfs /var"),
+    ],
+)
+def test_each_weakness_is_reported(path, value, needle):
+    """Root user, writable root, privileges, capabilities, wide ports and extra writable mounts are caught."""
+    attrs = copy.deepcopy(GOOD)
+    target = attrs
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+    problems = hardening_problems(attrs)
+    assert any(needle in p for p in problems), problems
