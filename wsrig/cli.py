@@ -67,17 +67,8 @@ def up(timeout: float) -> None:
     click.echo(f"starting compose project {cfg.compose_project} ...")
     stack.up()
 
-    def logs() -> str:
-        parts = []
-        for service in (cfg.dashboard_service, cfg.bot_service, cfg.proxy_service):
-            try:
-                parts.append(f"--- {service} (last 30 lines) ---\n{stack.logs(service, tail=30)}")
-            except StackError as exc:
-                parts.append(f"--- {service}: {exc}")
-        return "\n".join(parts)
-
     try:
-        _readiness(cfg).wait(timeout, on_timeout=logs)
+        _readiness(cfg).wait(timeout, on_timeout=stack.last_lines)
     except TimeoutError as exc:
         raise click.ClickException(f"{exc}\n" + "\n".join(getattr(exc, "__notes__", []))) from None
     click.echo("stack ready: " + ", ".join(f"{k}={v}" for k, v in cfg.describe().items() if k.endswith("url")))

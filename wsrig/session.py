@@ -16,7 +16,7 @@ import os
 from collections.abc import Iterator
 
 from wsrig.config import RigConfig
-from wsrig.stack import DockerStack, StackError
+from wsrig.stack import DockerStack
 from wsrig.wait import AllReady, HttpReady
 
 __all__ = ["env_override", "restore", "start_backend_fresh", "start_bot_for_session"]
@@ -41,23 +41,13 @@ def env_override(name: str, value: str | None) -> Iterator[None]:
             os.environ[name] = old
 
 
-def _logs(cfg: RigConfig, stack: DockerStack) -> str:
-    parts = []
-    for service in (cfg.dashboard_service, cfg.bot_service, cfg.proxy_service):
-        try:
-            parts.append(f"--- {service} (last 30 lines) ---\n{stack.logs(service, tail=30)}")
-        except StackError as exc:
-            parts.append(f"--- {service}: {exc}")
-    return "\n".join(parts)
-
-
 def start_backend_fresh(cfg: RigConfig, stack: DockerStack, timeout: float = 120) -> None:
     """Remove the project (volumes too), then start backend and proxy and wait for them."""
     stack.down()
     with env_override(SESSION_VAR, None):
         stack.up((cfg.dashboard_service, cfg.proxy_service))
     AllReady([HttpReady(cfg.dashboard_url + "/ready"), HttpReady(cfg.proxy_control_url + "/health")]).wait(
-        timeout, on_timeout=lambda: _logs(cfg, stack)
+        timeout, on_timeout=stack.last_lines
     )
 
 
@@ -65,7 +55,7 @@ def start_bot_for_session(cfg: RigConfig, stack: DockerStack, session_s: float, 
     """Start the bot with a trading session of ``session_s`` seconds."""
     with env_override(SESSION_VAR, f"{session_s:g}"):
         stack.up((cfg.bot_service,))
-    AllReady([HttpReady(cfg.bot_url + "/health")]).wait(timeout, on_timeout=lambda: _logs(cfg, stack))
+    AllReady([HttpReady(cfg.bot_url + "/health")]).wait(timeout, on_timeout=stack.last_lines)
 
 
 def restore(cfg: RigConfig, stack: DockerStack, timeout: float = 120) -> None:
@@ -79,4 +69,4 @@ def restore(cfg: RigConfig, stack: DockerStack, timeout: float = 120) -> None:
             HttpReady(cfg.bot_url + "/health"),
             HttpReady(cfg.proxy_control_url + "/health"),
         ]
-    ).wait(timeout, on_timeout=lambda: _logs(cfg, stack))
+    ).wait(timeout, on_timeout=stack.last_lines)

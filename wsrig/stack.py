@@ -173,6 +173,16 @@ class DockerStack:
             "restarts": c.attrs.get("RestartCount", 0),
         }
 
+    def last_lines(self, tail: int = 30) -> str:
+        """The last lines of every service's log, for a readiness-timeout message."""
+        parts = []
+        for service in (self.config.dashboard_service, self.config.bot_service, self.config.proxy_service):
+            try:
+                parts.append(f"--- {service} (last {tail} lines) ---\n{self.logs(service, tail=tail)}")
+            except StackError as exc:
+                parts.append(f"--- {service}: {exc}")
+        return "\n".join(parts)
+
     def logs(self, service: str, tail: int | None = None) -> str:
         raw = self.container(service).logs(tail=tail if tail is not None else "all", timestamps=True)
         return raw.decode("utf-8", "replace")

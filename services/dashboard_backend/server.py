@@ -146,6 +146,18 @@ def _connection_class(on_timeout: Callable[[], None]) -> type[BatchingConnection
     return _Connection
 
 
+def _paging(query: dict[str, list[str]]) -> tuple[int, int] | Response:
+    """``after_seq`` and ``limit`` of a store query, or the 400 response saying what is wrong."""
+    try:
+        after_seq = int(query.get("after_seq", ["0"])[0])
+        limit = int(query.get("limit", ["10000"])[0])
+    except ValueError:
+        return _json_response(400, {"error": "after_seq and limit must be integers"})
+    if not 0 <= limit <= TRADES_LIMIT_MAX:
+        return _json_response(400, {"error": f"limit must be in [0, {TRADES_LIMIT_MAX}]"})
+    return after_seq, limit
+
+
 def _remote(ws: ServerConnection) -> str:
     addr = ws.remote_address
     if isinstance(addr, tuple) and len(addr) >= 2:
@@ -781,13 +793,10 @@ class Backend:
         if types is not None and not set(types) <= DATA_TYPES:
             unknown = sorted(set(types) - DATA_TYPES)
             return _json_response(400, {"error": f"unknown types: {','.join(unknown)[:200]}"})
-        try:
-            after_seq = int(query.get("after_seq", ["0"])[0])
-            limit = int(query.get("limit", ["10000"])[0])
-        except ValueError:
-            return _json_response(400, {"error": "after_seq and limit must be integers"})
-        if not 0 <= limit <= TRADES_LIMIT_MAX:
-            return _json_response(400, {"error": f"limit must be in [0, {TRADES_LIMIT_MAX}]"})
+        paging = _paging(query)
+        if isinstance(paging, Response):
+            return paging
+        after_seq, limit = paging
         if self.store is None or not self.store.is_open:
             return _json_response(503, {"error": "store not open"})
         texts = await asyncio.to_thread(self.store.events, run_id, types, after_seq, limit)
@@ -799,13 +808,10 @@ class Backend:
         run_id = query.get("run_id", [""])[0]
         if not run_id:
             return _json_response(400, {"error": "run_id is required"})
-        try:
-            after_seq = int(query.get("after_seq", ["0"])[0])
-            limit = int(query.get("limit", ["10000"])[0])
-        except ValueError:
-            return _json_response(400, {"error": "after_seq and limit must be integers"})
-        if not 0 <= limit <= TRADES_LIMIT_MAX:
-            return _json_response(400, {"error": f"limit must be in [0, {TRADES_LIMIT_MAX}]"})
+        paging = _paging(query)
+        if isinstance(paging, Response):
+            return paging
+        after_seq, limit = paging
         if self.store is None or not self.store.is_open:
             return _json_response(503, {"error": "store not open"})
         rows = await asyncio.to_thread(self.store.receive_times, run_id, after_seq, limit)
