@@ -1,7 +1,10 @@
-"""Once a second: each container's CPU and memory (docker SDK) and the rig's own (psutil).
+"""Once a second: each container's CPU and memory (docker SDK), the rig's own and
+Docker's userland port proxies' (psutil).
 
 The rig shares the two cores with the system under test; its CPU share is reported
-beside the backend's so a reader can tell whose saturation a number shows.
+beside the backend's so a reader can tell whose saturation a number shows. The port
+proxy copies every byte between the rig and a published port, so its share is the
+price of that path (docs/BENCHMARKS.md).
 """
 
 from __future__ import annotations
@@ -43,13 +46,16 @@ class ResourceSampler:
     def _run_rig(self) -> None:
         seen: dict[int, psutil.Process] = {}
         while not self._stop.is_set():
-            cpu = mem = 0.0
-            for proc in self._rig_processes():
-                with contextlib.suppress(psutil.Error):
-                    proc = seen.setdefault(proc.pid, proc)
-                    cpu += proc.cpu_percent(None)
-                    mem += proc.memory_info().rss
-            self.rig_rows.append([round(time.time(), 3), "rig", round(cpu, 1), round(mem / 2**20, 1)])
+            now = round(time.time(), 3)
+            for source, procs in (("rig", self._rig_processes()), ("docker-proxy", _docker_proxies())):
+                cpu = mem = 0.0
+                for proc in procs:
+                    with contextlib.suppress(psutil.Error):
+                        proc = seen.setdefault(proc.pid, proc)
+                        cpu += proc.cpu_percent(None)
+                        mem += proc.memory_info().rss
+                if procs:
+                    self.rig_rows.append([now, source, round(cpu, 1), round(mem / 2**20, 1)])
             self._stop.wait(self.interval)
 
     def __exit__(self, *exc: object) -> None:
@@ -60,11 +66,21 @@ class ResourceSampler:
 
     @property
     def rows(self) -> list[list[Any]]:
+        """Docker samples and psutil samples by time (each source's first psutil reading is 0)."""
         docker_rows = [
             [round(s["t"], 3), s["service"], s["cpu_percent"], round(s["mem_bytes"] / 2**20, 1)]
             for s in (self.docker.samples if self.docker is not None else [])
         ]
-        return sorted(docker_rows + self.rig_rows[1:], key=lambda r: r[0])  # first psutil reading is 0
+        first: dict[str, int] = {}
+        for i, row in enumerate(self.rig_rows):
+            first.setdefault(row[1], i)
+        rig_rows = [r for i, r in enumerate(self.rig_rows) if i not in first.values()]
+        return sorted(docker_rows + rig_rows, key=lambda r: r[0])
+
+
+def _docker_proxies() -> list[psutil.Process]:
+    """Docker's userland port proxies: in the path of every rig connection to a published port."""
+    return [p for p in psutil.process_iter(["name"]) if p.info["name"] == "docker-proxy"]
 
 
 def mean_of(rows: list[list[Any]], source: str, column: int = 2) -> float:
