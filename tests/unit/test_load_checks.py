@@ -82,3 +82,8 @@ def test_bench_table_lists_scenarios_and_checks():
     assert "### load (passed, 61 s)" in text and "| fanout | 100 | 2 |" in text
     assert "| fan-out P99 | 3.00 ms | < 100 ms | pass |" in text
     assert "security" not in text
+
+
+def test_repeated_errors_are_counted_once():
+    problems = run_problems(_result(errors=["connect: HTTP 503"] * 3 + ["publisher: boom"]), 20)
+    assert problems == ["connect: HTTP 503 (x3)", "publisher: boom"]

@@ -5,6 +5,7 @@ One place so the load and performance stages record a run the same way.
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +19,11 @@ LATENCY_COLUMNS = ["t", "delivered", "p50_ms", "p99_ms", "max_ms"]
 
 
 def run_problems(result: LoadResult, max_lag_p99_ms: float) -> list[str]:
-    """Why a run cannot be trusted or lost data: errors, generator health, loss, order."""
-    out = list(result.errors)
+    """Why a run cannot be trusted or lost data: errors, generator health, loss, order.
+
+    The same error from many connections is one line with its count.
+    """
+    out = [f"{e} (x{n})" if n > 1 else e for e, n in Counter(result.errors).items()]
     if result.health is not None:
         out += result.health.problems(max_lag_p99_ms)
     if result.lost:

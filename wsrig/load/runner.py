@@ -27,6 +27,8 @@ from wsrig.stack import DockerStack
 __all__ = ["LoadPlan", "LoadResult", "run_load"]
 
 READY_TIMEOUT_S = 60.0
+#: Time one subscriber process needs to start (spawn + imports), on a busy 2-core host.
+SPAWN_S = 1.5
 
 
 @dataclass(frozen=True)
@@ -131,6 +133,7 @@ def run_load(
     progress: Any = ctx.Array("q", max(1, len(sizes)))
     result = LoadResult(plan)
     say = on_progress or (lambda _msg: None)
+    start_at = time.time() + SPAWN_S * max(1, len(sizes))
     subs = [
         ctx.Process(
             target=subscriber_process,
@@ -142,6 +145,7 @@ def run_load(
                     run_id,
                     symbol,
                     connect_rate=plan.connect_rate / len(sizes) if plan.connect_rate else None,
+                    start_at=start_at,
                 ),
                 stop,
                 progress,

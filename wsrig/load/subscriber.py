@@ -40,6 +40,7 @@ class SubscriberSpec:
     max_s: float = 600.0
     open_timeout_s: float = 10.0
     connect_rate: float | None = None
+    start_at: float = 0.0
 
 
 class _Conn:
@@ -97,6 +98,9 @@ async def _run(spec: SubscriberSpec, stop_flag: Any, progress: Any, out: Any) ->
     gate = asyncio.Semaphore(CONNECT_CONCURRENCY)
     # Clients arrive at ``connect_rate`` per second (an arrival schedule, as real users
     # do), or all at once when it is None; connect time is measured per client.
+    # All processes start connecting at one agreed instant, after every one of them has
+    # imported its modules: otherwise early connects compete with later processes' start-up.
+    await asyncio.sleep(max(0.0, spec.start_at - time.time()))
     t0 = time.monotonic()
     step = 1.0 / spec.connect_rate if spec.connect_rate else 0.0
     opened = await asyncio.gather(
