@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from wsrig.load.recorder import latency_recovery_s
 from wsrig.load.report import record_run, run_problems
 from wsrig.load.runner import LoadPlan, run_load
 from wsrig.load.schedule import Schedule
@@ -55,15 +56,6 @@ def test_sustained_rate(cfg, stack, record, limits, results_dir, baseline_mb):
     assert p99.passed, f"sustained P99 {p99.value} ms >= {p99.threshold} ms"
 
 
-def _recovery_s(per_second: list[list[Any]], burst_end: float, limit_ms: float) -> float | None:
-    """Seconds from the burst's end until per-second P99 is back under the limit for good."""
-    after = [row for row in per_second if row[0] >= burst_end - 1]
-    for i, row in enumerate(after):
-        if all(r[3] < limit_ms for r in after[i:]):
-            return max(0.0, row[0] - burst_end)
-    return None
-
-
 def test_burst_and_recovery(cfg, stack, record, limits, results_dir):
     """10x the rate for a few seconds: nothing lost, and latency comes back within the bound."""
     sched = Schedule.burst(
@@ -77,8 +69,8 @@ def test_burst_and_recovery(cfg, stack, record, limits, results_dir):
     result = run_load(cfg, _plan("burst", limits, sched, limits["burst_subscribers"]), stack, progress)
     problems = run_problems(result, limits["generator_lag_p99_ms"])
     t0 = result.publisher.get("t0_ns", 0) / 1e9
-    burst_end = int(t0 + limits["burst_before_s"] + limits["burst_s"])
-    recovery = _recovery_s(result.per_second, burst_end, limits["sustained_p99_ms"])
+    burst_end = int(t0 + sched.phase_bounds_s()[1][1])
+    recovery = latency_recovery_s(result.per_second, burst_end, limits["sustained_p99_ms"])
     rec = record.measure(
         "burst recovery", recovery if recovery is not None else float("inf"), limits["burst_recovery_s"], "<=", "s"
     )
@@ -101,8 +93,8 @@ def test_thousand_connections(cfg, stack, record, limits, results_dir):
     n = limits["connections"]
     memory: dict[str, float] = {}
 
-    def before() -> None:
-        memory["before"] = stack.stats(cfg.dashboard_service)["mem_bytes"] / 2**20
+    def all_connected() -> None:
+        memory["connected"] = stack.stats(cfg.dashboard_service)["mem_bytes"] / 2**20
 
     memory["idle"] = stack.stats(cfg.dashboard_service)["mem_bytes"] / 2**20
     progress(f"connections: opening {n} clients")
@@ -114,9 +106,9 @@ def test_thousand_connections(cfg, stack, record, limits, results_dir):
         settle_s=limits["settle_s"],
         connect_rate=limits["connect_rate"],
     )
-    result = run_load(cfg, plan, stack, progress, on_ready=before)
+    result = run_load(cfg, plan, stack, progress, on_ready=all_connected)
     problems = run_problems(result, limits["generator_lag_p99_ms"])
-    per_1000 = (memory.get("before", memory["idle"]) - memory["idle"]) * 1000 / max(1, result.connected)
+    per_1000 = (memory.get("connected", memory["idle"]) - memory["idle"]) * 1000 / max(1, result.connected)
     connect = result.connect.summary()
     checks = [
         record.measure("clients connected", result.connected, n, ">=", ""),
@@ -137,7 +129,7 @@ def test_thousand_connections(cfg, stack, record, limits, results_dir):
         problems,
         checks,
         backend_mem_idle_mb=round(memory["idle"], 1),
-        backend_mem_connected_mb=round(memory.get("before", 0.0), 1),
+        backend_mem_connected_mb=round(memory.get("connected", 0.0), 1),
         memory_per_connection_kb=round(per_1000 * 1024 / 1000, 1),
     )
     assert not problems, problems

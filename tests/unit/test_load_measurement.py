@@ -163,3 +163,14 @@ def test_subscriber_fast_path_reads_what_the_publisher_writes():
         assert m is not None
         assert (int(m[1]), int(m[2]), int(m[3])) == (env["seq"], env["data"]["intended_ns"], env["data"]["sent_ns"])
         assert (env["seq"], env["data"]["intended_ns"], env["data"]["sent_ns"]) == (42, 1_000, 1_500)
+
+
+def test_latency_recovery_after_a_burst():
+    from wsrig.load.recorder import latency_recovery_s
+
+    # t, delivered, p50, p99, max: the burst ends at t=10; P99 is back under 100 ms at t=12.
+    rows = [[t, 100, 1.0, p99, p99] for t, p99 in [(8, 5), (9, 300), (10, 400), (11, 150), (12, 20), (13, 10)]]
+    assert latency_recovery_s(rows, since_s=10, limit_ms=100) == 2
+    assert latency_recovery_s(rows[:1] + [[9, 100, 1.0, 5, 5], [10, 100, 1.0, 5, 5]], 10, 100) == 0.0
+    # Never back under the limit (a backend that stays slow after the burst): None.
+    assert latency_recovery_s(rows[:4], since_s=10, limit_ms=100) is None

@@ -77,15 +77,8 @@ async def _read_acks(ws: Any, acks: _Acks) -> None:
 
 
 def _frame(spec: PublisherSpec, seq: int, intended_ns: int, now_ns: int) -> str:
-    env = {
-        "v": 1,
-        "type": spec.msg_type,
-        "source": "wsrig-load",
-        "run_id": spec.run_id,
-        "seq": seq,
-        "ts_ns": intended_ns,
-        "data": _data(spec, seq, intended_ns, now_ns),
-    }
+    env = messages.envelope(spec.run_id, seq, spec.msg_type, _data(spec, seq, intended_ns, now_ns), "wsrig-load")
+    env["ts_ns"] = intended_ns  # production time of a scheduled message is its intended time
     return json.dumps(env, separators=(",", ":"))
 
 

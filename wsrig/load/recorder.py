@@ -15,7 +15,7 @@ from typing import Any
 
 from wsrig.hdr import LatencyHistogram
 
-__all__ = ["HopRecorder", "SeqTracker", "StreamRecorder", "merge_encoded", "per_second_rows"]
+__all__ = ["HopRecorder", "SeqTracker", "StreamRecorder", "latency_recovery_s", "merge_encoded", "per_second_rows"]
 
 
 @dataclass
@@ -119,6 +119,18 @@ def per_second_rows(rec: StreamRecorder) -> list[list[Any]]:
             [second, h.count, round(h.percentile_ms(50), 3), round(h.percentile_ms(99), 3), round(h.max_ms(), 3)]
         )
     return rows
+
+
+def latency_recovery_s(rows: list[list[Any]], since_s: float, limit_ms: float) -> float | None:
+    """Seconds from ``since_s`` until per-second P99 (``per_second_rows``) is under the limit for good.
+
+    None when it never comes back within the rows: the burst's latency did not recover.
+    """
+    after = [row for row in rows if row[0] >= since_s - 1]
+    for i, row in enumerate(after):
+        if all(r[3] < limit_ms for r in after[i:]):
+            return max(0.0, row[0] - since_s)
+    return None
 
 
 @dataclass
