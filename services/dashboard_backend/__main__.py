@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 import signal
@@ -17,6 +18,9 @@ __all__ = ["main"]
 async def _serve(config: Config) -> None:
     backend = Backend(config)
     await backend.start()
+    # Modules, schemas and the restored ring live as long as the process: move them out
+    # of the collector's sight so each full collection walks only what clients create.
+    gc.freeze()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 __all__ = ["Client", "Entry", "Hub", "Subscription", "declared_of", "symbol_of"]
 
@@ -48,13 +48,17 @@ def declared_of(env: dict[str, Any]) -> tuple[tuple[int, int], ...]:
     return tuple(out)
 
 
-@dataclass(frozen=True, slots=True)
-class Entry:
+class Entry(NamedTuple):
     """One envelope as the ring keeps it: keys for filtering, original text.
 
     ``declared`` holds the ranges a ``gap`` declares dropped (they count as held for
     resume). A ``marker`` stands for a seq that is accounted but has nothing to send
     (a rejected envelope): it is never replayed, it only counts as held.
+
+    The ring stores each as a plain ``tuple`` of strings and ints, which the garbage
+    collector stops tracking after its first pass (it does so for exact tuples only):
+    as tracked objects the ring's tens of thousands of entries were walked again by
+    every full collection, each of which stops the event loop.
     """
 
     run_id: str
@@ -152,7 +156,8 @@ class Hub:
 
     def __init__(self, ring_size: int) -> None:
         self.ring_size = ring_size
-        self.ring: deque[Entry] = deque()
+        #: Recent entries as plain tuples (see ``Entry``), oldest first.
+        self.ring: deque[tuple[Any, ...]] = deque()
         self.clients: dict[int, Client] = {}
         #: run_id -> highest seq known to exist: broadcast here or before this process.
         self.last: dict[str, int] = {}
@@ -165,7 +170,7 @@ class Hub:
     def _remember(self, entry: Entry) -> None:
         if len(self.ring) >= self.ring_size:
             self.ring.popleft()
-        self.ring.append(entry)
+        self.ring.append(tuple(entry))
 
     def publish(self, entry: Entry) -> list[Client]:
         """Remember ``entry`` and queue it to matching clients; return the overflowed."""
@@ -225,13 +230,14 @@ class Hub:
         """
         entries: list[Entry] = []
         held: list[tuple[int, int]] = []
-        for e in self.ring:
-            if e.run_id != run_id or e.seq <= after_seq:
+        for row in self.ring:
+            e_run, seq, e_type, symbol, _text, declared, marker = row
+            if e_run != run_id or seq <= after_seq:
                 continue
-            held.append((e.seq, e.seq))
-            held.extend(e.declared)
-            if not e.marker and sub.matches(e.type, e.symbol):
-                entries.append(e)
+            held.append((seq, seq))
+            held.extend(declared)
+            if not marker and sub.matches(e_type, symbol):
+                entries.append(Entry._make(row))
         entries.sort(key=lambda e: e.seq)
         last = self.last.get(run_id)
         if last is None:
