@@ -8,12 +8,17 @@
 # wait until `docker info` answers (deadline: $WSRIG_DOCKERD_WAIT seconds). A dockerd that
 # was killed leaves containers and networks in its state; dockerd copes with those, and
 # the rig removes its own leftovers by label (wsrig.project=wsrig).
+# The dockerd it starts runs with --userland-proxy=false (published ports through kernel
+# NAT instead of a docker-proxy process copying every byte: a third of a core during the
+# load stage on a 2-core host); WSRIG_USERLAND_PROXY=true keeps Docker's default. A daemon
+# that is already running is left as it is; each report says which path it used.
 # Not root and no usable daemon: print exactly what is missing and exit 1.
 set -euo pipefail
 
 DOCKERD_LOG="${WSRIG_DOCKERD_LOG:-/var/log/wsrig-dockerd.log}"
 DOCKERD_WAIT="${WSRIG_DOCKERD_WAIT:-60}"
 PIDFILE="${WSRIG_DOCKERD_PIDFILE:-/var/run/docker.pid}"
+USERLAND_PROXY="${WSRIG_USERLAND_PROXY:-false}"
 
 log() { printf '[setup_docker] %s\n' "$*" >&2; }
 die() { printf '[setup_docker] ERROR: %s\n' "$*" >&2; exit 1; }
@@ -114,6 +119,7 @@ if ! docker info >/dev/null 2>&1; then
         log "starting dockerd (log: ${DOCKERD_LOG})"
         dargs=()
         [ "${PIDFILE}" = /var/run/docker.pid ] || dargs+=(--pidfile "${PIDFILE}")
+        dargs+=("--userland-proxy=${USERLAND_PROXY}")
         nohup dockerd "${dargs[@]}" >>"${DOCKERD_LOG}" 2>&1 </dev/null &
         disown || true
     fi

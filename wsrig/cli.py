@@ -20,6 +20,7 @@ import click
 import psutil
 
 from wsrig.config import RigConfig, load_config
+from wsrig.load.resources import port_path
 from wsrig.report import render_markdown
 from wsrig.stack import DockerStack, StackError, docker_client, remove_leftovers
 from wsrig.stages import STAGES, run_stage, stage_by_name
@@ -182,6 +183,7 @@ def _environment(cfg: RigConfig) -> dict[str, Any]:
         "git_sha": run("git", "rev-parse", "--short=12", "HEAD") or "unknown",
         "docker_version": docker_version,
         "compose_version": compose_version or "unknown",
+        "docker_port_path": port_path(),
         "images": images,
         "host": {
             "hostname": platform.node(),

@@ -10,8 +10,10 @@ price of that path (docs/BENCHMARKS.md).
 from __future__ import annotations
 
 import contextlib
+import json
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import psutil
@@ -76,6 +78,25 @@ class ResourceSampler:
             first.setdefault(row[1], i)
         rig_rows = [r for i, r in enumerate(self.rig_rows) if i not in first.values()]
         return sorted(docker_rows + rig_rows, key=lambda r: r[0])
+
+
+def port_path() -> str:
+    """How the rig's connections reach published ports: Docker's userland proxy or kernel NAT.
+
+    Read from the local dockerd's command line and ``/etc/docker/daemon.json``;
+    ``unknown`` when no dockerd runs on this host (a remote engine).
+    """
+    for proc in psutil.process_iter(["name", "cmdline"]):
+        if proc.info["name"] != "dockerd":
+            continue
+        args = " ".join(proc.info["cmdline"] or [])
+        off = "--userland-proxy=false" in args
+        try:
+            off = off or json.loads(Path("/etc/docker/daemon.json").read_text()).get("userland-proxy") is False
+        except (OSError, ValueError, AttributeError):
+            pass
+        return "kernel NAT (dockerd --userland-proxy=false)" if off else "docker-proxy (Docker's userland proxy)"
+    return "unknown (no local dockerd)"
 
 
 def _docker_proxies() -> list[psutil.Process]:
