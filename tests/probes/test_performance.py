@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from wsrig.load.bot_latency import measure_bot_latency
-from wsrig.load.report import record_run, run_problems
+from wsrig.load.report import invalid_reasons, record_run
 from wsrig.load.runner import LoadPlan, run_load
 from wsrig.load.saturation import Step, search
 from wsrig.load.schedule import Schedule
@@ -42,7 +42,7 @@ def test_acknowledged_rate(cfg, stack, record, limits, results_dir, name, msg_ty
     count, window = limits[count_key], limits["ingest_window"]
     progress(f"{name}: {count} {msg_type} envelopes, at most {window} unacked")
     result = run_load(cfg, _closed_loop(name, msg_type, count, window), stack, progress)
-    problems = list(result.errors)
+    problems = invalid_reasons(result, limits["generator_lag_p99_ms"]) + result.connect_failures
     if result.publisher.get("acked_seq", 0) < result.publisher.get("sent", -1):
         problems.append(f"only {result.publisher.get('acked_seq')} of {result.publisher.get('sent')} acknowledged")
     if result.publisher.get("errors"):
@@ -67,9 +67,8 @@ def test_saturation_point(cfg, stack, record, limits, results_dir):
             settle_s=limits["settle_s"],
         )
         result = run_load(cfg, plan, stack, progress)
-        problems = run_problems(result, limits["generator_lag_p99_ms"])
+        invalid = invalid_reasons(result, limits["generator_lag_p99_ms"])
         lost_or_closed = result.lost + len(result.closed)
-        invalid = [p for p in problems if "generator" in p or "process" in p or "publisher" in p]
         step = Step(
             rate=rate,
             deliveries_per_s=result.deliveries_per_s,

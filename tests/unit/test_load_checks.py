@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from wsrig.load.benchtable import bench_markdown
-from wsrig.load.report import record_run, run_problems
+from wsrig.load.report import data_problems, invalid_reasons, record_run, run_problems
 from wsrig.load.runner import LoadPlan, LoadResult
 from wsrig.load.schedule import GeneratorHealth, Schedule
 from wsrig.record import Check, StageRecord
@@ -85,5 +85,20 @@ def test_bench_table_lists_scenarios_and_checks():
 
 
 def test_repeated_errors_are_counted_once():
-    problems = run_problems(_result(errors=["connect: HTTP 503"] * 3 + ["publisher: boom"]), 20)
-    assert problems == ["connect: HTTP 503 (x3)", "publisher: boom"]
+    problems = run_problems(_result(connect_failures=["connect: HTTP 503"] * 3, rig_errors=["publisher: boom"]), 20)
+    assert problems == ["publisher: boom", "connect: HTTP 503 (x3)"]
+
+
+def test_rig_failures_make_a_run_invalid_but_refused_subscribers_do_not():
+    """Saturation keeps a step with refused subscribers (the system's answer) but drops a broken rig."""
+    refused = _result(connect_failures=["subscriber connect: handshake refused: HTTP 503"], delivered=200)
+    assert invalid_reasons(refused, 20) == []
+    assert data_problems(refused) == [
+        "subscriber connect: handshake refused: HTTP 503",
+        "200 of 400 deliveries never arrived",
+    ]
+    dead = _result(rig_errors=["subscriber process 1: MemoryError"])
+    assert invalid_reasons(dead, 20) == ["subscriber process 1: MemoryError"]
+    assert data_problems(dead) == []
+    late = _result(health=GeneratorHealth(planned=200, sent=200, lag_p99_ms=50.0, lag_max_ms=90.0))
+    assert invalid_reasons(late, 20) and not data_problems(late)

@@ -13,19 +13,31 @@ from wsrig.load.resources import COLUMNS as RESOURCE_COLUMNS
 from wsrig.load.runner import LoadResult
 from wsrig.record import Check, StageRecord
 
-__all__ = ["record_run", "run_problems"]
+__all__ = ["data_problems", "invalid_reasons", "record_run", "run_problems"]
 
 LATENCY_COLUMNS = ["t", "delivered", "p50_ms", "p99_ms", "max_ms"]
 
 
-def run_problems(result: LoadResult, max_lag_p99_ms: float) -> list[str]:
-    """Why a run cannot be trusted or lost data: errors, generator health, loss, order.
+def _counted(lines: list[str]) -> list[str]:
+    """The same line from many connections once, with its count."""
+    return [f"{e} (x{n})" if n > 1 else e for e, n in Counter(lines).items()]
 
-    The same error from many connections is one line with its count.
+
+def invalid_reasons(result: LoadResult, max_lag_p99_ms: float) -> list[str]:
+    """Why the run measured the rig rather than the system: rig errors, a late generator.
+
+    A run with any of these proves nothing either way: it is invalid, not passed and
+    not a saturation step.
     """
-    out = [f"{e} (x{n})" if n > 1 else e for e, n in Counter(result.errors).items()]
+    out = _counted(result.rig_errors)
     if result.health is not None:
         out += result.health.problems(max_lag_p99_ms)
+    return out
+
+
+def data_problems(result: LoadResult) -> list[str]:
+    """What the system did wrong in a valid run: refused subscribers, loss, disorder, closes."""
+    out = _counted(result.connect_failures)
     if result.lost:
         out.append(f"{result.lost} of {result.expected} deliveries never arrived")
     if result.out_of_order:
@@ -33,6 +45,11 @@ def run_problems(result: LoadResult, max_lag_p99_ms: float) -> list[str]:
     if result.closed:
         out.append(f"subscribers closed by the backend with codes {sorted(set(result.closed))}")
     return out
+
+
+def run_problems(result: LoadResult, max_lag_p99_ms: float) -> list[str]:
+    """Everything that fails a run: why it is invalid, then what the system lost or broke."""
+    return invalid_reasons(result, max_lag_p99_ms) + data_problems(result)
 
 
 def record_run(

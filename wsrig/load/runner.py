@@ -61,7 +61,10 @@ class LoadResult:
     out_of_order: int = 0
     closed: list[int] = field(default_factory=list)
     rig_loop_lag_max_ms: float = 0.0
-    errors: list[str] = field(default_factory=list)
+    #: The rig failed to measure (a process died, never got ready, the publisher broke).
+    rig_errors: list[str] = field(default_factory=list)
+    #: Subscribers the backend refused or that could not connect: the system's doing.
+    connect_failures: list[str] = field(default_factory=list)
 
     @property
     def lost(self) -> int:
@@ -103,7 +106,8 @@ class LoadResult:
             "cpu_percent_mean": {
                 src: mean_of(self.resources, src) for src in sorted({str(r[1]) for r in self.resources})
             },
-            "errors": self.errors,
+            "rig_errors": self.rig_errors,
+            "connect_failures": self.connect_failures,
         }
 
 
@@ -171,12 +175,12 @@ def run_load(
             if kind == "ready":
                 ready += 1
                 result.connected += payload["connected"]
-                result.errors += [f"subscriber connect: {f}" for f in payload["failures"]]
+                result.connect_failures += [f"subscriber connect: {f}" for f in payload["failures"]]
             elif kind == "result":
                 ready += 1
                 results[index] = payload
         if ready < len(subs):
-            result.errors.append(f"only {ready} of {len(subs)} subscriber processes got ready in {READY_TIMEOUT_S} s")
+            result.rig_errors.append(f"only {ready} of {len(subs)} subscriber processes got ready in {READY_TIMEOUT_S} s")
         if on_ready is not None:
             on_ready()
         say(f"{plan.name}: {result.connected} subscribers connected; sending {plan.schedule.count} messages")
@@ -197,7 +201,7 @@ def run_load(
             publisher = _await_publisher(out, results, plan, say, pub)
             pub.join(timeout=10)
             if "error" in publisher:
-                result.errors.append(f"publisher: {publisher['error']}")
+                result.rig_errors.append(f"publisher: {publisher['error']}")
             else:
                 result.publisher = publisher
                 result.health = publisher.pop("health")
@@ -262,7 +266,7 @@ def _merge(result: LoadResult, results: dict[int, dict[str, Any]]) -> None:
     for index in sorted(results):
         r = results[index]
         if "error" in r:
-            result.errors.append(f"subscriber process {index}: {r['error']}")
+            result.rig_errors.append(f"subscriber process {index}: {r['error']}")
             continue
         parts.append(r["recorder"])
         result.connect.merge(LatencyHistogram.decode(r["connect_hist"]))
