@@ -91,10 +91,8 @@ def port_path() -> str:
             continue
         args = " ".join(proc.info["cmdline"] or [])
         off = "--userland-proxy=false" in args
-        try:
+        with contextlib.suppress(OSError, ValueError, AttributeError):
             off = off or json.loads(Path("/etc/docker/daemon.json").read_text()).get("userland-proxy") is False
-        except (OSError, ValueError, AttributeError):
-            pass
         return "kernel NAT (dockerd --userland-proxy=false)" if off else "docker-proxy (Docker's userland proxy)"
     return "unknown (no local dockerd)"
 

@@ -180,7 +180,9 @@ def run_load(
                 ready += 1
                 results[index] = payload
         if ready < len(subs):
-            result.rig_errors.append(f"only {ready} of {len(subs)} subscriber processes got ready in {READY_TIMEOUT_S} s")
+            result.rig_errors.append(
+                f"only {ready} of {len(subs)} subscriber processes got ready in {READY_TIMEOUT_S} s"
+            )
         if on_ready is not None:
             on_ready()
         say(f"{plan.name}: {result.connected} subscribers connected; sending {plan.schedule.count} messages")
