@@ -51,6 +51,7 @@ DEFECTS=(
     "backend-duplicates|dashboard|test_backend_hang|backend_hang|DUPLICATED|a resume replays from the client's last seq inclusive (off-by-one)"
     "bot-silent-drop|bot|test_queue_overflow|queue_overflow|queue never overflowed|bot drops from its full queue without declaring a gap"
     "backend-slow-fanout|dashboard|test_sustained_rate|sustained|sustained P99 = [0-9.]+ms breaks the threshold|backend waits 200 ms before each write to a client (deliberate slowdown)|load"
+    "backend-keeps-closed-clients|dashboard|test_memory_back_to_baseline|stability|backend memory growth on a repeated round = [0-9.]+MB breaks the threshold|backend keeps a reference to every closed client (memory leak)|load"
     "backend-no-origin-check|dashboard|test_origin_check|origin_rejected_ws_stream|origin check|backend accepts any Origin (allow-list not enforced)|security"
     "backend-no-size-limit|dashboard|test_frame_size_limit|size_limit|size limit|backend has no maximum frame size|security"
     "backend-wrong-trade-qty|dashboard|test_reconciliation|-|sum of trades = position: [A-Z]+: backend /api/trades = [-0-9.]+ but backend /api/state position = [-0-9.]+|backend stores one trade with 3x its quantity|integration"
