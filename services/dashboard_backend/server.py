@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import hmac
 import itertools
 import json
@@ -33,7 +34,7 @@ from wscontract import DATA_TYPES, Invalid, parse_frame, validate_control, valid
 from .batching import BatchingConnection
 from .config import Config
 from .fanout import Client, Entry, Hub, Subscription, declared_of, symbol_of
-from .gcwatch import GcWatch
+from .gcwatch import ChurnCollector, GcWatch
 from .ingest import Ingest
 from .limits import TokenBucket
 from .state import DashboardState
@@ -44,6 +45,7 @@ __all__ = ["Backend", "ServerCounters"]
 log = logging.getLogger("dashboard_backend")
 
 SUBSCRIBE_TIMEOUT_S = 1.0
+CHURN_CHECK_S = 1.0  # how often the backend asks whether clients stopped leaving (gcwatch.ChurnCollector)
 ACK_INTERVAL_S = 0.005
 SEND_BATCH = 512
 YIELD_EVERY = 32
@@ -225,6 +227,7 @@ class Backend:
         self.hub = Hub(config.ring_buffer_size)
         self.counters = ServerCounters()
         self.gc = GcWatch()
+        self.churn = ChurnCollector()
         self.store: Store | None = None
         self.committer: GroupCommitter | None = None
         self.publishers: dict[str, _Publisher] = {}
@@ -285,6 +288,7 @@ class Backend:
             on_commit=self._on_commit,
         )
         self._commit_task = asyncio.create_task(self.committer.run(), name="group-commit")
+        self._spawn(self._collect_after_churn())
         self._ws_log.addFilter(self._noise)
         self._server = await serve(
             self._handler,
@@ -363,6 +367,14 @@ class Backend:
         if pending:
             log.warning("stop: %d client(s) still had frames queued after %.1fs", len(pending), timeout)
 
+    async def _collect_after_churn(self) -> None:
+        """Once a second: a full collection when many clients left and none is leaving now."""
+        while True:
+            await asyncio.sleep(CHURN_CHECK_S)
+            if self.churn.due(time.monotonic()):
+                self.churn.collected()
+                gc.collect()
+
     def _spawn(self, coro: Awaitable[Any]) -> None:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
@@ -431,6 +443,7 @@ class Backend:
         except ConnectionClosed:
             pass
         finally:
+            self.churn.closed(time.monotonic())
             close_sent = ws.protocol.close_sent
             if close_sent is not None and close_sent.code == 1009:
                 self.counters.oversize_closes += 1

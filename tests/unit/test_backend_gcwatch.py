@@ -6,7 +6,7 @@ import gc
 import logging
 
 from dashboard_backend.fanout import Entry, Hub, Subscription
-from dashboard_backend.gcwatch import GcWatch
+from dashboard_backend.gcwatch import ChurnCollector, GcWatch
 
 
 def test_record_counts_totals_and_keeps_the_longest() -> None:
@@ -48,3 +48,15 @@ def test_ring_entries_drop_out_of_the_collectors_sight() -> None:
     assert not any(gc.is_tracked(row) for row in hub.ring)
     entries, complete = hub.replay("run", 90, Subscription())
     assert complete and [e.seq for e in entries] == list(range(91, 101))
+
+
+def test_churn_collector_waits_for_many_closes_and_then_for_quiet() -> None:
+    churn = ChurnCollector(after_closes=3, quiet_s=2.0)
+    for t in (10.0, 10.1):
+        churn.closed(t)
+    assert not churn.due(20.0)  # two closes: too few to be worth a pause
+    churn.closed(10.2)
+    assert not churn.due(11.0)  # still leaving
+    assert churn.due(12.3)
+    churn.collected()
+    assert not churn.due(30.0)
