@@ -15,11 +15,12 @@ from typing import Any
 
 import requests
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.protocol import State
 
 from wsrig import messages
 from wsrig.history import Observed, observed_from_frames
 
-__all__ = ["Publisher", "Subscriber", "get_json"]
+__all__ = ["Publisher", "Subscriber", "close_quietly", "get_json"]
 
 MAX_FRAME = 4 * 1024 * 1024
 
@@ -54,6 +55,20 @@ async def _wait_on(
         event.clear()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(event.wait(), timeout=min(remaining, 0.5))
+
+
+async def close_quietly(ws: ClientConnection, timeout: float = 10.0) -> None:
+    """Close ``ws``, or wait for the close the peer already started (e.g. a 1009).
+
+    Calling ``close()`` while the peer's close is under way races it: websockets 15
+    may then abort a transport that is already gone (AttributeError from asyncio's
+    ``_force_close``; seen once in the oversize-frame probe).
+    """
+    if ws.state is State.OPEN:
+        await ws.close()
+        return
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(asyncio.shield(ws.connection_lost_waiter), timeout)
 
 
 class Subscriber:
@@ -122,7 +137,7 @@ class Subscriber:
 
     async def close(self) -> None:
         if self.ws is not None:
-            await self.ws.close()
+            await close_quietly(self.ws)
         if self._task is not None:
             await asyncio.wait([self._task], timeout=5)
 
@@ -175,7 +190,7 @@ class Publisher:
 
     async def __aexit__(self, *exc: object) -> None:
         if self.ws is not None:
-            await self.ws.close()
+            await close_quietly(self.ws)
         if self._reader is not None:
             await asyncio.wait([self._reader], timeout=5)
 
