@@ -68,7 +68,7 @@ async def close_quietly(ws: ClientConnection, timeout: float = 10.0) -> None:
         await ws.close()
         return
     with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(asyncio.shield(ws.connection_lost_waiter), timeout)
+        await asyncio.wait_for(ws.wait_closed(), timeout)
 
 
 class Subscriber:

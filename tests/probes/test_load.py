@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from wsrig.load.recorder import latency_recovery_s
-from wsrig.load.report import record_run, run_problems
+from wsrig.load.report import record_run, run_problems, scenario_findings
 from wsrig.load.runner import LoadPlan, run_load
 from wsrig.load.schedule import Schedule
 from wsrig.probe import progress
@@ -25,6 +25,11 @@ pytestmark = pytest.mark.load
 ROUND_SETTLE_S = 3  # after a stability round's clients closed, before memory is read
 
 
+def _backend_mb(stack: DockerStack, cfg: Any) -> float:
+    """The backend container's memory now (docker stats, page cache excluded), MiB."""
+    return float(stack.stats(cfg.dashboard_service)["mem_bytes"]) / 2**20
+
+
 @pytest.fixture(scope="module")
 def stack(cfg):
     return DockerStack(cfg)
@@ -33,7 +38,7 @@ def stack(cfg):
 @pytest.fixture(scope="module")
 def baseline_mb(stack, cfg) -> float:
     """Backend memory before any load scenario of this stage."""
-    return stack.stats(cfg.dashboard_service)["mem_bytes"] / 2**20
+    return _backend_mb(stack, cfg)
 
 
 def _plan(name: str, limits: dict[str, Any], schedule: Schedule, subscribers: int, processes: int | None = None):
@@ -108,9 +113,9 @@ def test_thousand_connections(cfg, stack, record, limits, results_dir):
     memory: dict[str, float] = {}
 
     def all_connected() -> None:
-        memory["connected"] = stack.stats(cfg.dashboard_service)["mem_bytes"] / 2**20
+        memory["connected"] = _backend_mb(stack, cfg)
 
-    memory["idle"] = stack.stats(cfg.dashboard_service)["mem_bytes"] / 2**20
+    memory["idle"] = _backend_mb(stack, cfg)
     progress(f"connections: opening {n} clients")
     result = run_load(cfg, _connections_plan("connections", limits), stack, progress, on_ready=all_connected)
     problems = run_problems(result, limits["generator_lag_p99_ms"])
@@ -161,10 +166,6 @@ def test_fanout(cfg, stack, record, limits, results_dir):
         assert c.passed, f"{c.name} = {c.value}{c.unit}, threshold {c.op} {c.threshold}{c.unit}"
 
 
-def _backend_mb(stack: DockerStack, cfg: Any) -> float:
-    return float(stack.stats(cfg.dashboard_service)["mem_bytes"]) / 2**20
-
-
 def test_memory_back_to_baseline(cfg, stack, record, limits, baseline_mb):
     """Memory after the load stays within bounds, and a second round of clients does not raise it.
 
@@ -200,13 +201,11 @@ def test_memory_back_to_baseline(cfg, stack, record, limits, baseline_mb):
         "<=",
         "MB",
     )
-    for p in problems:
-        record.finding("error", f"stability: {p}")
-    errors = problems + [c.breach() for c in (growth, repeat) if not c.passed]
+    findings = scenario_findings(record, "stability", problems, [growth, repeat])
     record.scenario(
         "stability",
-        not errors,
-        findings=[{"severity": "error", "message": m} for m in errors],
+        not findings,
+        findings=findings,
         baseline_mb=round(baseline_mb, 1),
         after_mb=round(after, 1),
         after_round_1_mb=round(rounds[0], 1),

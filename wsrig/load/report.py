@@ -13,7 +13,7 @@ from wsrig.load.resources import COLUMNS as RESOURCE_COLUMNS
 from wsrig.load.runner import LoadResult
 from wsrig.record import Check, StageRecord
 
-__all__ = ["data_problems", "invalid_reasons", "record_run", "run_problems"]
+__all__ = ["data_problems", "invalid_reasons", "record_run", "run_problems", "scenario_findings"]
 
 LATENCY_COLUMNS = ["t", "delivered", "p50_ms", "p99_ms", "max_ms"]
 
@@ -52,6 +52,17 @@ def run_problems(result: LoadResult, max_lag_p99_ms: float) -> list[str]:
     return invalid_reasons(result, max_lag_p99_ms) + data_problems(result)
 
 
+def scenario_findings(
+    record: StageRecord, name: str, problems: list[str], checks: list[Check] | tuple[Check, ...] = ()
+) -> list[dict[str, str]]:
+    """Each problem and each broken check: an error finding of the row, and of the stage as ``name: ...``."""
+    findings = [{"severity": "error", "message": p} for p in problems]
+    findings += [{"severity": "error", "message": c.breach()} for c in checks if not c.passed]
+    for f in findings:
+        record.finding("error", f"{name}: {f['message']}")
+    return findings
+
+
 def record_run(
     record: StageRecord,
     results: Path,
@@ -66,10 +77,7 @@ def record_run(
     The row passes only with no problem and every check within its threshold; each
     problem and each broken check is an error finding of the row and of the stage.
     """
-    findings = [{"severity": "error", "message": p} for p in problems]
-    findings += [{"severity": "error", "message": c.breach()} for c in checks if not c.passed]
-    for f in findings:
-        record.finding("error", f"{name}: {f['message']}")
+    findings = scenario_findings(record, name, problems, checks)
     fields = result.serialize()
     fields.update(extra, problems=problems, findings=findings)
     passed = not findings
