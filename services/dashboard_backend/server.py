@@ -34,18 +34,19 @@ from wscontract import DATA_TYPES, Invalid, parse_frame, validate_control, valid
 from .batching import BatchingConnection
 from .config import Config
 from .fanout import Client, Entry, Hub, Subscription, declared_of, symbol_of
-from .gcwatch import ChurnCollector, GcWatch
+from .gcwatch import FullCollections, GcWatch, take_over_full_collections
 from .ingest import Ingest
 from .limits import TokenBucket
 from .state import DashboardState
 from .store import GroupCommitter, Store
+from .turns import WriteTurns
 
 __all__ = ["Backend", "ServerCounters"]
 
 log = logging.getLogger("dashboard_backend")
 
 SUBSCRIBE_TIMEOUT_S = 1.0
-CHURN_CHECK_S = 1.0  # how often the backend asks whether clients stopped leaving (gcwatch.ChurnCollector)
+FULL_GC_CHECK_S = 0.5  # how often the backend asks whether a full collection is due (gcwatch.FullCollections)
 ACK_INTERVAL_S = 0.005
 SEND_BATCH = 512
 YIELD_EVERY = 32
@@ -227,7 +228,9 @@ class Backend:
         self.hub = Hub(config.ring_buffer_size)
         self.counters = ServerCounters()
         self.gc = GcWatch()
-        self.churn = ChurnCollector()
+        self.full_gc = FullCollections(now=time.monotonic())
+        self.write_turns = WriteTurns()
+        self._gc_thresholds: tuple[int, int, int] | None = None
         self.store: Store | None = None
         self.committer: GroupCommitter | None = None
         self.publishers: dict[str, _Publisher] = {}
@@ -263,6 +266,7 @@ class Backend:
     async def start(self) -> None:
         """Open and reload the store, start the committer, listen."""
         self.gc.install()
+        self._gc_thresholds = take_over_full_collections()
         store = Store(self.config.data_dir)
         restored = await asyncio.to_thread(store.load, ring=self.config.ring_buffer_size)
         for run_id, (acked, last) in restored.runs.items():
@@ -288,7 +292,7 @@ class Backend:
             on_commit=self._on_commit,
         )
         self._commit_task = asyncio.create_task(self.committer.run(), name="group-commit")
-        self._spawn(self._collect_after_churn())
+        self._spawn(self._collect_when_due())
         self._ws_log.addFilter(self._noise)
         self._server = await serve(
             self._handler,
@@ -330,6 +334,8 @@ class Backend:
         """
         self._stopping = True
         self.gc.uninstall()
+        if self._gc_thresholds is not None:
+            gc.set_threshold(*self._gc_thresholds)
         if self._server is not None:
             await self._close_publishers()
             await self._flush_clients(STOP_FLUSH_S)
@@ -367,13 +373,13 @@ class Backend:
         if pending:
             log.warning("stop: %d client(s) still had frames queued after %.1fs", len(pending), timeout)
 
-    async def _collect_after_churn(self) -> None:
-        """Once a second: a full collection when many clients left and none is leaving now."""
+    async def _collect_when_due(self) -> None:
+        """The full collections CPython no longer starts itself (see ``FullCollections``)."""
         while True:
-            await asyncio.sleep(CHURN_CHECK_S)
-            if self.churn.due(time.monotonic()):
-                self.churn.collected()
+            await asyncio.sleep(FULL_GC_CHECK_S)
+            if self.full_gc.due(time.monotonic()):
                 gc.collect()
+                self.full_gc.collected(time.monotonic())
 
     def _spawn(self, coro: Awaitable[Any]) -> None:
         task = asyncio.ensure_future(coro)
@@ -420,6 +426,7 @@ class Backend:
 
     def _admit(self, conn: ServerConnection, request: Request) -> Response | None:
         """Origin allow-list, then the connection limit; None lets the upgrade proceed."""
+        self.full_gc.arrived(time.monotonic())
         origins = self.config.allowed_origins
         origin = request.headers.get("Origin")
         if origins and origin not in origins and not (origin is None and self.config.allow_missing_origin):
@@ -443,7 +450,7 @@ class Backend:
         except ConnectionClosed:
             pass
         finally:
-            self.churn.closed(time.monotonic())
+            self.full_gc.closed(time.monotonic())
             close_sent = ws.protocol.close_sent
             if close_sent is not None and close_sent.code == 1009:
                 self.counters.oversize_closes += 1
@@ -686,6 +693,7 @@ class Backend:
                     continue
                 idle.clear()
                 assert isinstance(ws, BatchingConnection)  # serve(create_connection=...)
+                await self.write_turns.take()
                 await ws.send_texts(frames)
                 self.counters.broadcast += len(frames)
         finally:
@@ -905,6 +913,12 @@ class Backend:
             "gauge",
             "Accounted watermark per run.",
             [(f'{{run_id="{r}"}}', v.acked_seq) for r, v in sorted(self.ingest.runs().items())],
+        )
+        metric(
+            "dashboard_client_writes_deferred_total",
+            "counter",
+            "Client writes moved to a later loop turn so sockets get polled (turns.WriteTurns).",
+            [("", self.write_turns.deferred)],
         )
         gens = [(f'{{generation="{g}"}}', n) for g, n in enumerate(self.gc.count)]
         metric("dashboard_gc_pauses_total", "counter", "Garbage-collector runs, by generation.", gens)

@@ -6,7 +6,13 @@ import gc
 import logging
 
 from dashboard_backend.fanout import Entry, Hub, Subscription
-from dashboard_backend.gcwatch import ChurnCollector, GcWatch
+from dashboard_backend.gcwatch import (
+    AUTOMATIC_FULL_OFF,
+    FullCollections,
+    GcWatch,
+    heap_census,
+    take_over_full_collections,
+)
 
 
 def test_record_counts_totals_and_keeps_the_longest() -> None:
@@ -50,13 +56,49 @@ def test_ring_entries_drop_out_of_the_collectors_sight() -> None:
     assert complete and [e.seq for e in entries] == list(range(91, 101))
 
 
-def test_churn_collector_waits_for_many_closes_and_then_for_quiet() -> None:
-    churn = ChurnCollector(after_closes=3, quiet_s=2.0)
+def test_full_collection_after_many_closes_once_clients_stop_leaving() -> None:
+    full = FullCollections(after_closes=3, quiet_s=2.0, every_s=1000.0)
     for t in (10.0, 10.1):
-        churn.closed(t)
-    assert not churn.due(20.0)  # two closes: too few to be worth a pause
-    churn.closed(10.2)
-    assert not churn.due(11.0)  # still leaving
-    assert churn.due(12.3)
-    churn.collected()
-    assert not churn.due(30.0)
+        full.closed(t)
+    assert not full.due(20.0)  # two closes: too few to be worth a pause
+    full.closed(10.2)
+    assert not full.due(11.0)  # still leaving
+    assert full.due(12.3)
+    full.collected(12.3)
+    assert not full.due(30.0)
+
+
+def test_periodic_full_collection_waits_for_arrivals_but_not_forever() -> None:
+    full = FullCollections(quiet_s=1.0, every_s=60.0, max_defer_s=30.0, now=0.0)
+    assert not full.due(59.0)
+    full.arrived(59.5)
+    assert not full.due(60.0)  # a client is connecting: not now
+    assert full.due(60.6)  # quiet again
+    for t in range(61, 90):  # clients keep arriving ...
+        full.arrived(float(t))
+        assert not full.due(t + 0.1)
+    full.arrived(90.0)
+    assert full.due(90.1)  # ... but memory must stay bounded: 60 + 30 s at most
+    full.collected(90.1)
+    assert not full.due(100.0)
+
+
+def test_backend_takes_over_full_collections_and_gives_them_back() -> None:
+    before = gc.get_threshold()
+    previous = take_over_full_collections()
+    try:
+        assert previous == before
+        assert gc.get_threshold() == (before[0], before[1], AUTOMATIC_FULL_OFF)
+    finally:
+        gc.set_threshold(*previous)
+    assert gc.get_threshold() == before
+
+
+def test_heap_census_counts_types_most_common_first():
+    class Conn:
+        pass
+
+    objects = [Conn() for _ in range(3)] + [[], {}, {}]
+    line = heap_census(objects, top=2)
+    assert line.startswith("heap census: 6 tracked objects; ")
+    assert line.endswith("test_heap_census_counts_types_most_common_first.<locals>.Conn=3, dict=2")

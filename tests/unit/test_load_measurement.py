@@ -174,3 +174,15 @@ def test_latency_recovery_after_a_burst():
     assert latency_recovery_s(rows[:1] + [[9, 100, 1.0, 5, 5], [10, 100, 1.0, 5, 5]], 10, 100) == 0.0
     # Never back under the limit (a backend that stays slow after the burst): None.
     assert latency_recovery_s(rows[:4], since_s=10, limit_ms=100) is None
+
+
+def test_load_subscribers_take_only_the_load_publishers_stream() -> None:
+    from dashboard_backend.fanout import Subscription
+    from wscontract import validate_control
+
+    from wsrig.load.subscriber import subscribe_frame
+
+    sub = Subscription.from_frame(validate_control(subscribe_frame("LOADUSD")))
+    assert sub.matches("market_data", "LOADUSD")
+    for msg_type, symbol in (("portfolio", None), ("heartbeat", None), ("market_data", "BTCUSD"), ("trade", "LOADUSD")):
+        assert not sub.matches(msg_type, symbol), (msg_type, symbol)
