@@ -118,6 +118,7 @@ class FullCollections:
         self.pending = 0
         self._last_full = now
 
+
 def heap_census(objects: Iterable[object], top: int = 15) -> str:
     """One line: how many objects the collector tracks, and the most common types.
 
