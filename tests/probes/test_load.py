@@ -48,6 +48,8 @@ def _plan(name: str, limits: dict[str, Any], schedule: Schedule, subscribers: in
         subscribers=subscribers,
         processes=processes or limits["subscriber_processes"],
         settle_s=limits["settle_s"],
+        cooldown_s=limits["cooldown_s"],
+        quiet_cpu_percent=limits["quiet_cpu_percent"],
     )
 
 
@@ -60,6 +62,8 @@ def _connections_plan(name: str, limits: dict[str, Any]) -> LoadPlan:
         processes=limits["connections_processes"],
         settle_s=limits["settle_s"],
         connect_rate=limits["connect_rate"],
+        cooldown_s=limits["cooldown_s"],
+        quiet_cpu_percent=limits["quiet_cpu_percent"],
     )
 
 

@@ -186,3 +186,38 @@ def test_load_subscribers_take_only_the_load_publishers_stream() -> None:
     assert sub.matches("market_data", "LOADUSD")
     for msg_type, symbol in (("portfolio", None), ("heartbeat", None), ("market_data", "BTCUSD"), ("trade", "LOADUSD")):
         assert not sub.matches(msg_type, symbol), (msg_type, symbol)
+
+
+class _BusyThenQuietStack:
+    """Stands in for DockerStack.stats: the backend's CPU over successive samples."""
+
+    def __init__(self, cpu: list[float]) -> None:
+        self.cpu = list(cpu)
+        self.samples = 0
+
+    def stats(self, service: str) -> dict[str, float]:
+        self.samples += 1
+        return {"cpu_percent": self.cpu.pop(0) if len(self.cpu) > 1 else self.cpu[0]}
+
+
+def _cooldown_plan(quiet: float | None):
+    from wsrig.load.runner import LoadPlan
+
+    return LoadPlan("x", Schedule.constant(1, 1), cooldown_s=0.0, quiet_cpu_percent=quiet)
+
+
+def test_scenario_waits_until_the_backend_is_quiet() -> None:
+    from wsrig.load.runner import cool_down
+
+    stack = _BusyThenQuietStack([95.0, 60.0, 12.0, 80.0])
+    waited, cpu = cool_down(_cooldown_plan(30.0), stack, "dashboard-backend")  # type: ignore[arg-type]
+    assert cpu == 12.0 and stack.samples == 3  # stopped at the first quiet sample
+
+
+def test_a_backend_that_never_quiets_down_does_not_hold_the_stage_forever(monkeypatch) -> None:
+    from wsrig.load import runner
+
+    monkeypatch.setattr(runner, "QUIET_TIMEOUT_S", 0.05)
+    stack = _BusyThenQuietStack([99.0])
+    waited, cpu = runner.cool_down(_cooldown_plan(30.0), stack, "dashboard-backend")  # type: ignore[arg-type]
+    assert cpu == 99.0 and waited < 5  # the row shows the CPU it started with
