@@ -25,7 +25,7 @@ class WriteTurns:
     spinning through ``sleep(0)``, which would cost O(waiters) every turn).
     """
 
-    def __init__(self, per_turn: int = 64) -> None:
+    def __init__(self, per_turn: int = 128) -> None:
         self.per_turn = per_turn
         self.used = 0
         self.deferred = 0  # writes sent to a later turn: how often the share mattered

@@ -221,3 +221,23 @@ def test_a_backend_that_never_quiets_down_does_not_hold_the_stage_forever(monkey
     stack = _BusyThenQuietStack([99.0])
     waited, cpu = runner.cool_down(_cooldown_plan(30.0), stack, "dashboard-backend")  # type: ignore[arg-type]
     assert cpu == 99.0 and waited < 5  # the row shows the CPU it started with
+
+
+def test_counting_by_bucket_gives_the_same_histogram_as_recording_every_value() -> None:
+    import random
+
+    from wsrig.load.recorder import bucketed
+
+    rng = random.Random(7)
+    values_us = [int(rng.lognormvariate(9, 1.5)) for _ in range(20_000)] + [0, 1, 2047, 2048, 2049, 4095, 10**9]
+    rec = StreamRecorder()
+    direct = LatencyHistogram()
+    for v in values_us:
+        rec.record(0, 0, v * 1000)
+        direct.record_ns(v * 1000)
+    got = rec.corrected
+    assert got.count == direct.count == len(values_us)
+    for pct in (0, 1, 10, 50, 90, 99, 99.9, 99.99, 100):
+        assert got.percentile_ms(pct) == direct.percentile_ms(pct), pct
+    assert got.max_ms() == direct.max_ms()
+    assert len(set(bucketed(values_us))) < len(values_us) / 2  # fewer keys to count: what makes flush cheap
