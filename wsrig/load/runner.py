@@ -244,10 +244,11 @@ def cool_down(plan: LoadPlan, stack: DockerStack | None, service: str) -> tuple[
     """Let the backend finish the previous scenario's aftermath; returns (waited s, its CPU %).
 
     A scenario that starts inside that aftermath measures the previous one. Seen here:
-    the backend's one full collection after 1,000 clients left (~120 ms, 2 s after the
-    last close) landed in the first second of the fan-out scenario, whose P99 then went
-    from 42-49 ms to 127 ms. The CPU check is black-box: it holds for any implementation.
-    """
+    the backend's one full collection after 1,000 clients left (127 ms, 2 s after the
+    last close) fell a second before the fan-out scenario began, whose first three
+    seconds then had P99 137-177 ms. The CPU check is black-box: it holds for any
+    implementation.
+    """"""
     t0 = time.monotonic()
     time.sleep(plan.cooldown_s)
     cpu: float | None = None
