@@ -248,7 +248,7 @@ def cool_down(plan: LoadPlan, stack: DockerStack | None, service: str) -> tuple[
     last close) fell a second before the fan-out scenario began, whose first three
     seconds then had P99 137-177 ms. The CPU check is black-box: it holds for any
     implementation.
-    """"""
+    """
     t0 = time.monotonic()
     time.sleep(plan.cooldown_s)
     cpu: float | None = None
