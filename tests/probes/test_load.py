@@ -8,6 +8,7 @@ config/thresholds.toml; every value is recorded next to its threshold.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Any
 
@@ -55,16 +56,8 @@ def _plan(name: str, limits: dict[str, Any], schedule: Schedule, subscribers: in
 
 def _connections_plan(name: str, limits: dict[str, Any]) -> LoadPlan:
     """``connections`` clients arriving at ``connect_rate``/s, then 3 s of light traffic to all."""
-    return LoadPlan(
-        name,
-        Schedule.constant(20, 3),
-        subscribers=limits["connections"],
-        processes=limits["connections_processes"],
-        settle_s=limits["settle_s"],
-        connect_rate=limits["connect_rate"],
-        cooldown_s=limits["cooldown_s"],
-        quiet_cpu_percent=limits["quiet_cpu_percent"],
-    )
+    plan = _plan(name, limits, Schedule.constant(20, 3), limits["connections"], limits["connections_processes"])
+    return dataclasses.replace(plan, connect_rate=limits["connect_rate"])
 
 
 def test_sustained_rate(cfg, stack, record, limits, results_dir, baseline_mb):

@@ -186,6 +186,8 @@ def test_load_subscribers_take_only_the_load_publishers_stream() -> None:
     assert sub.matches("market_data", "LOADUSD")
     for msg_type, symbol in (("portfolio", None), ("heartbeat", None), ("market_data", "BTCUSD"), ("trade", "LOADUSD")):
         assert not sub.matches(msg_type, symbol), (msg_type, symbol)
+    # A plan of another message type is followed by its subscribers' filter.
+    assert Subscription.from_frame(validate_control(subscribe_frame("LOADUSD", "trade"))).matches("trade", "LOADUSD")
 
 
 class _BusyThenQuietStack:

@@ -168,6 +168,7 @@ def run_load(
                     symbol,
                     connect_rate=plan.connect_rate / len(sizes) if plan.connect_rate else None,
                     start_at=start_at,
+                    msg_type=plan.msg_type,
                 ),
                 stop,
                 progress,

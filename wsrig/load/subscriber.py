@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from wsrig import messages
 from wsrig.hdr import LatencyHistogram
 from wsrig.load.lean_client import LeanStream, open_stream
 from wsrig.load.recorder import SeqTracker, StreamRecorder
@@ -41,10 +42,11 @@ class SubscriberSpec:
     open_timeout_s: float = 10.0
     connect_rate: float | None = None
     start_at: float = 0.0
+    msg_type: str = "market_data"
 
 
-def subscribe_frame(symbol: str) -> dict[str, Any]:
-    """Only the load publisher's stream: its market_data on its own symbol.
+def subscribe_frame(symbol: str, msg_type: str = "market_data") -> dict[str, Any]:
+    """Only the load publisher's stream: its message type on its own symbol.
 
     A symbol filter alone still lets every symbol-less bot message through (portfolio,
     heartbeat, alerts: ~4/s here, more when the bot trades more). To 1,000 clients that
@@ -52,7 +54,7 @@ def subscribe_frame(symbol: str) -> dict[str, Any]:
     connect P99 then measured the bot's activity as much as the bridge (33-104 ms with
     the bot running, 7-15 ms with it paused, same backend).
     """
-    return {"type": "subscribe", "types": ["market_data"], "symbols": [symbol], "snapshot": False}
+    return messages.subscribe(types=[msg_type], symbols=[symbol], snapshot=False)
 
 
 class _Conn:
@@ -94,7 +96,7 @@ async def _open(
         t0 = time.perf_counter_ns()
         conn.stream = await open_stream(spec.ws_url + "/ws/stream", conn.on_text, spec.open_timeout_s)
         connect_hist.record_ns(time.perf_counter_ns() - t0)
-        conn.stream.send_json(subscribe_frame(spec.symbol))
+        conn.stream.send_json(subscribe_frame(spec.symbol, spec.msg_type))
 
 
 async def _loop_probe(hist: LatencyHistogram, stop: asyncio.Event) -> None:
