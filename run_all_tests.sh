@@ -4,7 +4,8 @@
 #
 # Does its own set-up: .venv, Docker engine (installs and starts it as root if
 # missing), registry-free images, then the stack; always tears the stack down.
-# Exit 0 only when every selected stage passed.
+# Exit 0 only when every selected stage passed; 1 when one failed; 3 when none failed
+# but one was invalid (the rig could not measure on this host); 2 on a usage error.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -46,7 +47,10 @@ Options:
 Environment: BOT_IMAGE, DASHBOARD_IMAGE, PROXY_IMAGE (test another implementation;
 with WSRIG_SKIP_BUILD=1 nothing is built), DASHBOARD_URL, BOT_URL, RIG__PROFILE,
 RIG__KEEP_RUNS (runs kept in results/, default 20; 0 keeps all).
-Exit code: 0 only when every selected stage passed.
+Exit codes: 0 every selected stage passed; 1 a stage failed (the system is broken,
+or a stage errored); 3 no stage failed but one was invalid: the rig could not measure
+on this host (its own event loop, generator or CPU broke its limits; the report names
+the measurement); 2 usage error.
 USAGE
 }
 
@@ -177,5 +181,7 @@ set +e
 VERDICT=$?
 set -e
 echo "report: ${RESULTS}/test_report.md"
+# A stage command that failed outright (its pytest crashed) is a failure whatever the
+# summary says; an invalid verdict (3) stands only when every stage command succeeded.
 [ "${ALL_OK}" = 1 ] || VERDICT=1
 exit "${VERDICT}"

@@ -24,7 +24,7 @@ from wsrig.load.resources import port_path
 from wsrig.report import render_markdown
 from wsrig.stack import DockerStack, StackError, docker_client, remove_leftovers
 from wsrig.stages import STAGES, run_stage, stage_by_name
-from wsrig.summary import build_summary, container_errors, write_summary
+from wsrig.summary import EXIT_CODES, build_summary, container_errors, write_summary
 from wsrig.wait import AllReady, HttpReady
 
 __all__ = ["main"]
@@ -209,7 +209,7 @@ def _selected_from_env() -> dict[str, bool]:
 @click.option("--started-at", envvar="RIG__STARTED_AT", default="")
 @click.option("--run-id", envvar="WSRIG_RUN_ID", default="")
 def summarize(results: Path, started_at: str, run_id: str) -> None:
-    """Write test_summary.json and test_report.md for RESULTS; exit 1 unless pass."""
+    """Write test_summary.json and test_report.md for RESULTS; exit 0 pass, 1 fail, 3 invalid."""
     cfg = _config()
     now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     env = _environment(cfg)
@@ -230,7 +230,9 @@ def summarize(results: Path, started_at: str, run_id: str) -> None:
     click.echo(f"verdict: {summary['verdict'].upper()}  ({results / 'test_report.md'})")
     for s in summary["stages"]:
         click.echo(f"  {s['name']:16} {s['status']:8} {s['duration_s']:7.1f}s  {s.get('reason') or ''}")
-    sys.exit(0 if summary["verdict"] == "pass" else 1)
+    if summary["verdict"] == "invalid":
+        click.echo(f"INVALID: the rig could not measure on this host (exit {EXIT_CODES['invalid']}); no stage failed")
+    sys.exit(EXIT_CODES.get(summary["verdict"], 1))
 
 
 def _publish(results: Path, summary: dict[str, Any]) -> None:

@@ -7,10 +7,13 @@ import time
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
+import pytest
+
 from wsrig.clients import get_json
 from wsrig.config import RigConfig
+from wsrig.righealth import INVALID_PREFIX
 
-__all__ = ["backend_state", "backend_status", "bot_stats", "progress", "run"]
+__all__ = ["backend_state", "backend_status", "bot_stats", "conclude", "progress", "run"]
 
 T = TypeVar("T")
 
@@ -35,3 +38,17 @@ def backend_status(cfg: RigConfig) -> dict[str, Any]:
 
 def backend_state(cfg: RigConfig) -> dict[str, Any]:
     return dict(get_json(cfg.dashboard_url + "/api/state"))
+
+
+def conclude(row: dict[str, Any]) -> None:
+    """End a test from its scenario row: fail with its findings, or skip as invalid.
+
+    An invalid row is a skip in pytest and JUnit, with the reason the rig gives: the
+    stage is then ``invalid`` in the summary (wsrig.summary), never passed or failed.
+    """
+    status = row.get("status", "passed" if row.get("passed") else "failed")
+    if status == "failed":
+        messages = [f["message"] for f in row.get("findings", [])] or ["failed"]
+        pytest.fail(f"{row['name']}: " + "; ".join(messages), pytrace=False)
+    if status == "invalid":
+        pytest.skip(f"invalid: {INVALID_PREFIX}: {row['name']}: " + "; ".join(row.get("invalid_reasons", [])))

@@ -79,6 +79,10 @@ class StageRecord:
         if item not in self.findings:
             self.findings.append(item)
 
+    def retract_finding(self, message: str) -> None:
+        """Withdraw an error finding a check added, once the scenario is known to be invalid."""
+        self.findings = [f for f in self.findings if f["message"] != message]
+
     def scenario(self, name: str, passed: bool, **fields: Any) -> dict[str, Any]:
         item = {"name": name, "passed": passed, **fields}
         self.scenarios = [s for s in self.scenarios if s.get("name") != name] + [item]

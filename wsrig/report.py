@@ -11,15 +11,35 @@ from __future__ import annotations
 
 from typing import Any
 
+from wsrig.righealth import INVALID_PREFIX
+
 __all__ = ["render_markdown"]
 
-_ICON = {"passed": "PASS", "failed": "FAIL", "error": "ERROR", "skipped": "skipped", "not_run": "not run"}
+_ICON = {
+    "passed": "PASS",
+    "failed": "FAIL",
+    "invalid": "INVALID",
+    "error": "ERROR",
+    "skipped": "skipped",
+    "not_run": "not run",
+}
 # The fault table's columns, in the order issue 3 names them; others follow.
 _FAULT_COLUMNS = (
     ("lost", "lost"), ("duplicated", "dup"), ("reordered", "reord"), ("undeclared_drops", "undeclared drops"),
     ("declared_dropped", "declared dropped"), ("recovery_s", "recovery s"), ("trading_continued", "trading continued"),
 )  # fmt: skip
-_NOT_EXTRA = {"name", "passed", "latency_ms", "detail", "findings", "fault_window", "fault", "run_id", "new_run_id"}
+_NOT_EXTRA = {
+    "name",
+    "passed",
+    "status",
+    "latency_ms",
+    "detail",
+    "findings",
+    "fault_window",
+    "fault",
+    "run_id",
+    "new_run_id",
+}
 _MAX_FIRST_SCREEN_FINDINGS = 3
 
 
@@ -44,6 +64,31 @@ def _errors(item: dict[str, Any]) -> list[str]:
     return [str(f["message"]) for f in item.get("findings", []) if f.get("severity") == "error"]
 
 
+def _status(row: dict[str, Any]) -> str:
+    """A scenario row's verdict: its ``status`` (passed, failed, invalid), or from ``passed``."""
+    return str(row.get("status") or ("passed" if row.get("passed") else "failed"))
+
+
+def _verdict_cell(row: dict[str, Any]) -> str:
+    return {"passed": "pass", "invalid": "*invalid*"}.get(_status(row), "**FAIL**")
+
+
+def _could_not_measure(stages: list[dict[str, Any]]) -> list[str]:
+    """Per invalid stage, or invalid row in any stage: what the rig could not measure, and why."""
+    out: list[str] = []
+    for s in stages:
+        rows = [x for x in s.get("scenarios", []) if _status(x) == "invalid"]
+        if s["status"] != "invalid" and not rows:
+            continue
+        out.append(f"- **{s['name']}** {_ICON.get(s['status'], s['status'])}")
+        for x in rows:
+            reasons = x.get("invalid_reasons") or ["(no reason recorded)"]
+            out.append(f"  - `{x['name']}`: {_cell('; '.join(reasons))}")
+        if not rows and s.get("reason"):
+            out.append(f"  - {_cell(s['reason'])}")
+    return out
+
+
 def _first(messages: list[str], limit: int = 300) -> str:
     text = messages[0] if messages else ""
     return text if len(text) <= limit else text[: limit - 3] + "..."
@@ -56,10 +101,10 @@ def _what_failed(stages: list[dict[str, Any]]) -> list[str]:
     """Per failed stage: which scenarios failed and why, then which passed."""
     out: list[str] = []
     for s in stages:
-        if s["status"] in ("passed", "skipped", "not_run"):
+        if s["status"] in ("passed", "invalid", "skipped", "not_run"):
             continue
-        failed = [x for x in s.get("scenarios", []) if not x.get("passed")]
-        passed = [x["name"] for x in s.get("scenarios", []) if x.get("passed")]
+        failed = [x for x in s.get("scenarios", []) if _status(x) == "failed"]
+        passed = [x["name"] for x in s.get("scenarios", []) if _status(x) == "passed"]
         if failed:
             n = len(s.get("scenarios", []))
             out.append(
@@ -167,7 +212,7 @@ def _scenarios(scenarios: list[dict[str, Any]]) -> list[str]:
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for s in scenarios:
         row = [s["name"], _window_cell(s, origin), *(_fmt(s.get(k)) for k, _ in cols)]
-        row.append("pass" if s["passed"] else "**FAIL**")
+        row.append(_verdict_cell(s))
         row += [_fmt(s.get(c)) for c in extra]
         lines.append("| " + " | ".join(_cell(x) for x in row) + " |")
     return lines
@@ -193,7 +238,7 @@ def _fault_timeline(scenarios: list[dict[str, Any]]) -> list[str]:
             f"| {_cell(s['name'])} | {_cell(w.get('fault', '-'))} | +{start:.1f} s | "
             f"{'-' if end is None else f'+{end:.1f} s'} | {'-' if end is None else f'{end - start:.1f} s'} | "
             f"{'-' if rec is None or end is None else f'+{end + float(rec):.1f} s ({_fmt(rec)} s after heal)'} | "
-            f"{'pass' if s['passed'] else '**FAIL**'} |"
+            f"{_verdict_cell(s)} |"
         )
     return lines
 
@@ -203,16 +248,20 @@ def _latency_table(scenarios: list[dict[str, Any]], checks: list[dict[str, Any]]
     if not latency:
         return []
     lines = [
-        "| scenario | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | count | threshold |",
-        "|---|---|---|---|---|---|---|---|",
+        "| scenario | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | count | threshold "
+        "| rig µs/delivery | backend µs/delivery | rig loop lag P99 / max ms | verdict |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for s in latency:
         m = s["latency_ms"]
         bound = [c for c in checks if s["name"] in c["name"] and c.get("threshold") is not None]
         threshold = "; ".join(f"{c['name']} {c['op']} {_fmt(c['threshold'])}{c.get('unit') or ''}" for c in bound)
+        rig = s.get("rig_health") or {}
+        lag = f"{_fmt(rig.get('loop_lag_p99_ms'))} / {_fmt(rig.get('loop_lag_max_ms'))}" if rig else "-"
         lines.append(
             f"| {_cell(s['name'])} | {m['p50']} | {m['p90']} | {m['p99']} | {m['p999']} | {m['max']} | {m['count']} | "
-            f"{_cell(threshold or '-')} |"
+            f"{_cell(threshold or '-')} | {_fmt(s.get('rig_us_per_delivery'))} | "
+            f"{_fmt(s.get('backend_us_per_delivery'))} | {lag} | {_verdict_cell(s)} |"
         )
     return lines
 
@@ -271,6 +320,15 @@ def render_markdown(
     failed_lines = _what_failed(stages)
     if failed_lines:
         out += ["**What failed:**", "", *failed_lines, ""]
+    invalid_lines = _could_not_measure(stages)
+    if invalid_lines:
+        out += [
+            f"**Invalid: {INVALID_PREFIX}** (the instrument broke its own limits, `[*.rig_health]`; "
+            "these figures judge neither way):",
+            "",
+            *invalid_lines,
+            "",
+        ]
     passed = [s["name"] for s in stages if s["status"] == "passed"]
     if passed:
         out += [f"Passed: {', '.join(passed)}.", ""]

@@ -201,6 +201,7 @@ class DockerStack:
             "cpu_percent": round(100.0 * cpu_delta / sys_delta * ncpu, 2) if sys_delta > 0 else 0.0,
             "mem_bytes": int(mem.get("usage", 0) - cache),
             "pids": s.get("pids_stats", {}).get("current"),
+            "cpu_total_ns": int(cpu["cpu_usage"]["total_usage"]),
         }
 
     def image_ids(self) -> dict[str, str]:

@@ -14,9 +14,19 @@ from typing import Any
 
 import wscontract
 
+from wsrig.righealth import INVALID_PREFIX, worst_status
 from wsrig.stages import STAGES
 
-__all__ = ["InvalidSummary", "build_summary", "container_errors", "error_lines", "junit_counts", "write_summary"]
+__all__ = [
+    "EXIT_CODES",
+    "InvalidSummary",
+    "build_summary",
+    "container_errors",
+    "error_lines",
+    "junit_counts",
+    "verdict_of",
+    "write_summary",
+]
 
 
 class InvalidSummary(ValueError):
@@ -44,8 +54,12 @@ def container_errors(results: Path, limit: int = 10) -> dict[str, dict[str, Any]
 
 
 def junit_counts(path: Path) -> tuple[dict[str, int], list[dict[str, str]]]:
-    """Test counts and one finding per failed or errored test case."""
-    counts = {"passed": 0, "failed": 0, "skipped": 0, "errors": 0}
+    """Test counts and one finding per failed or errored test case, and per invalid one.
+
+    A test that ends invalid is a skip whose message starts with ``invalid:``
+    (``wsrig.probe.conclude``); it is counted in ``invalid`` as well as ``skipped``.
+    """
+    counts = {"passed": 0, "failed": 0, "skipped": 0, "errors": 0, "invalid": 0}
     findings: list[dict[str, str]] = []
     if not path.is_file():
         return counts, findings
@@ -61,8 +75,13 @@ def junit_counts(path: Path) -> tuple[dict[str, int], list[dict[str, str]]]:
             counts[key] += 1
             message = (node.get("message") or node.text or "").strip().splitlines()
             findings.append({"severity": "error", "message": f"{name}: {message[0][:400] if message else key}"})
-        elif case.find("skipped") is not None:
+        elif (skipped := case.find("skipped")) is not None:
             counts["skipped"] += 1
+            why = (skipped.get("message") or "").strip()
+            if why.startswith(("invalid:", "Skipped: invalid:")):
+                counts["invalid"] += 1
+                text = why.split("invalid:", 1)[1].strip()
+                findings.append({"severity": "warning", "message": f"{name}: {text[:400]}"})
         else:
             counts["passed"] += 1
     return counts, findings
@@ -106,9 +125,30 @@ def _stage_entry(results: Path, name: str, selected: bool, flag: str) -> dict[st
             entry["findings"].append(f)
     if entry["status"] == "passed" and counts["passed"] == 0:
         entry.update(status="error", reason="no test passed")
-    if entry["status"] == "passed" and any(not s.get("passed") for s in entry["scenarios"]):
+    if entry["status"] == "passed" and any(_row_failed(s) for s in entry["scenarios"]):
         entry.update(status="failed", reason="a scenario failed although its tests passed")
+    if entry["status"] == "passed" and counts["invalid"]:
+        why = next((f["message"] for f in failures if f["severity"] == "warning"), "")
+        entry.update(status="invalid", reason=why or INVALID_PREFIX)
     return entry
+
+
+def _row_failed(row: dict[str, Any]) -> bool:
+    """A scenario row that failed; an ``invalid`` row (the rig could not measure) did not."""
+    return row.get("status", "passed" if row.get("passed") else "failed") == "failed"
+
+
+def verdict_of(statuses: list[str]) -> str:
+    """The run's verdict: fail beats invalid beats pass (no stage selected: fail)."""
+    if not statuses:
+        return "fail"
+    worst = worst_status(statuses)
+    return {"passed": "pass", "invalid": "invalid"}.get(worst, "fail")
+
+
+#: run_all_tests.sh's exit code for each verdict (README, docs): CI tells "the system is
+#: broken" (1) from "this host could not judge" (3).
+EXIT_CODES = {"pass": 0, "fail": 1, "invalid": 3}
 
 
 def build_summary(
@@ -125,7 +165,7 @@ def build_summary(
     """The whole run's summary; verdict is pass only if every selected stage passed."""
     stages = [_stage_entry(results, s.name, selected.get(s.name, False), s.flag) for s in STAGES]
     chosen = [s for s in stages if selected.get(s["name"], False)]
-    verdict = "pass" if chosen and all(s["status"] == "passed" for s in chosen) else "fail"
+    verdict = verdict_of([s["status"] for s in chosen])
     return {
         "schema_version": 1,
         "suite_run_id": suite_run_id,

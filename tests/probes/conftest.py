@@ -18,6 +18,7 @@ from wsrig.clients import get_json
 from wsrig.config import RigConfig, load_config
 from wsrig.probe import bot_stats
 from wsrig.record import StageRecord
+from wsrig.righealth import RigLimits
 from wsrig.wait import wait_until
 
 
@@ -53,6 +54,12 @@ def results_dir() -> Path:
 def limits(cfg: RigConfig) -> dict[str, Any]:
     """This stage's thresholds (config/thresholds.toml, profile applied)."""
     return cfg.stage_thresholds(os.environ.get("RIG__STAGE", "connectivity"))
+
+
+@pytest.fixture(scope="session")
+def rig_limits(cfg: RigConfig) -> RigLimits:
+    """Where the rig stops trusting its own timing ([*.rig_health]): beyond them a scenario is invalid."""
+    return RigLimits.from_thresholds(cfg.stage_thresholds("rig_health"))
 
 
 @pytest.fixture(scope="session")

@@ -15,10 +15,11 @@ from typing import Any
 import pytest
 
 from wsrig.load.recorder import latency_recovery_s
-from wsrig.load.report import record_run, run_problems, scenario_findings
+from wsrig.load.report import data_problems, invalid_reasons, record_run, scenario_findings
 from wsrig.load.runner import LoadPlan, run_load
 from wsrig.load.schedule import Schedule
-from wsrig.probe import progress
+from wsrig.probe import conclude, progress
+from wsrig.righealth import INVALID_PREFIX, scenario_status
 from wsrig.stack import DockerStack
 
 pytestmark = pytest.mark.load
@@ -60,19 +61,16 @@ def _connections_plan(name: str, limits: dict[str, Any]) -> LoadPlan:
     return dataclasses.replace(plan, connect_rate=limits["connect_rate"])
 
 
-def test_sustained_rate(cfg, stack, record, limits, results_dir, baseline_mb):
+def test_sustained_rate(cfg, stack, record, limits, rig_limits, results_dir, baseline_mb):
     """Rate R for T seconds to N subscribers: P99 from intended time under the threshold, nothing lost."""
     rate, secs, subs = limits["sustained_rate"], limits["sustained_s"], limits["sustained_subscribers"]
     progress(f"sustained: {rate} msg/s for {secs} s to {subs} subscribers")
     result = run_load(cfg, _plan("sustained", limits, Schedule.constant(rate, secs), subs), stack, progress)
-    problems = run_problems(result, limits["generator_lag_p99_ms"])
     p99 = record.measure("sustained P99", result.corrected.summary().p99, limits["sustained_p99_ms"], "<", "ms")
-    record_run(record, results_dir, "sustained", result, problems, [p99])
-    assert not problems, problems
-    assert p99.passed, f"sustained P99 {p99.value} ms >= {p99.threshold} ms"
+    conclude(record_run(record, results_dir, "sustained", result, rig_limits, [p99]))
 
 
-def test_burst_and_recovery(cfg, stack, record, limits, results_dir):
+def test_burst_and_recovery(cfg, stack, record, limits, rig_limits, results_dir):
     """10x the rate for a few seconds: nothing lost, and latency comes back within the bound."""
     sched = Schedule.burst(
         limits["burst_rate"],
@@ -83,28 +81,26 @@ def test_burst_and_recovery(cfg, stack, record, limits, results_dir):
     )
     progress(f"burst: {limits['burst_rate']} -> {limits['burst_rate'] * limits['burst_factor']} msg/s")
     result = run_load(cfg, _plan("burst", limits, sched, limits["burst_subscribers"]), stack, progress)
-    problems = run_problems(result, limits["generator_lag_p99_ms"])
     t0 = result.publisher.get("t0_ns", 0) / 1e9
     burst_end = int(t0 + sched.phase_bounds_s()[1][1])
     recovery = latency_recovery_s(result.per_second, burst_end, limits["sustained_p99_ms"])
     rec = record.measure(
         "burst recovery", recovery if recovery is not None else float("inf"), limits["burst_recovery_s"], "<=", "s"
     )
-    record_run(
+    row = record_run(
         record,
         results_dir,
         "burst",
         result,
-        problems,
+        rig_limits,
         [rec],
         recovery_s=recovery,
         burst_rate=limits["burst_rate"] * limits["burst_factor"],
     )
-    assert not problems, problems
-    assert rec.passed, f"latency did not recover within {limits['burst_recovery_s']} s after the burst"
+    conclude(row)
 
 
-def test_thousand_connections(cfg, stack, record, limits, results_dir):
+def test_thousand_connections(cfg, stack, record, limits, rig_limits, results_dir):
     """1,000 clients at once: connect P99, backend memory per connection, all get live traffic."""
     n = limits["connections"]
     memory: dict[str, float] = {}
@@ -115,11 +111,10 @@ def test_thousand_connections(cfg, stack, record, limits, results_dir):
     memory["idle"] = _backend_mb(stack, cfg)
     progress(f"connections: opening {n} clients")
     result = run_load(cfg, _connections_plan("connections", limits), stack, progress, on_ready=all_connected)
-    problems = run_problems(result, limits["generator_lag_p99_ms"])
     per_1000 = (memory.get("connected", memory["idle"]) - memory["idle"]) * 1000 / max(1, result.connected)
     connect = result.connect.summary()
+    connected = record.measure("clients connected", result.connected, n, ">=", "")
     checks = [
-        record.measure("clients connected", result.connected, n, ">=", ""),
         record.measure("connect P99", connect.p99, limits["connect_p99_ms"], "<", "ms"),
         record.measure(
             "backend memory per 1000 connections",
@@ -129,48 +124,44 @@ def test_thousand_connections(cfg, stack, record, limits, results_dir):
             "MB",
         ),
     ]
-    record_run(
+    row = record_run(
         record,
         results_dir,
         "connections_1000",
         result,
-        problems,
+        rig_limits,
         checks,
+        problems=[] if connected.passed else [connected.breach()],
         backend_mem_idle_mb=round(memory["idle"], 1),
         backend_mem_connected_mb=round(memory.get("connected", 0.0), 1),
         memory_per_connection_kb=round(per_1000 * 1024 / 1000, 1),
     )
-    assert not problems, problems
-    for c in checks:
-        assert c.passed, f"{c.name} = {c.value}{c.unit}, threshold {c.op} {c.threshold}{c.unit}"
+    conclude(row)
 
 
-def test_fanout(cfg, stack, record, limits, results_dir):
+def test_fanout(cfg, stack, record, limits, rig_limits, results_dir):
     """100 subscribers at 500 msg/s: P99 and delivered msg/s against their thresholds."""
     rate, subs, secs = limits["fanout_rate"], limits["fanout_subscribers"], limits["fanout_s"]
     progress(f"fan-out: {rate} msg/s to {subs} subscribers ({rate * subs} deliveries/s) for {secs} s")
     result = run_load(cfg, _plan("fanout", limits, Schedule.constant(rate, secs), subs), stack, progress)
-    problems = run_problems(result, limits["generator_lag_p99_ms"])
     checks = [
         record.measure("fan-out P99", result.corrected.summary().p99, limits["fanout_p99_ms"], "<", "ms"),
         record.measure(
             "fan-out deliveries/s", result.deliveries_per_s, limits["fanout_min_deliveries_per_s"], ">=", "/s"
         ),
     ]
-    record_run(record, results_dir, "fanout", result, problems, checks)
-    assert not problems, problems
-    for c in checks:
-        assert c.passed, f"{c.name} = {c.value}{c.unit}, threshold {c.op} {c.threshold}{c.unit}"
+    conclude(record_run(record, results_dir, "fanout", result, rig_limits, checks))
 
 
-def test_memory_back_to_baseline(cfg, stack, record, limits, baseline_mb):
+def test_memory_back_to_baseline(cfg, stack, record, limits, rig_limits, baseline_mb):
     """Memory after the load stays within bounds, and a second round of clients does not raise it.
 
     CPython keeps freed heap for reuse rather than giving it back, and the resume ring
     keeps the last envelopes by design, so memory after load is checked against a
     bound (``stability_memory_growth_mb``). A leak shows as growth from one round to
     the next: the 1,000-client round runs twice more, and the second must not add more
-    than ``stability_repeat_growth_mb`` to what the first left.
+    than ``stability_repeat_growth_mb`` to what the first left. Memory is not timing: a
+    round whose rig ran late still loaded the backend, so rig notes are info here.
     """
     time.sleep(limits["stability_settle_s"])
     after = _backend_mb(stack, cfg)
@@ -185,10 +176,12 @@ def test_memory_back_to_baseline(cfg, stack, record, limits, baseline_mb):
     # may be the first such round when this test runs alone), the second must reuse it.
     rounds: list[float] = []
     problems: list[str] = []
+    rig_notes: list[str] = []
     for i in (1, 2):
         progress(f"stability: {limits['connections']}-client round {i} of 2 (backend {_backend_mb(stack, cfg):.1f} MB)")
         result = run_load(cfg, _connections_plan(f"stability_round_{i}", limits), stack, progress)
-        problems += run_problems(result, limits["generator_lag_p99_ms"])
+        problems += data_problems(result)
+        rig_notes += [f"round {i}: {r}" for r in invalid_reasons(result, rig_limits)]
         time.sleep(ROUND_SETTLE_S)
         rounds.append(_backend_mb(stack, cfg))
     repeat = record.measure(
@@ -199,9 +192,14 @@ def test_memory_back_to_baseline(cfg, stack, record, limits, baseline_mb):
         "MB",
     )
     findings = scenario_findings(record, "stability", problems, [growth, repeat])
-    record.scenario(
+    findings += [
+        {"severity": "info", "message": f"{INVALID_PREFIX} (timing only, not judged here): {n}"} for n in rig_notes
+    ]
+    status = scenario_status(problems, [c.breach() for c in (growth, repeat) if not c.passed], [])
+    row = record.scenario(
         "stability",
-        not findings,
+        status == "passed",
+        status=status,
         findings=findings,
         baseline_mb=round(baseline_mb, 1),
         after_mb=round(after, 1),
@@ -209,9 +207,4 @@ def test_memory_back_to_baseline(cfg, stack, record, limits, baseline_mb):
         after_round_2_mb=round(rounds[1], 1),
         problems=problems,
     )
-    assert not problems, problems
-    assert growth.passed, f"backend memory grew {growth.value} MB over the load (limit {growth.threshold} MB)"
-    assert repeat.passed, (
-        f"backend memory grew {repeat.value} MB more when the same clients came again "
-        f"(limit {repeat.threshold} MB): memory kept per client is not given back"
-    )
+    conclude(row)

@@ -1,17 +1,23 @@
-"""The load stages' verdict logic fails on defective runs (loss, disorder, late generator, slow)."""
+"""The load stages' verdict logic: defective runs fail, a rig that could not measure is invalid."""
 
 from __future__ import annotations
 
 from wsrig.load.benchtable import bench_markdown
-from wsrig.load.report import data_problems, invalid_reasons, record_run, run_problems
+from wsrig.load.report import data_problems, invalid_reasons, record_run
 from wsrig.load.runner import LoadPlan, LoadResult
 from wsrig.load.schedule import GeneratorHealth, Schedule
 from wsrig.record import Check, StageRecord
+from wsrig.righealth import ProcessHealth, RigHealth, RigLimits
+
+LIMITS = RigLimits(loop_lag_p99_ms=10, loop_lag_max_ms=50, generator_lag_p99_ms=20, us_per_delivery=10)
+HEALTHY = RigHealth((ProcessHealth("subscriber process 0", 1.0, 3.0, 0.001),), generator_lag_p99_ms=1.0)
+STALLED = RigHealth((ProcessHealth("subscriber process 0", 180.0, 540.0, 0.001),), generator_lag_p99_ms=1.0)
 
 
 def _result(**kw) -> LoadResult:
     r = LoadResult(LoadPlan("x", Schedule.constant(100, 2), subscribers=2))
     r.health = kw.pop("health", GeneratorHealth(planned=200, sent=200, lag_p99_ms=1.0, lag_max_ms=2.0))
+    r.rig = kw.pop("rig", HEALTHY)
     r.connected, r.expected, r.delivered = 2, 400, kw.pop("delivered", 400)
     for key, value in kw.items():
         setattr(r, key, value)
@@ -21,32 +27,28 @@ def _result(**kw) -> LoadResult:
 
 
 def test_clean_run_has_no_problems():
-    assert run_problems(_result(), max_lag_p99_ms=20) == []
+    """A clean run: no data problem and nothing invalid."""
+    assert data_problems(_result()) == [] and invalid_reasons(_result(), LIMITS) == []
 
 
 def test_lost_deliveries_are_a_problem():
-    problems = run_problems(_result(delivered=390), 20)
-    assert problems == ["10 of 400 deliveries never arrived"]
+    """Deliveries that never arrived are counted and named."""
+    assert data_problems(_result(delivered=390)) == ["10 of 400 deliveries never arrived"]
 
 
 def test_out_of_order_and_closed_subscribers_are_problems():
-    problems = run_problems(_result(out_of_order=3, closed=[1013, 1013]), 20)
+    """Disorder and backend closes are the system's problems."""
+    problems = data_problems(_result(out_of_order=3, closed=[1013, 1013]))
     assert "3 deliveries out of seq order" in problems
     assert "subscribers closed by the backend with codes [1013]" in problems
 
 
-def test_a_late_generator_makes_the_run_invalid():
-    late = GeneratorHealth(planned=200, sent=150, lag_p99_ms=50.0, lag_max_ms=90.0)
-    problems = run_problems(_result(health=late), 20)
-    assert any("skipped 50 of 200" in p for p in problems)
-    assert any("fell behind" in p for p in problems)
-
-
 def test_record_run_fails_the_row_on_a_broken_threshold_and_names_it(tmp_path):
+    """Healthy rig, slow system: the row fails with the threshold it broke."""
     record = StageRecord("load")
-    slow = Check("sustained P99", 250.0, 100, "<", "ms")
-    row = record_run(record, tmp_path, "sustained", _result(), [], [slow])
-    assert row["passed"] is False
+    slow = record.measure("sustained P99", 250.0, 100, "<", "ms")
+    row = record_run(record, tmp_path, "sustained", _result(), LIMITS, [slow])
+    assert row["passed"] is False and row["status"] == "failed"
     assert row["findings"] == [{"severity": "error", "message": "sustained P99 = 250.0ms breaks the threshold < 100ms"}]
     assert {"severity": "error", "message": "sustained: sustained P99 = 250.0ms breaks the threshold < 100ms"} in (
         record.findings
@@ -55,10 +57,36 @@ def test_record_run_fails_the_row_on_a_broken_threshold_and_names_it(tmp_path):
 
 
 def test_record_run_passes_a_clean_row(tmp_path):
+    """Healthy rig, fast system: passed, no finding."""
     record = StageRecord("load")
-    row = record_run(record, tmp_path, "sustained", _result(), [], [Check("sustained P99", 3.0, 100, "<", "ms")])
-    assert row["passed"] is True and row["findings"] == [] and record.findings == []
+    row = record_run(record, tmp_path, "sustained", _result(), LIMITS, [Check("sustained P99", 3.0, 100, "<", "ms")])
+    assert row["passed"] is True and row["status"] == "passed" and row["findings"] == [] and record.findings == []
     assert row["latency_ms"]["count"] == 3
+    assert row["rig_health"]["loop_lag_p99_ms"] == 1.0
+
+
+def test_stalled_rig_with_a_slow_figure_is_invalid_not_failed(tmp_path):
+    """Stalled rig: its latency breach is withdrawn and the row is invalid, naming the measurement."""
+    record = StageRecord("load")
+    slow = record.measure("fan-out P99", 168.0, 100, "<", "ms")
+    row = record_run(record, tmp_path, "fanout", _result(rig=STALLED), LIMITS, [slow])
+    assert row["status"] == "invalid" and row["passed"] is False
+    assert row["invalid_reasons"] == ["rig event-loop lag P99 180.0 ms in subscriber process 0 > 10 ms",
+                                      "rig event-loop lag max 540.0 ms in subscriber process 0 > 50 ms"]  # fmt: skip
+    assert not [f for f in record.findings if f["severity"] == "error"]
+
+
+def test_stalled_rig_does_not_excuse_lost_messages(tmp_path):
+    """Loss is the system's even when the rig was stalled: failed beats invalid."""
+    record = StageRecord("load")
+    row = record_run(record, tmp_path, "fanout", _result(rig=STALLED, delivered=300), LIMITS, [])
+    assert row["status"] == "failed"
+
+
+def test_saturation_step_loss_is_measured_not_failed(tmp_path):
+    """A saturation step's loss is where it broke (judge_data=False), not a failed row."""
+    row = record_run(StageRecord("performance"), tmp_path, "step", _result(delivered=300), LIMITS, judge_data=False)
+    assert row["status"] == "passed" and row["problems"] == ["100 of 400 deliveries never arrived"]
 
 
 def test_bench_table_lists_scenarios_and_checks():
@@ -85,20 +113,20 @@ def test_bench_table_lists_scenarios_and_checks():
 
 
 def test_repeated_errors_are_counted_once():
-    problems = run_problems(_result(connect_failures=["connect: HTTP 503"] * 3, rig_errors=["publisher: boom"]), 20)
-    assert problems == ["publisher: boom", "connect: HTTP 503 (x3)"]
+    """The same rig error from many places is one line with its count."""
+    rig = RigHealth(errors=("publisher: boom", "publisher: boom"))
+    assert invalid_reasons(_result(rig=rig), LIMITS) == ["publisher: boom (x2)"]
+    assert data_problems(_result(connect_failures=["connect: HTTP 503"] * 3)) == ["connect: HTTP 503 (x3)"]
 
 
 def test_rig_failures_make_a_run_invalid_but_refused_subscribers_do_not():
     """Saturation keeps a step with refused subscribers (the system's answer) but drops a broken rig."""
     refused = _result(connect_failures=["subscriber connect: handshake refused: HTTP 503"], delivered=200)
-    assert invalid_reasons(refused, 20) == []
+    assert invalid_reasons(refused, LIMITS) == []
     assert data_problems(refused) == [
         "subscriber connect: handshake refused: HTTP 503",
         "200 of 400 deliveries never arrived",
     ]
-    dead = _result(rig_errors=["subscriber process 1: MemoryError"])
-    assert invalid_reasons(dead, 20) == ["subscriber process 1: MemoryError"]
+    dead = _result(rig=RigHealth(errors=("subscriber process 1: MemoryError",)))
+    assert invalid_reasons(dead, LIMITS) == ["subscriber process 1: MemoryError"]
     assert data_problems(dead) == []
-    late = _result(health=GeneratorHealth(planned=200, sent=200, lag_p99_ms=50.0, lag_max_ms=90.0))
-    assert invalid_reasons(late, 20) and not data_problems(late)

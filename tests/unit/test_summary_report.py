@@ -137,3 +137,37 @@ def test_wsrig_report_regenerates_markdown_charts_and_junit(tmp_path):
     text = (tmp_path / "test_report.md").read_text()
     assert "chart_fault_tolerance_latency.png" in text and (tmp_path / "chart_fault_tolerance_latency.png").is_file()
     assert (tmp_path / "junit.xml").is_file() and "ERROR it broke" in text
+
+
+JUNIT_INVALID = """<?xml version="1.0"?><testsuites><testsuite name="s" tests="2">
+<testcase classname="c" name="test_sustained"/><testcase classname="c" name="test_fanout">
+<skipped type="pytest.skip" message="invalid: the rig could not measure on this host: fanout: rig event-loop lag P99 120.0 ms in subscriber process 1 &gt; 10 ms">x</skipped>
+</testcase></testsuite></testsuites>"""
+
+
+def test_invalid_stage_gives_invalid_verdict_and_exit_code_3(tmp_path):
+    """A stage whose test ended invalid is INVALID; the run's verdict is invalid, exit code 3."""
+    from wsrig.summary import EXIT_CODES
+
+    _stage(tmp_path, "connectivity", "passed", JUNIT_OK)
+    _stage(tmp_path, "load", "passed", JUNIT_INVALID)
+    rec = StageRecord("load")
+    rec.scenario("fanout", False, status="invalid", invalid_reasons=["rig event-loop lag P99 120.0 ms > 10 ms"])
+    rec.save(tmp_path / "load.record.json")
+    summary = _summary(tmp_path, {"connectivity": True, "load": True})
+    load = next(s for s in summary["stages"] if s["name"] == "load")
+    assert load["status"] == "invalid" and load["tests"]["invalid"] == 1
+    assert "event-loop lag" in load["reason"]
+    assert summary["verdict"] == "invalid" and EXIT_CODES["invalid"] == 3
+    write_summary(summary, tmp_path / "test_summary.json")  # the schema knows "invalid"
+    text = render_markdown(summary)
+    assert "the rig could not measure on this host" in text and "INVALID" in text.splitlines()[0]
+    assert "What failed" not in text
+
+
+def test_failed_stage_beats_invalid_stage(tmp_path):
+    """One stage failed, another invalid: the verdict is fail."""
+    _stage(tmp_path, "connectivity", "failed", JUNIT_FAIL)
+    _stage(tmp_path, "load", "passed", JUNIT_INVALID)
+    summary = _summary(tmp_path, {"connectivity": True, "load": True})
+    assert summary["verdict"] == "fail"

@@ -22,6 +22,7 @@ from websockets.asyncio.client import connect
 from wsrig import messages
 from wsrig.hdr import LatencyHistogram
 from wsrig.load.schedule import GeneratorHealth, Phase, Schedule
+from wsrig.righealth import process_cpu_s
 
 __all__ = ["PublisherSpec", "publish", "publisher_process"]
 
@@ -85,6 +86,7 @@ def _frame(spec: PublisherSpec, seq: int, intended_ns: int, now_ns: int) -> str:
 async def publish(spec: PublisherSpec) -> dict[str, Any]:
     """Run the schedule; returns counts, generator health and ack timing."""
     schedule = spec.schedule
+    cpu_at_start = process_cpu_s()
     lag = LatencyHistogram()
     acks = _Acks()
     async with connect(
@@ -149,6 +151,7 @@ async def publish(spec: PublisherSpec) -> dict[str, Any]:
         "first_sent_ns": first_sent_ns,
         "last_sent_ns": last_sent_ns,
         "all_acked_ns": all_acked_ns,
+        "cpu_s": round(process_cpu_s() - cpu_at_start, 4),
         "health": health,
     }
 

@@ -12,8 +12,9 @@ from typing import Any
 from wsrig.load.resources import COLUMNS as RESOURCE_COLUMNS
 from wsrig.load.runner import LoadResult
 from wsrig.record import Check, StageRecord
+from wsrig.righealth import INVALID_PREFIX, RigLimits, scenario_status
 
-__all__ = ["data_problems", "invalid_reasons", "record_run", "run_problems", "scenario_findings"]
+__all__ = ["data_problems", "invalid_reasons", "record_run", "scenario_findings"]
 
 LATENCY_COLUMNS = ["t", "delivered", "p50_ms", "p99_ms", "max_ms"]
 
@@ -23,20 +24,17 @@ def _counted(lines: list[str]) -> list[str]:
     return [f"{e} (x{n})" if n > 1 else e for e, n in Counter(lines).items()]
 
 
-def invalid_reasons(result: LoadResult, max_lag_p99_ms: float) -> list[str]:
-    """Why the run measured the rig rather than the system: rig errors, a late generator.
+def invalid_reasons(result: LoadResult, limits: RigLimits) -> list[str]:
+    """Why the run measured the rig rather than the system (``wsrig.righealth``).
 
-    A run with any of these proves nothing either way: it is invalid, not passed and
-    not a saturation step.
+    A run with any of these cannot judge the system's timing: it is invalid, not passed,
+    not failed, and not a saturation step.
     """
-    out = _counted(result.rig_errors)
-    if result.health is not None:
-        out += result.health.problems(max_lag_p99_ms)
-    return out
+    return _counted(result.rig.invalid_reasons(limits))
 
 
 def data_problems(result: LoadResult) -> list[str]:
-    """What the system did wrong in a valid run: refused subscribers, loss, disorder, closes."""
+    """What the system did wrong, whatever the rig's health: refused subscribers, loss, disorder, closes."""
     out = _counted(result.connect_failures)
     if result.lost:
         out.append(f"{result.lost} of {result.expected} deliveries never arrived")
@@ -45,11 +43,6 @@ def data_problems(result: LoadResult) -> list[str]:
     if result.closed:
         out.append(f"subscribers closed by the backend with codes {sorted(set(result.closed))}")
     return out
-
-
-def run_problems(result: LoadResult, max_lag_p99_ms: float) -> list[str]:
-    """Everything that fails a run: why it is invalid, then what the system lost or broke."""
-    return invalid_reasons(result, max_lag_p99_ms) + data_problems(result)
 
 
 def scenario_findings(
@@ -68,21 +61,39 @@ def record_run(
     results: Path,
     name: str,
     result: LoadResult,
-    problems: list[str],
+    limits: RigLimits,
     checks: list[Check] | tuple[Check, ...] = (),
+    problems: list[str] | tuple[str, ...] = (),
+    judge_data: bool = True,
     **extra: Any,
 ) -> dict[str, Any]:
-    """Scenario row (latency_ms = corrected summary, findings) plus latency and resource series.
+    """Scenario row (latency_ms = corrected summary, rig health, status) plus CSV series.
 
-    The row passes only with no problem and every check within its threshold; each
-    problem and each broken check is an error finding of the row and of the stage.
+    ``problems`` are correctness findings of the probe's own on top of ``data_problems``;
+    ``checks`` are timing thresholds, believable only when the rig was healthy. Status
+    (``righealth.scenario_status``): correctness problems fail; else an unhealthy rig
+    makes the row ``invalid`` (its broken timing checks are not the system's, and are
+    withdrawn from the stage's findings); else broken checks fail; else passed.
+    ``judge_data=False`` for a saturation step, where loss past the saturation point is
+    the measurement (recorded in ``problems``), not a failure.
     """
-    findings = scenario_findings(record, name, problems, checks)
+    correctness = data_problems(result) + list(problems)
+    judged = correctness if judge_data else []
+    invalid = invalid_reasons(result, limits)
+    broken = [c for c in checks if not c.passed]
+    status = scenario_status(judged, [c.breach() for c in broken], invalid)
+    if status == "invalid":
+        for c in broken:
+            record.retract_finding(c.breach())
+        findings = [{"severity": "warning", "message": f"{INVALID_PREFIX}: {r}"} for r in invalid]
+        for f in findings:
+            record.finding("warning", f"{name}: {f['message']}")
+    else:
+        findings = scenario_findings(record, name, judged, checks)
     fields = result.serialize()
-    fields.update(extra, problems=problems, findings=findings)
-    passed = not findings
+    fields.update(extra, status=status, problems=correctness, invalid_reasons=invalid, findings=findings)
     if result.per_second:
         record.add_series(results, f"{name}_latency", "latency", LATENCY_COLUMNS, result.per_second, unit="ms")
     if result.resources:
         record.add_series(results, f"{name}_resources", "resources", RESOURCE_COLUMNS, result.resources)
-    return record.scenario(name, passed, **fields)
+    return record.scenario(name, status == "passed", **fields)

@@ -66,6 +66,13 @@ class ResourceSampler:
         if self.docker is not None:
             self.docker.__exit__(*exc)
 
+    def cpu_s(self, service: str) -> float | None:
+        """CPU seconds ``service`` used between the first and the last sample (cumulative counter)."""
+        if self.docker is None:
+            return None
+        ticks = [s["cpu_total_ns"] for s in self.docker.samples if s["service"] == service and "cpu_total_ns" in s]
+        return round((ticks[-1] - ticks[0]) / 1e9, 3) if len(ticks) >= 2 else None
+
     @property
     def rows(self) -> list[list[Any]]:
         """Docker samples and psutil samples by time (each source's first psutil reading is 0)."""

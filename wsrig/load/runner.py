@@ -23,6 +23,7 @@ from wsrig.load.recorder import merge_encoded, per_second_rows
 from wsrig.load.resources import ResourceSampler, mean_of
 from wsrig.load.schedule import GeneratorHealth, Schedule
 from wsrig.load.subscriber import SubscriberSpec, subscriber_process
+from wsrig.righealth import ProcessHealth, RigHealth
 from wsrig.stack import DockerStack
 
 __all__ = ["LoadPlan", "LoadResult", "cool_down", "run_load"]
@@ -71,6 +72,10 @@ class LoadResult:
     out_of_order: int = 0
     closed: list[int] = field(default_factory=list)
     rig_loop_lag_max_ms: float = 0.0
+    #: The instrument's own health: loop lag and CPU of every rig process, generator slip.
+    rig: RigHealth = field(default_factory=RigHealth)
+    #: Backend container CPU seconds over the sampled window (docker stats, cumulative counter).
+    backend_cpu_s: float | None = None
     #: The rig failed to measure (a process died, never got ready, the publisher broke).
     rig_errors: list[str] = field(default_factory=list)
     #: Subscribers the backend refused or that could not connect: the system's doing.
@@ -83,6 +88,12 @@ class LoadResult:
     @property
     def deliveries_per_s(self) -> float:
         return round(self.delivered / self.plan.schedule.duration_s, 1)
+
+    @property
+    def backend_us_per_delivery(self) -> float | None:
+        if self.backend_cpu_s is None or not self.delivered:
+            return None
+        return round(self.backend_cpu_s * 1e6 / self.delivered, 2)
 
     @property
     def acked_per_s(self) -> float:
@@ -113,6 +124,10 @@ class LoadResult:
             "latency_uncorrected_ms": self.uncorrected.summary().serialize(),
             "connect_ms": self.connect.summary().serialize(),
             "rig_loop_lag_max_ms": self.rig_loop_lag_max_ms,
+            "rig_health": self.rig.serialize(),
+            "rig_us_per_delivery": self.rig.us_per_delivery,
+            "backend_cpu_s": self.backend_cpu_s,
+            "backend_us_per_delivery": self.backend_us_per_delivery,
             "cooldown_waited_s": self.cooldown_waited_s,
             "backend_cpu_at_start": self.backend_cpu_at_start,
             "cpu_percent_mean": {
@@ -231,6 +246,7 @@ def run_load(
             stop.set()
             _collect(out, results, len(subs))
         result.resources = sampler.rows
+        result.backend_cpu_s = sampler.cpu_s(cfg.dashboard_service)
     finally:
         stop.set()
         for p in subs:
@@ -239,6 +255,27 @@ def run_load(
                 p.kill()
     _merge(result, results)
     return result
+
+
+def _rig_health(result: LoadResult, results: dict[int, dict[str, Any]]) -> RigHealth:
+    """The rig's processes (subscribers and publisher) and its generator, for ``righealth``."""
+    procs = [
+        ProcessHealth(f"subscriber process {i}", r["loop_lag_p99_ms"], r["loop_lag_max_ms"], r.get("cpu_s", 0.0))
+        for i, r in sorted(results.items())
+        if "error" not in r
+    ]
+    pub = result.publisher
+    health = result.health
+    if pub:
+        procs.append(ProcessHealth("publisher", None, None, pub.get("cpu_s", 0.0)))
+    return RigHealth(
+        processes=tuple(procs),
+        generator_lag_p99_ms=health.lag_p99_ms if health else None,
+        generator_skipped=health.skipped if health else 0,
+        deliveries=result.delivered,
+        duration_s=result.plan.schedule.duration_s,
+        errors=tuple(result.rig_errors),
+    )
 
 
 def cool_down(plan: LoadPlan, stack: DockerStack | None, service: str) -> tuple[float, float | None]:
@@ -316,6 +353,7 @@ def _merge(result: LoadResult, results: dict[int, dict[str, Any]]) -> None:
         result.out_of_order += r["out_of_order"]
         result.closed += r["closed"]
         result.rig_loop_lag_max_ms = max(result.rig_loop_lag_max_ms, r["loop_lag_max_ms"])
+    result.rig = _rig_health(result, results)
     merged = merge_encoded(parts)
     result.corrected, result.uncorrected = merged.corrected, merged.uncorrected
     result.per_second = per_second_rows(merged)

@@ -21,6 +21,7 @@ from wsrig import messages
 from wsrig.hdr import LatencyHistogram
 from wsrig.load.lean_client import LeanStream, open_stream
 from wsrig.load.recorder import SeqTracker, StreamRecorder
+from wsrig.righealth import process_cpu_s
 
 __all__ = ["SubscriberSpec", "subscriber_process"]
 
@@ -122,6 +123,7 @@ async def _run(spec: SubscriberSpec, stop_flag: Any, progress: Any, out: Any) ->
     )
     failures = [f"{type(e).__name__}: {e}" for e in opened if isinstance(e, BaseException)]
     out.put(("ready", spec.index, {"connected": spec.connections - len(failures), "failures": failures[:5]}))
+    cpu_at_ready = process_cpu_s()  # the rig's cost per delivery counts from here, not the handshakes
     stop = asyncio.Event()
     probe = asyncio.create_task(_loop_probe(loop_lag, stop))
     deadline = time.monotonic() + spec.max_s
@@ -130,6 +132,7 @@ async def _run(spec: SubscriberSpec, stop_flag: Any, progress: Any, out: Any) ->
         rec.flush()
         await asyncio.sleep(0.05)
     progress[spec.index] = sum(c.seq.received for c in conns)
+    cpu_s = process_cpu_s() - cpu_at_ready
     stop.set()
     closed_by_backend = [c.close_code for c in conns if c.close_code is not None]
     await asyncio.gather(*(c.stream.close() for c in conns if c.stream is not None), return_exceptions=True)
@@ -148,6 +151,7 @@ async def _run(spec: SubscriberSpec, stop_flag: Any, progress: Any, out: Any) ->
         "closed": closed_by_backend,
         "loop_lag_p99_ms": round(loop_lag.percentile_ms(99), 3),
         "loop_lag_max_ms": round(loop_lag.max_ms(), 3),
+        "cpu_s": round(cpu_s, 4),
     }
 
 
