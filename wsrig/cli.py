@@ -20,6 +20,7 @@ import click
 import psutil
 
 from wsrig.config import RigConfig, load_config
+from wsrig.cpusets import plan_cpus
 from wsrig.load.resources import port_path
 from wsrig.report import render_markdown
 from wsrig.stack import DockerStack, StackError, docker_client, remove_leftovers
@@ -184,6 +185,7 @@ def _environment(cfg: RigConfig) -> dict[str, Any]:
         "docker_version": docker_version,
         "compose_version": compose_version or "unknown",
         "docker_port_path": port_path(),
+        "cpusets": _cpusets(),
         "images": images,
         "host": {
             "hostname": platform.node(),
@@ -195,6 +197,15 @@ def _environment(cfg: RigConfig) -> dict[str, Any]:
         "endpoints": {k: v for k, v in cfg.describe().items() if k.endswith("url")},
         "container_logs": [],
     }
+
+
+def _cpusets() -> str:
+    """The timed stages' CPU split (wsrig.cpusets), as the report prints it."""
+    try:
+        plan = plan_cpus(os.cpu_count() or 1, os.environ)
+    except ValueError as exc:
+        return f"invalid RIG__CPUS_*: {exc}"
+    return f"rig cores {plan.text(plan.rig)}, system cores {plan.text(plan.system)} ({plan.note}; timed stages only)"
 
 
 def _selected_from_env() -> dict[str, bool]:

@@ -371,7 +371,7 @@ def render_markdown(
     env = summary.get("environment", {})
     out += _container_errors(env)
     out += ["## Environment", "", "| item | value |", "|---|---|"]
-    for key in ("git_sha", "docker_version", "compose_version", "docker_port_path"):
+    for key in ("git_sha", "docker_version", "compose_version", "docker_port_path", "cpusets"):
         out.append(f"| {key} | {_cell(_fmt(env.get(key)))} |")
     for name, image in (env.get("images") or {}).items():
         out.append(f"| image {name} | {_cell(image)} |")

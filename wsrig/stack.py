@@ -34,6 +34,8 @@ class Stack(Protocol):
 
     def up(self) -> None: ...
     def down(self) -> None: ...
+    def containers(self) -> list[Any]: ...
+    def limit_cpus(self, service: str, cpus: float) -> None: ...
     def kill(self, service: str) -> None: ...
     def start(self, service: str) -> None: ...
     def restart(self, service: str) -> None: ...
@@ -121,6 +123,17 @@ class DockerStack:
         if not found:
             raise StackError(f"no container for service {service!r} in project {self.config.compose_project!r}")
         return found[0]
+
+    def containers(self) -> list[Any]:
+        """Every running container of this compose project (the whole system under test)."""
+        return list(
+            docker_client().containers.list(filters={"label": f"{PROJECT_LABEL}={self.config.compose_project}"})
+        )
+
+    def limit_cpus(self, service: str, cpus: float) -> None:
+        """Cap ``service`` at ``cpus`` cores (CFS quota); 0 lifts the cap. Self-tests slow a backend with it."""
+        quota = int(cpus * 100_000) if cpus > 0 else -1
+        self.container(service).update(cpu_period=100_000, cpu_quota=quota)
 
     def kill(self, service: str) -> None:
         """SIGKILL: no graceful shutdown, as in a crash."""

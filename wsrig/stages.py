@@ -26,6 +26,8 @@ class Stage:
     marker: str
     module: str
     title: str
+    #: Judges timing: runs with the rig and the system on disjoint CPU sets (wsrig.cpusets).
+    timed: bool = False
 
     def probe_path(self, root: Path) -> Path:
         return root / "tests" / "probes" / self.module
@@ -34,11 +36,11 @@ class Stage:
 STAGES: tuple[Stage, ...] = (
     Stage("connectivity", "RUN_CONNECTIVITY", "connectivity", "test_connectivity.py", "Connectivity"),
     Stage("message_flow", "RUN_MESSAGE_FLOW", "message_flow", "test_message_flow.py", "Message flow"),
-    Stage("fault_tolerance", "RUN_FAULT_TOLERANCE", "fault", "test_fault_tolerance.py", "Fault tolerance"),
-    Stage("load", "RUN_LOAD_TESTS", "load", "test_load.py", "Load"),
+    Stage("fault_tolerance", "RUN_FAULT_TOLERANCE", "fault", "test_fault_tolerance.py", "Fault tolerance", True),
+    Stage("load", "RUN_LOAD_TESTS", "load", "test_load.py", "Load", True),
     Stage("integration", "RUN_INTEGRATION", "integration", "test_integration.py", "Integration"),
-    Stage("performance", "RUN_PERFORMANCE", "performance", "test_performance.py", "Performance"),
-    Stage("security", "RUN_SECURITY", "security", "test_security.py", "Security"),
+    Stage("performance", "RUN_PERFORMANCE", "performance", "test_performance.py", "Performance", True),
+    Stage("security", "RUN_SECURITY", "security", "test_security.py", "Security", True),
 )
 
 

@@ -6,6 +6,7 @@ run writes its measurements to ``$RIG__RESULTS_DIR/<stage>.record.json``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,9 +17,12 @@ import pytest
 from wsrig import progress
 from wsrig.clients import get_json
 from wsrig.config import RigConfig, load_config
+from wsrig.cpusets import CpuPlan, hog, pinned, plan_cpus
 from wsrig.probe import bot_stats
 from wsrig.record import StageRecord
 from wsrig.righealth import RigLimits
+from wsrig.stack import DockerStack
+from wsrig.stages import STAGES
 from wsrig.wait import wait_until
 
 
@@ -54,6 +58,30 @@ def results_dir() -> Path:
 def limits(cfg: RigConfig) -> dict[str, Any]:
     """This stage's thresholds (config/thresholds.toml, profile applied)."""
     return cfg.stage_thresholds(os.environ.get("RIG__STAGE", "connectivity"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def cpu_plan(cfg: RigConfig, record: StageRecord) -> Iterator[CpuPlan]:
+    """Timed stages run with the rig and the system on disjoint cores (wsrig.cpusets).
+
+    The self-test knobs (RIG__SELFTEST_*) starve the rig or slow the backend on purpose.
+    """
+    name = os.environ.get("RIG__STAGE", "adhoc")
+    timed = name in {s.name for s in STAGES if s.timed}
+    plan = plan_cpus(os.cpu_count() or 1, os.environ) if timed else CpuPlan(None, None, "untimed stage")
+    stack = DockerStack(cfg)
+    record.metrics["cpusets"] = plan.describe()
+    with contextlib.ExitStack() as undo:
+        undo.enter_context(pinned(plan, stack.containers() if plan.rig is not None else []))
+        quota = float(os.environ.get("RIG__SELFTEST_SYSTEM_CPUS", "0") or 0)
+        if quota > 0:
+            stack.limit_cpus(cfg.dashboard_service, quota)
+            undo.callback(stack.limit_cpus, cfg.dashboard_service, 0)
+            record.metrics["selftest"] = f"backend capped at {quota} CPU"
+        if os.environ.get("RIG__SELFTEST_HOG_RIG") == "1":
+            undo.enter_context(hog(plan.rig or frozenset(range(os.cpu_count() or 1))))
+            record.metrics["selftest"] = f"rig cores {CpuPlan.text(plan.rig)} hogged by busy processes"
+        yield plan
 
 
 @pytest.fixture(scope="session")
