@@ -77,8 +77,15 @@ if [ -s "${TARBALL}" ]; then
     log "reusing cached root filesystem ${TARBALL#"${ROOT}"/}"
 else
     [ "$(id -u)" -eq 0 ] || die "building the base needs root (debootstrap); run as root or provide ${WANT}"
-    command -v debootstrap >/dev/null 2>&1 \
-        || die "debootstrap missing (apt-get install debootstrap, or run scripts/setup_docker.sh)"
+    if ! command -v debootstrap >/dev/null 2>&1; then
+        # The set-up finishes the job whichever path it takes (a Docker engine that was
+        # already running skips setup_docker.sh, which would have installed it).
+        command -v apt-get >/dev/null 2>&1 || die "debootstrap missing and no apt-get to install it"
+        log "debootstrap missing: apt-get install debootstrap"
+        apt-get update -qq >/dev/null 2>&1 || log "apt-get update failed; trying the install anyway"
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null \
+            || die "apt-get install debootstrap failed"
+    fi
     MIRROR="$(debian_mirror)" || die "no Debian mirror found in the host's apt sources; set DEBIAN_MIRROR"
     mkdir -p "${CACHE_DIR}"
     WORK="$(mktemp -d "${CACHE_DIR}/rootfs.XXXXXX")"
