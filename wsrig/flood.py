@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import json
 import multiprocessing
+import os
 import time
 from typing import Any
 
@@ -70,7 +71,16 @@ async def flood(ingest_url: str, stream_url: str, token: str, seconds: float) ->
     }
 
 
+#: The flood shares the rig's cores with the client that measures its effect; niced, the
+#: attacker takes only what the measuring client leaves, so the client's own loop lag
+#: stays the system's doing (seen: 450 ms loop lag in the normal client with both at nice 0
+#: on one pinned core).
+FLOOD_NICE = 15
+
+
 def _main(queue: Any, start_at: float, args: tuple[str, str, str, float]) -> None:
+    with contextlib.suppress(OSError):
+        os.nice(FLOOD_NICE)
     time.sleep(max(0.0, start_at - time.time()))
     try:
         queue.put(asyncio.run(flood(*args)))
