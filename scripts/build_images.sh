@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Build the rig's three images with no registry and no network inside `docker build`:
+# Build the rig's four images with no registry and no network inside `docker build`:
 #   1. the base image: scripts/make_base_image.sh (python:3.11-slim if present/pullable,
 #      else the local debootstrap base wsrig/base:bookworm)
 #   2. the wheelhouse .cache/wheelhouse from services/requirements.txt (`pip download` on
@@ -8,8 +8,11 @@
 #        ${BOT_IMAGE:-wsrig/ai-trading-bot:dev}         services/trading_bot/Dockerfile
 #        ${DASHBOARD_IMAGE:-wsrig/dashboard-backend:dev} services/dashboard_backend/Dockerfile
 #        ${PROXY_IMAGE:-wsrig/fault-proxy:dev}          docker/fault-proxy.Dockerfile
+#        ${REFERENCE_IMAGE:-wsrig/reference-server:dev} services/reference_server/Dockerfile
+#          (the load stage's yardstick: a minimal broadcast server of the same contract)
 # WSRIG_SKIP_BUILD=1 skips everything (use images that already exist, e.g. another
-# implementation of the contract). WSRIG_BUILD_ONLY="bot dashboard proxy" picks a subset.
+# implementation of the contract). WSRIG_BUILD_ONLY="bot dashboard proxy reference" picks
+# a subset.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -18,7 +21,8 @@ cd "${ROOT}"
 BOT_IMAGE="${BOT_IMAGE:-wsrig/ai-trading-bot:dev}"
 DASHBOARD_IMAGE="${DASHBOARD_IMAGE:-wsrig/dashboard-backend:dev}"
 PROXY_IMAGE="${PROXY_IMAGE:-wsrig/fault-proxy:dev}"
-BUILD_ONLY="${WSRIG_BUILD_ONLY:-bot dashboard proxy}"
+REFERENCE_IMAGE="${REFERENCE_IMAGE:-wsrig/reference-server:dev}"
+BUILD_ONLY="${WSRIG_BUILD_ONLY:-bot dashboard proxy reference}"
 WHEELHOUSE="${ROOT}/.cache/wheelhouse"
 REQS="${ROOT}/services/requirements.txt"
 
@@ -28,7 +32,7 @@ now() { date +%s.%N; }
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
 
 if [ "${WSRIG_SKIP_BUILD:-0}" = 1 ]; then
-    log "WSRIG_SKIP_BUILD=1: not building; using ${BOT_IMAGE}, ${DASHBOARD_IMAGE}, ${PROXY_IMAGE}"
+    log "WSRIG_SKIP_BUILD=1: not building; using ${BOT_IMAGE}, ${DASHBOARD_IMAGE}, ${PROXY_IMAGE}, ${REFERENCE_IMAGE}"
     exit 0
 fi
 docker info >/dev/null 2>&1 || die "docker daemon not reachable; run scripts/setup_docker.sh first"
@@ -109,7 +113,8 @@ for what in ${BUILD_ONLY}; do
         bot)       build bot "${BOT_IMAGE}" services/trading_bot/Dockerfile ;;
         dashboard) build dashboard "${DASHBOARD_IMAGE}" services/dashboard_backend/Dockerfile ;;
         proxy)     build proxy "${PROXY_IMAGE}" docker/fault-proxy.Dockerfile ;;
-        *) die "unknown image '${what}' in WSRIG_BUILD_ONLY (bot, dashboard, proxy)" ;;
+        reference) build reference "${REFERENCE_IMAGE}" services/reference_server/Dockerfile ;;
+        *) die "unknown image '${what}' in WSRIG_BUILD_ONLY (bot, dashboard, proxy, reference)" ;;
     esac
 done
 # A rebuild under the same tag leaves the previous image untagged; drop ours only.
@@ -118,3 +123,4 @@ echo "BASE_IMAGE=${BASE_IMAGE}"
 echo "BOT_IMAGE=${BOT_IMAGE}"
 echo "DASHBOARD_IMAGE=${DASHBOARD_IMAGE}"
 echo "PROXY_IMAGE=${PROXY_IMAGE}"
+echo "REFERENCE_IMAGE=${REFERENCE_IMAGE}"
