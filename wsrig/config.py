@@ -75,6 +75,10 @@ class RigConfig:
     images: dict[str, str]
     thresholds: dict[str, Any] = field(default_factory=dict)
     settings: dict[str, str] = field(default_factory=dict)
+    #: The reference broadcast server (the load stage's yardstick, DESIGN.md section 9):
+    #: same contract, same port for /ws, /ws/stream and /health.
+    reference_ws_url: str = "ws://127.0.0.1:8010"
+    reference_service: str = "reference-server"
 
     # --- derived endpoints ----------------------------------------------------
 
@@ -85,6 +89,12 @@ class RigConfig:
     @property
     def stream_url(self) -> str:
         return self.dashboard_ws_url.rstrip("/") + "/ws/stream"
+
+    @property
+    def reference_url(self) -> str:
+        """The reference server's HTTP base (``/health``, ``/ready``): its WebSocket port."""
+        url = self.reference_ws_url.rstrip("/")
+        return "http" + url[2:] if url.startswith("ws") else url
 
     def stage_thresholds(self, stage: str) -> dict[str, Any]:
         return dict(self.thresholds.get(stage, {}))
@@ -101,6 +111,7 @@ class RigConfig:
             "dashboard_ws_url": self.dashboard_ws_url,
             "bot_url": self.bot_url,
             "proxy_control_url": self.proxy_control_url,
+            "reference_ws_url": self.reference_ws_url,
             "auth_token": "***" if self.auth_token else "(none)",
             "compose_project": self.compose_project,
             "images": self.images,
@@ -142,7 +153,10 @@ def load_config(env: dict[str, str] | None = None) -> RigConfig:
             "bot": get("BOT_IMAGE", "wsrig/ai-trading-bot:dev"),
             "dashboard": get("DASHBOARD_IMAGE", "wsrig/dashboard-backend:dev"),
             "proxy": get("PROXY_IMAGE", "wsrig/fault-proxy:dev"),
+            "reference": get("REFERENCE_IMAGE", "wsrig/reference-server:dev"),
         },
         thresholds=thresholds,
         settings=settings,
+        reference_ws_url=get("REFERENCE_WS_URL", "ws://127.0.0.1:8010"),
+        reference_service=get("REFERENCE_SERVICE", "reference-server"),
     )
