@@ -9,7 +9,7 @@ subscriber and publisher processes) to disjoint sets. ``RIG__CPUS_RIG`` and
 the rest for the system; ``off`` in either: no pinning). The choice is printed in the
 report's environment.
 
-Self-tests only: ``RIG__SELFTEST_HOG_RIG=1`` runs one busy process per rig core (a
+Self-tests only: ``RIG__SELFTEST_HOG_RIG=N`` runs N busy processes per rig core (a
 starved instrument must end ``invalid``) and ``RIG__SELFTEST_SYSTEM_CPUS=0.25`` caps the
 backend container's CPU (a slow system with a healthy rig must end ``failed``).
 """
@@ -101,10 +101,11 @@ def _spin(cpu: int, until: float) -> None:
 
 
 @contextlib.contextmanager
-def hog(cpus: frozenset[int], max_s: float = 1800.0) -> Iterator[None]:
-    """One busy process per core in ``cpus`` (self-test: a starved rig), bounded in time."""
+def hog(cpus: frozenset[int], per_core: int = 4, max_s: float = 1800.0) -> Iterator[None]:
+    """``per_core`` busy processes on each core in ``cpus`` (self-test: a starved rig), bounded in time."""
     ctx = mp.get_context("spawn")
-    procs = [ctx.Process(target=_spin, args=(c, time.monotonic() + max_s), daemon=True) for c in sorted(cpus)]
+    until = time.monotonic() + max_s
+    procs = [ctx.Process(target=_spin, args=(c, until), daemon=True) for c in sorted(cpus) for _ in range(per_core)]
     for p in procs:
         p.start()
     try:

@@ -78,9 +78,10 @@ def cpu_plan(cfg: RigConfig, record: StageRecord) -> Iterator[CpuPlan]:
             stack.limit_cpus(cfg.dashboard_service, quota)
             undo.callback(stack.limit_cpus, cfg.dashboard_service, 0)
             record.metrics["selftest"] = f"backend capped at {quota} CPU"
-        if os.environ.get("RIG__SELFTEST_HOG_RIG") == "1":
-            undo.enter_context(hog(plan.rig or frozenset(range(os.cpu_count() or 1))))
-            record.metrics["selftest"] = f"rig cores {CpuPlan.text(plan.rig)} hogged by busy processes"
+        hogs = int(os.environ.get("RIG__SELFTEST_HOG_RIG", "0") or 0)
+        if hogs > 0:
+            undo.enter_context(hog(plan.rig or frozenset(range(os.cpu_count() or 1)), hogs))
+            record.metrics["selftest"] = f"rig cores {CpuPlan.text(plan.rig)} hogged by {hogs} busy processes each"
         yield plan
 
 
