@@ -36,13 +36,7 @@ def _config() -> RigConfig:
 
 
 def _readiness(cfg: RigConfig) -> AllReady:
-    return AllReady(
-        [
-            HttpReady(cfg.dashboard_url + "/ready"),
-            HttpReady(cfg.bot_url + "/health"),
-            HttpReady(cfg.proxy_control_url + "/health"),
-        ]
-    )
+    return AllReady([HttpReady(url) for url in cfg.readiness_urls])
 
 
 @click.group()
@@ -101,7 +95,7 @@ def status() -> None:
     """Show the stack's containers and whether its endpoints answer."""
     cfg = _config()
     stack = DockerStack(cfg)
-    for service in (cfg.dashboard_service, cfg.bot_service, cfg.proxy_service):
+    for service in cfg.services:
         try:
             click.echo(f"{service:20} {stack.state(service)}")
         except StackError as exc:
@@ -121,7 +115,7 @@ def check_ports() -> None:
     """Fail with the port and its holder if a port the stack publishes is taken."""
     cfg = _config()
     taken = []
-    for url in (cfg.dashboard_url, cfg.bot_url, cfg.proxy_control_url):
+    for url in (cfg.dashboard_url, cfg.bot_url, cfg.proxy_control_url, cfg.reference_url):
         port = int(url.rsplit(":", 1)[1].split("/")[0])
         with socket.socket() as s:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -395,7 +389,7 @@ def collect_logs(results: Path) -> None:
     """Save each service's container log into RESULTS/container_<service>.log."""
     cfg = _config()
     stack = DockerStack(cfg)
-    for service in (cfg.dashboard_service, cfg.bot_service, cfg.proxy_service):
+    for service in cfg.services:
         try:
             (results / f"container_{service}.log").write_text(stack.logs(service))
         except StackError as exc:

@@ -91,6 +91,21 @@ class RigConfig:
         return self.dashboard_ws_url.rstrip("/") + "/ws/stream"
 
     @property
+    def services(self) -> tuple[str, ...]:
+        """Every service of the stack the rig starts: the system, its fault proxy, the reference."""
+        return (self.dashboard_service, self.bot_service, self.proxy_service, self.reference_service)
+
+    @property
+    def readiness_urls(self) -> tuple[str, ...]:
+        """The endpoint each service answers 200 on once it is ready (``wsrig up`` waits for all)."""
+        return (
+            self.dashboard_url + "/ready",
+            self.bot_url + "/health",
+            self.proxy_control_url + "/health",
+            self.reference_url + "/health",
+        )
+
+    @property
     def reference_url(self) -> str:
         """The reference server's HTTP base (``/health``, ``/ready``): its WebSocket port."""
         url = self.reference_ws_url.rstrip("/")

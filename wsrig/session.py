@@ -63,10 +63,4 @@ def restore(cfg: RigConfig, stack: DockerStack, timeout: float = 120) -> None:
     stack.down()
     with env_override(SESSION_VAR, None):
         stack.up()
-    AllReady(
-        [
-            HttpReady(cfg.dashboard_url + "/ready"),
-            HttpReady(cfg.bot_url + "/health"),
-            HttpReady(cfg.proxy_control_url + "/health"),
-        ]
-    ).wait(timeout, on_timeout=stack.last_lines)
+    AllReady([HttpReady(url) for url in cfg.readiness_urls]).wait(timeout, on_timeout=stack.last_lines)

@@ -189,7 +189,7 @@ class DockerStack:
     def last_lines(self, tail: int = 30) -> str:
         """The last lines of every service's log, for a readiness-timeout message."""
         parts = []
-        for service in (self.config.dashboard_service, self.config.bot_service, self.config.proxy_service):
+        for service in self.config.services:
             try:
                 parts.append(f"--- {service} (last {tail} lines) ---\n{self.logs(service, tail=tail)}")
             except StackError as exc:
@@ -219,7 +219,7 @@ class DockerStack:
 
     def image_ids(self) -> dict[str, str]:
         out = {}
-        for service in (self.config.bot_service, self.config.dashboard_service, self.config.proxy_service):
+        for service in self.config.services:
             try:
                 c = self.container(service)
                 out[service] = f"{c.image.tags[0] if c.image.tags else ''} {c.image.id[:19]}".strip()
