@@ -15,7 +15,15 @@ from typing import Any
 import pytest
 
 from wsrig.load.recorder import latency_recovery_s
-from wsrig.load.report import data_problems, invalid_reasons, record_run, scenario_findings
+from wsrig.load.report import (
+    data_problems,
+    invalid_reasons,
+    ratio,
+    record_run,
+    reference_config,
+    reference_problems,
+    scenario_findings,
+)
 from wsrig.load.runner import LoadPlan, run_load
 from wsrig.load.schedule import Schedule
 from wsrig.probe import conclude, progress
@@ -140,17 +148,49 @@ def test_thousand_connections(cfg, stack, record, limits, rig_limits, results_di
 
 
 def test_fanout(cfg, stack, record, limits, rig_limits, results_dir):
-    """100 subscribers at 500 msg/s: P99 and delivered msg/s against their thresholds."""
+    """100 subscribers at 500 msg/s: P99 and delivered msg/s, and P99 against the reference server's.
+
+    The same plan runs against the reference broadcast server (same rig, same CPU sets);
+    the ratio of the two P99s survives a change of host, an absolute figure does not.
+    """
     rate, subs, secs = limits["fanout_rate"], limits["fanout_subscribers"], limits["fanout_s"]
+    plan = _plan("fanout", limits, Schedule.constant(rate, secs), subs)
     progress(f"fan-out: {rate} msg/s to {subs} subscribers ({rate * subs} deliveries/s) for {secs} s")
-    result = run_load(cfg, _plan("fanout", limits, Schedule.constant(rate, secs), subs), stack, progress)
+    result = run_load(cfg, plan, stack, progress)
+    progress("fan-out: the same plan against the reference server")
+    ref = run_load(reference_config(cfg), dataclasses.replace(plan, name="fanout_reference"), stack, progress)
+    record_run(record, results_dir, "fanout_reference", ref, rig_limits, judge_data=False, role="reference")
+    sut_p99, ref_p99 = result.corrected.summary().p99, ref.corrected.summary().p99
+    p99_ratio = ratio(sut_p99, ref_p99)
     checks = [
-        record.measure("fan-out P99", result.corrected.summary().p99, limits["fanout_p99_ms"], "<", "ms"),
+        record.measure("fan-out P99", sut_p99, limits["fanout_p99_ms"], "<", "ms"),
         record.measure(
             "fan-out deliveries/s", result.deliveries_per_s, limits["fanout_min_deliveries_per_s"], ">=", "/s"
         ),
+        record.measure(
+            "fan-out P99 / reference P99",
+            p99_ratio if p99_ratio is not None else float("inf"),
+            limits["fanout_p99_ratio_max"],
+            "<=",
+            "x",
+        ),
     ]
-    conclude(record_run(record, results_dir, "fanout", result, rig_limits, checks))
+    row = record_run(
+        record,
+        results_dir,
+        "fanout",
+        result,
+        rig_limits,
+        checks,
+        also_invalid=reference_problems(ref, rig_limits),
+        reference={
+            "p99_ms": ref_p99,
+            "deliveries_per_s": ref.deliveries_per_s,
+            "us_per_delivery": ref.backend_us_per_delivery,
+        },
+        ratio_to_reference={"p99": p99_ratio},
+    )
+    conclude(row)
 
 
 def test_memory_back_to_baseline(cfg, stack, record, limits, rig_limits, baseline_mb):

@@ -10,12 +10,12 @@ from __future__ import annotations
 import pytest
 
 from wsrig.load.bot_latency import measure_bot_latency
-from wsrig.load.report import invalid_reasons, record_run
+from wsrig.load.report import invalid_reasons, ratio, record_run, reference_config
 from wsrig.load.runner import LoadPlan, run_load
-from wsrig.load.saturation import Step, search
+from wsrig.load.saturation import SaturationResult, Step, search
 from wsrig.load.schedule import Schedule
 from wsrig.probe import conclude, progress
-from wsrig.righealth import INVALID_PREFIX
+from wsrig.righealth import INVALID_PREFIX, scenario_status
 from wsrig.stack import DockerStack
 
 pytestmark = pytest.mark.performance
@@ -52,12 +52,12 @@ def test_acknowledged_rate(cfg, stack, record, limits, rig_limits, results_dir, 
     conclude(record_run(record, results_dir, name, result, rig_limits, [rate], problems=problems))
 
 
-def test_saturation_point(cfg, stack, record, limits, rig_limits, results_dir):
-    """Step the rate up to a fixed set of subscribers until P99 breaks; keep the last good step."""
+def _saturation(cfg, stack, record, limits, rig_limits, results_dir, prefix: str) -> SaturationResult:
+    """Step the rate up to a fixed set of subscribers against ``cfg``'s server until P99 breaks."""
     subs, secs, p99_limit = limits["saturation_subscribers"], limits["saturation_step_s"], limits["saturation_p99_ms"]
 
     def measure(rate: float) -> Step:
-        progress(f"saturation: {rate:g} msg/s x {subs} subscribers for {secs} s")
+        progress(f"{prefix}: {rate:g} msg/s x {subs} subscribers for {secs} s")
         plan = LoadPlan(
             f"step_{rate:g}",
             Schedule.constant(rate, secs),
@@ -67,12 +67,11 @@ def test_saturation_point(cfg, stack, record, limits, rig_limits, results_dir):
         )
         result = run_load(cfg, plan, stack, progress)
         invalid = invalid_reasons(result, rig_limits)
-        lost_or_closed = result.lost + len(result.closed)
         step = Step(
             rate=rate,
             deliveries_per_s=result.deliveries_per_s,
             p99_ms=result.corrected.summary().p99,
-            lost=lost_or_closed,
+            lost=result.lost + len(result.closed),
             valid=not invalid,
             note="; ".join(invalid),
         )
@@ -81,7 +80,7 @@ def test_saturation_point(cfg, stack, record, limits, rig_limits, results_dir):
         record_run(
             record,
             results_dir,
-            f"saturation_{rate:g}",
+            f"{prefix}_{rate:g}",
             result,
             rig_limits,
             judge_data=False,
@@ -90,6 +89,29 @@ def test_saturation_point(cfg, stack, record, limits, rig_limits, results_dir):
         return step
 
     found = search(limits["saturation_rates"], measure, p99_limit)
+    progress(f"{prefix}: best {found.best_deliveries_per_s:g} deliveries/s; {found.reason}")
+    return found
+
+
+def _serialize(found: SaturationResult) -> dict:
+    return {
+        "best_rate": found.best.rate if found.best else None,
+        "best_deliveries_per_s": found.best_deliveries_per_s,
+        "broke_at_rate": found.broke_at.rate if found.broke_at else None,
+        "reason": found.reason,
+        "steps": [s.__dict__ for s in found.steps],
+    }
+
+
+def test_saturation_point(cfg, stack, record, limits, rig_limits, results_dir):
+    """Step the rate up until P99 breaks; the same steps against the reference server give the ratio.
+
+    Below the floor because the rig broke first (an invalid step) is invalid, not failed;
+    a ratio whose reference search ended on an invalid step is invalid too.
+    """
+    found = _saturation(cfg, stack, record, limits, rig_limits, results_dir, "saturation")
+    ref = _saturation(reference_config(cfg), stack, record, limits, rig_limits, results_dir, "reference_saturation")
+    sat_ratio = ratio(found.best_deliveries_per_s, ref.best_deliveries_per_s)
     best = record.measure(
         "saturation: best deliveries/s with P99 under threshold",
         found.best_deliveries_per_s,
@@ -97,21 +119,41 @@ def test_saturation_point(cfg, stack, record, limits, rig_limits, results_dir):
         ">=",
         "/s",
     )
-    record.metrics["saturation"] = {
-        "best_rate": found.best.rate if found.best else None,
-        "best_deliveries_per_s": found.best_deliveries_per_s,
-        "broke_at_rate": found.broke_at.rate if found.broke_at else None,
-        "reason": found.reason,
-        "steps": [s.__dict__ for s in found.steps],
-    }
-    progress(f"saturation: best {found.best_deliveries_per_s:g} deliveries/s; {found.reason}")
-    # Below the floor because the rig broke first (an invalid step) is invalid, not failed.
-    rig_broke = found.broke_at is not None and not found.broke_at.valid
-    if not best.passed and rig_broke:
-        record.retract_finding(best.breach())
-        record.finding("warning", f"saturation: {INVALID_PREFIX}: {found.reason}")
-        pytest.skip(f"invalid: {INVALID_PREFIX}: saturation: {found.reason}")
-    assert best.passed, f"saturation: best {best.value}/s < floor {best.threshold}/s ({found.reason})"
+    versus = record.measure(
+        "saturation / reference saturation",
+        sat_ratio if sat_ratio is not None else 0.0,
+        limits["saturation_ratio_min"],
+        ">=",
+        "x",
+    )
+    record.metrics["saturation"] = _serialize(found)
+    record.metrics["reference_saturation"] = _serialize(ref)
+    record.metrics["saturation_ratio_to_reference"] = sat_ratio
+    invalid = []
+    if not best.passed and found.broke_at is not None and not found.broke_at.valid:
+        invalid.append(f"saturation: {found.reason}")
+    # The system's best counts against the reference only when the reference's own
+    # search ended on the system under test's terms (a valid break, or no break).
+    if not versus.passed and ref.broke_at is not None and not ref.broke_at.valid:
+        invalid.append(f"reference saturation: {ref.reason}")
+    failed = [c for c in (best, versus) if not c.passed]
+    status = scenario_status([], [c.breach() for c in failed], invalid)
+    if status == "invalid":
+        for c in failed:
+            record.retract_finding(c.breach())
+        for reason in invalid:
+            record.finding("warning", f"{INVALID_PREFIX}: {reason}")
+    row = record.scenario(
+        "saturation",
+        status == "passed",
+        status=status,
+        invalid_reasons=invalid,
+        best_deliveries_per_s=found.best_deliveries_per_s,
+        reference={"saturation_per_s": ref.best_deliveries_per_s},
+        ratio_to_reference={"saturation": sat_ratio},
+        findings=[{"severity": "error", "message": c.breach()} for c in failed] if status == "failed" else [],
+    )
+    conclude(row)
 
 
 def test_bot_latency_per_hop(cfg, record, limits, bot_run_id):

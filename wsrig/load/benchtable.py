@@ -13,7 +13,8 @@ __all__ = ["bench_markdown"]
 
 HEADER = (
     "| scenario | rate msg/s | subscribers | deliveries/s | acked/s | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms "
-    "| p99 uncorrected ms | lost | generator lag p99 ms | backend CPU % | rig CPU % |"
+    "| p99 uncorrected ms | lost | generator lag p99 ms | backend CPU % | rig CPU % "
+    "| rig µs/delivery | backend µs/delivery | rig loop lag p99 ms | p99 / reference | status |"
 )
 
 
@@ -48,6 +49,11 @@ def _row(s: dict[str, Any]) -> str:
         _num(s.get("generator_lag_p99_ms"), 2),
         _num(backend),
         _num(cpu.get("rig")),
+        _num(s.get("rig_us_per_delivery"), 2),
+        _num(s.get("backend_us_per_delivery"), 2),
+        _num((s.get("rig_health") or {}).get("loop_lag_p99_ms"), 2),
+        _num((s.get("ratio_to_reference") or {}).get("p99"), 2),
+        s.get("status") or ("passed" if s.get("passed") else "failed"),
     ]
     return "| " + " | ".join(cells) + " |"
 

@@ -5,16 +5,26 @@ One place so the load and performance stages record a run the same way.
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from wsrig.config import RigConfig
 from wsrig.load.resources import COLUMNS as RESOURCE_COLUMNS
 from wsrig.load.runner import LoadResult
 from wsrig.record import Check, StageRecord
 from wsrig.righealth import INVALID_PREFIX, RigLimits, scenario_status
 
-__all__ = ["data_problems", "invalid_reasons", "record_run", "scenario_findings"]
+__all__ = [
+    "data_problems",
+    "invalid_reasons",
+    "ratio",
+    "record_run",
+    "reference_config",
+    "reference_problems",
+    "scenario_findings",
+]
 
 LATENCY_COLUMNS = ["t", "delivered", "p50_ms", "p99_ms", "max_ms"]
 
@@ -31,6 +41,27 @@ def invalid_reasons(result: LoadResult, limits: RigLimits) -> list[str]:
     not failed, and not a saturation step.
     """
     return _counted(result.rig.invalid_reasons(limits))
+
+
+def reference_config(cfg: RigConfig) -> RigConfig:
+    """The same rig pointed at the reference broadcast server (DESIGN.md section 9)."""
+    return dataclasses.replace(cfg, dashboard_ws_url=cfg.reference_ws_url, dashboard_service=cfg.reference_service)
+
+
+def reference_problems(ref: LoadResult, limits: RigLimits) -> list[str]:
+    """Why a reference run cannot serve as the yardstick: its rig's health, or its own loss.
+
+    The reference is part of the instrument: when it did not measure cleanly, every
+    ratio to it is invalid, never a finding against the system.
+    """
+    return [f"reference run: {p}" for p in invalid_reasons(ref, limits) + data_problems(ref)]
+
+
+def ratio(value: float | None, reference: float | None) -> float | None:
+    """``value / reference`` rounded, or None when either is missing or the reference is 0."""
+    if value is None or not reference:
+        return None
+    return round(value / reference, 2)
 
 
 def data_problems(result: LoadResult) -> list[str]:
@@ -65,6 +96,7 @@ def record_run(
     checks: list[Check] | tuple[Check, ...] = (),
     problems: list[str] | tuple[str, ...] = (),
     judge_data: bool = True,
+    also_invalid: list[str] | tuple[str, ...] = (),
     **extra: Any,
 ) -> dict[str, Any]:
     """Scenario row (latency_ms = corrected summary, rig health, status) plus CSV series.
@@ -75,11 +107,12 @@ def record_run(
     makes the row ``invalid`` (its broken timing checks are not the system's, and are
     withdrawn from the stage's findings); else broken checks fail; else passed.
     ``judge_data=False`` for a saturation step, where loss past the saturation point is
-    the measurement (recorded in ``problems``), not a failure.
+    the measurement (recorded in ``problems``), not a failure. ``also_invalid``: reasons
+    from elsewhere that this row's figures cannot be trusted (its reference run's rig).
     """
     correctness = data_problems(result) + list(problems)
     judged = correctness if judge_data else []
-    invalid = invalid_reasons(result, limits)
+    invalid = invalid_reasons(result, limits) + list(also_invalid)
     broken = [c for c in checks if not c.passed]
     status = scenario_status(judged, [c.breach() for c in broken], invalid)
     if status == "invalid":
