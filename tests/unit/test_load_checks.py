@@ -130,3 +130,24 @@ def test_rig_failures_make_a_run_invalid_but_refused_subscribers_do_not():
     dead = _result(rig=RigHealth(errors=("subscriber process 1: MemoryError",)))
     assert invalid_reasons(dead, LIMITS) == ["subscriber process 1: MemoryError"]
     assert data_problems(dead) == []
+
+
+def test_ratio_to_reference_and_its_missing_cases():
+    """SUT/ref ratios: rounded, None when the reference measured nothing."""
+    from wsrig.load.report import ratio
+
+    assert ratio(12.0, 4.0) == 3.0 and ratio(1.0, 0.0) is None and ratio(None, 2.0) is None
+
+
+def test_a_reference_run_the_rig_could_not_measure_invalidates_the_ratio(tmp_path):
+    """The reference's own stall or loss makes the system's row invalid, not failed."""
+    from wsrig.load.report import reference_problems
+
+    ref = _result(rig=STALLED, delivered=350)
+    reasons = reference_problems(ref, LIMITS)
+    assert any("reference run: rig event-loop lag" in r for r in reasons)
+    assert "reference run: 50 of 400 deliveries never arrived" in reasons
+    record = StageRecord("load")
+    ratio_check = record.measure("fan-out P99 / reference P99", 9.0, 2, "<=", "x")
+    row = record_run(record, tmp_path, "fanout", _result(), LIMITS, [ratio_check], also_invalid=reasons)
+    assert row["status"] == "invalid"
