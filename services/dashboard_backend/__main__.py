@@ -8,6 +8,8 @@ import json
 import logging
 import signal
 import sys
+from collections.abc import Coroutine
+from typing import Any
 
 from .config import Config
 from .gcwatch import heap_census
@@ -54,8 +56,25 @@ def main() -> int:
     logging.getLogger("websockets").setLevel(logging.WARNING)
     logging.getLogger("dashboard_backend.ws").setLevel(logging.WARNING)
     print(f"dashboard-backend config: {json.dumps(config.describe())}", flush=True)
-    asyncio.run(_serve(config))
+    _run(_serve(config), config.event_loop)
     return 0
+
+
+def _run(main: Coroutine[Any, Any, None], event_loop: str) -> None:
+    """Run ``main`` on uvloop when asked for and installed, else on asyncio's own loop.
+
+    uvloop's transports and loop are C: under fan-out (one frame to many sockets) the
+    loop's own share of each delivery is what it cuts.
+    """
+    if event_loop == "uvloop":
+        try:
+            import uvloop
+        except ImportError:
+            logging.getLogger("dashboard_backend").warning("uvloop is not installed: using asyncio's loop")
+        else:
+            uvloop.run(main)
+            return
+    asyncio.run(main)
 
 
 if __name__ == "__main__":

@@ -46,6 +46,15 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     raise ValueError(f"{name} must be true or false, got {raw!r}")
 
 
+def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(choices)}, got {raw!r}")
+    return raw
+
+
 @dataclass(frozen=True)
 class Config:
     """Everything the backend can be told; defaults suit a container on port 8000."""
@@ -75,6 +84,8 @@ class Config:
     client_max_msgs_per_s: float = 20.0
     client_msg_burst: int = 50
     log_level: str = "INFO"
+    #: ``uvloop`` (default; plain asyncio when uvloop is not installed) or ``asyncio``.
+    event_loop: str = "uvloop"
 
     # --- construction -----------------------------------------------------------
 
@@ -104,6 +115,7 @@ class Config:
             client_max_msgs_per_s=_float(env, "SYSTEM__CLIENT_MAX_MSGS_PER_S", d.client_max_msgs_per_s),
             client_msg_burst=_int(env, "SYSTEM__CLIENT_MSG_BURST", d.client_msg_burst, 1),
             log_level=(env.get("SYSTEM__LOG_LEVEL", "").strip() or d.log_level).upper(),
+            event_loop=_choice(env, "SYSTEM__EVENT_LOOP", d.event_loop, ("uvloop", "asyncio")),
         )
 
     # --- presentation -----------------------------------------------------------

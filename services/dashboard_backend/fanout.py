@@ -19,7 +19,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-__all__ = ["Client", "Entry", "Hub", "Subscription", "declared_of", "symbol_of"]
+__all__ = ["Client", "Entry", "Hub", "Outgoing", "Subscription", "declared_of", "symbol_of"]
+
+#: A queued frame: a text, or the text already framed for the wire (bytes).
+Outgoing = str | bytes
 
 
 def symbol_of(env: dict[str, Any]) -> str | None:
@@ -108,12 +111,16 @@ class Client:
     sub: Subscription = field(default_factory=Subscription)
     notify: Callable[[], None] = _noop
     backlog: deque[str] = field(default_factory=deque)
-    queue: deque[str] = field(default_factory=deque)
+    queue: deque[Outgoing] = field(default_factory=deque)
     last_sent: dict[str, int] = field(default_factory=dict)
     overflowed: bool = False
 
-    def offer(self, entry: Entry) -> bool:
-        """Queue ``entry`` if it matches and is new to this client; False on overflow."""
+    def offer(self, entry: Entry, frame: bytes | None = None) -> bool:
+        """Queue ``entry`` if it matches and is new to this client; False on overflow.
+
+        ``frame``, when given, is ``entry.text`` already framed for the wire (the same
+        bytes for every client): it is queued instead of the text.
+        """
         if self.overflowed or not self.sub.matches(entry.type, entry.symbol):
             return True
         if entry.seq <= self.last_sent.get(entry.run_id, 0):
@@ -122,17 +129,23 @@ class Client:
             self.overflowed = True
             self.notify()
             return False
-        self.queue.append(entry.text)
+        self.queue.append(entry.text if frame is None else frame)
         self.last_sent[entry.run_id] = entry.seq
         self.notify()
         return True
 
-    def take(self, max_frames: int) -> list[str]:
+    def take(self, max_frames: int) -> list[Outgoing]:
         """Up to ``max_frames`` frames to send, backlog first."""
-        out: list[str] = []
+        out: list[Outgoing] = []
         for q in (self.backlog, self.queue):
             while q and len(out) < max_frames:
                 out.append(q.popleft())
+        return out
+
+    def take_queue(self) -> list[Outgoing]:
+        """Every live frame queued (the backlog must be empty: it goes first)."""
+        out = list(self.queue)
+        self.queue.clear()
         return out
 
     @property
@@ -177,12 +190,15 @@ class Hub:
         symbol = None if symbol is None else sys.intern(symbol)
         self.ring.append((sys.intern(run_id), seq, sys.intern(msg_type), symbol, text, declared, marker))
 
-    def publish(self, entry: Entry) -> list[Client]:
-        """Remember ``entry`` and queue it to matching clients; return the overflowed."""
+    def publish(self, entry: Entry, frame: bytes | None = None) -> list[Client]:
+        """Remember ``entry`` and queue it to matching clients; return the overflowed.
+
+        ``frame`` is ``entry.text`` framed once for every client (see ``Client.offer``).
+        """
         self._remember(entry)
         if entry.seq > self.last.get(entry.run_id, 0):
             self.last[entry.run_id] = entry.seq
-        overflowed = [c for c in self.clients.values() if not c.offer(entry)]
+        overflowed = [c for c in self.clients.values() if not c.offer(entry, frame)]
         for client in overflowed:
             self.slow_client_disconnects += 1
             del self.clients[client.id]

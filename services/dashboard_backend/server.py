@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import hmac
 import itertools
@@ -31,7 +32,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 from wscontract import DATA_TYPES, Invalid, parse_frame, validate_control, validate_envelope
 
-from .batching import BatchingConnection
+from .batching import BatchingConnection, text_frame
 from .config import Config
 from .fanout import Client, Entry, Hub, Subscription, declared_of, symbol_of
 from .gcwatch import FullCollections, GcWatch, take_over_full_collections
@@ -95,6 +96,23 @@ class ServerCounters:
     #: Client frames after the subscribe (ignored: clients only ever send one).
     client_frames_ignored: int = 0
     http_requests: Counter[str] = field(default_factory=Counter)
+
+
+@dataclass(eq=False, slots=True)
+class _Stream:
+    """The glue's side of one ``/ws/stream`` client: its connection and its sender's state."""
+
+    ws: BatchingConnection
+    client: Client
+    #: Set to wake the sender task (frames it must send itself, overflow, stop).
+    wake: asyncio.Event
+    #: Set while the sender has nothing left to send (or has ended).
+    idle: asyncio.Event
+    #: The sender waits on ``wake`` with the snapshot and backlog sent: live frames may
+    #: be written from ``Backend._flush`` directly, no task involved.
+    parked: bool = False
+    #: In ``Backend._dirty``: frames were queued since the last flush.
+    dirty: bool = False
 
 
 @dataclass(eq=False)
@@ -234,9 +252,10 @@ class Backend:
         self.store: Store | None = None
         self.committer: GroupCommitter | None = None
         self.publishers: dict[str, _Publisher] = {}
-        self._client_ws: dict[int, ServerConnection] = {}
-        #: client id -> set while its sender has nothing left to send (or has ended).
-        self._client_idle: dict[int, asyncio.Event] = {}
+        self._streams: dict[int, _Stream] = {}
+        #: Clients with frames queued since the last ``_flush`` (which is scheduled).
+        self._dirty: list[_Stream] = []
+        self._flush_pending = False
         self._stopping = False
         self._client_ids = itertools.count(1)
         self._server: Server | None = None
@@ -339,9 +358,9 @@ class Backend:
         if self._server is not None:
             await self._close_publishers()
             await self._flush_clients(STOP_FLUSH_S)
-            for ws in self._client_ws.values():
+            for stream in self._streams.values():
                 # A client that does not read does not answer the close either.
-                ws.close_timeout = STOP_CLOSE_S
+                stream.ws.close_timeout = STOP_CLOSE_S
             self._server.close()
             await self._server.wait_closed()
         for task in list(self._tasks):
@@ -364,7 +383,9 @@ class Backend:
 
     async def _flush_clients(self, timeout: float) -> None:
         """Wait, up to ``timeout`` in total, until every client's sender is idle."""
-        waiting = [asyncio.ensure_future(idle.wait()) for idle in self._client_idle.values()]
+        while self._dirty:  # frames queued for a flush still to come: write them now
+            self._flush(share=False)
+        waiting = [asyncio.ensure_future(stream.idle.wait()) for stream in self._streams.values()]
         if not waiting:
             return
         _, pending = await asyncio.wait(waiting, timeout=timeout)
@@ -588,7 +609,9 @@ class Backend:
         if decision.broadcast:
             self.state.apply(obj)
             entry = Entry(run_id, seq, msg_type, symbol_of(obj), text, declared_of(obj))
-            for client in self.hub.publish(entry):
+            # Framed once, the same bytes for every client (see batching).
+            frame = text_frame(text.encode()) if self.hub.clients else None
+            for client in self.hub.publish(entry, frame):
                 self._kick(client)
         return None
 
@@ -613,28 +636,27 @@ class Backend:
         self.counters.client_connections_total += 1
         bucket = TokenBucket(self.config.client_max_msgs_per_s, self.config.client_msg_burst, time.monotonic())
         sub, resume, want_snapshot = await self._subscribe(ws, bucket)
-        wake = asyncio.Event()
+        assert isinstance(ws, BatchingConnection)  # serve(create_connection=...)
         client = Client(
             id=next(self._client_ids),
             remote=_remote(ws),
             capacity=self.config.client_queue_size,
             sub=sub,
-            notify=wake.set,
         )
+        stream = _Stream(ws, client, asyncio.Event(), asyncio.Event())
+        client.notify = functools.partial(self._mark, stream)
         # No await between attach and the snapshot: both see the same instant.
         resumed = self.hub.attach(client, resume)
         head = json.dumps(self.state.snapshot(resumed)) if want_snapshot else None
-        self._client_ws[client.id] = ws
-        idle = self._client_idle[client.id] = asyncio.Event()
-        sender = asyncio.create_task(self._sender(ws, client, wake, head, idle))
+        self._streams[client.id] = stream
+        sender = asyncio.create_task(self._sender(stream, head))
         reader = asyncio.create_task(self._ignore_input(ws, bucket))
         try:
             await asyncio.wait({sender, reader}, return_when=asyncio.FIRST_COMPLETED)
         finally:
             sender.cancel()
             self.hub.detach(client)
-            self._client_ws.pop(client.id, None)
-            self._client_idle.pop(client.id, None)
+            self._streams.pop(client.id, None)
             # The connection is closing: let the reader count what it already received.
             if not reader.done():
                 await asyncio.wait({reader}, timeout=DRAIN_READER_S)
@@ -670,15 +692,13 @@ class Backend:
             obj.get("snapshot", True),
         )
 
-    async def _sender(
-        self,
-        ws: ServerConnection,
-        client: Client,
-        wake: asyncio.Event,
-        head: str | None,
-        idle: asyncio.Event,
-    ) -> None:
-        """Send the snapshot, then the backlog and queue; ``idle`` is set while empty."""
+    async def _sender(self, stream: _Stream, head: str | None) -> None:
+        """Send the snapshot, then the backlog and queue; ``idle`` is set while empty.
+
+        Parked (waiting for frames), it leaves live frames to ``_flush``, which writes
+        them directly while the connection allows and wakes it when not.
+        """
+        ws, client, wake, idle = stream.ws, stream.client, stream.wake, stream.idle
         try:
             if head is not None:
                 await ws.send(head)
@@ -689,15 +709,65 @@ class Backend:
                 frames = client.take(SEND_BATCH)
                 if not frames:
                     idle.set()
-                    await wake.wait()
+                    stream.parked = True
+                    try:
+                        await wake.wait()
+                    finally:
+                        stream.parked = False
                     continue
                 idle.clear()
-                assert isinstance(ws, BatchingConnection)  # serve(create_connection=...)
                 await self.write_turns.take()
-                await ws.send_texts(frames)
+                await ws.send_frames(frames)
                 self.counters.broadcast += len(frames)
         finally:
             idle.set()
+
+    def _mark(self, stream: _Stream) -> None:
+        """``Client.notify``: frames were queued (or it overflowed); flush in the next turn."""
+        if not stream.dirty:
+            stream.dirty = True
+            self._dirty.append(stream)
+            if not self._flush_pending:
+                self._flush_pending = True
+                asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self, share: bool = True) -> None:
+        """Write what was queued since the last flush: directly, one write per client.
+
+        A client whose sender is parked on an open connection gets its queued frames
+        in one transport write here, with no task woken; any other (snapshot or replay
+        still going, flow control paused, closing, overflowed) has its sender woken to
+        send them the ordinary way. At most the ``WriteTurns`` share per loop turn
+        (``share``): the rest is flushed in the next turn, after the sockets are polled.
+        """
+        self._flush_pending = False
+        dirty, self._dirty = self._dirty, []
+        turns = self.write_turns
+        broadcast = 0
+        for i, stream in enumerate(dirty):
+            if share and not turns.try_take():
+                for rest in dirty[i:]:
+                    self._dirty.append(rest)
+                self._flush_pending = True
+                asyncio.get_running_loop().call_soon(self._flush)
+                break
+            stream.dirty = False
+            client = stream.client
+            if stream.parked and not client.overflowed and not client.backlog and stream.ws.direct_ok():
+                frames = client.take_queue()
+                if not frames:
+                    continue
+                try:
+                    stream.ws.write_frames(frames)
+                except Exception as exc:  # the transport refused: let websockets' path report it
+                    self._internal("direct write", exc)
+                    client.queue.extendleft(reversed(frames))
+                    stream.wake.set()
+                    continue
+                broadcast += len(frames)
+            else:
+                stream.wake.set()
+        self.counters.broadcast += broadcast
 
     async def _ignore_input(self, ws: ServerConnection, bucket: TokenBucket) -> None:
         """Count (and drop) frames after the subscribe; close a client over its rate."""
@@ -711,10 +781,10 @@ class Backend:
 
     def _kick(self, client: Client) -> None:
         """Close an overflowed client with 1013 (slow-client policy)."""
-        ws = self._client_ws.get(client.id)
+        stream = self._streams.get(client.id)
         log.warning("client %d (%s): queue full, closing with 1013", client.id, client.remote)
-        if ws is not None:
-            self._spawn(ws.close(1013, "slow client: send queue full"))
+        if stream is not None:
+            self._spawn(stream.ws.close(1013, "slow client: send queue full"))
 
     # --- HTTP -----------------------------------------------------------------
 

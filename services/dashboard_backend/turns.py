@@ -42,6 +42,19 @@ class WriteTurns:
         self.deferred += 1
         await waiter  # released by _next_turn, which counted it in that turn's share
 
+    def try_take(self) -> bool:
+        """``take`` for a write made from a callback: True if it may happen in this turn.
+
+        False (counted as deferred) when this turn's share is used up or writers are
+        waiting: the caller retries in a later turn (``call_soon``), after the waiters.
+        """
+        self._next_turn_soon()
+        if self.used < self.per_turn and not self._waiters:
+            self.used += 1
+            return True
+        self.deferred += 1
+        return False
+
     def _next_turn_soon(self) -> None:
         # call_soon lands in the next loop turn, after the loop has polled its sockets.
         if not self._turn_pending:

@@ -25,3 +25,11 @@ def test_bad_number_is_an_error():
     """A non-numeric port is refused with the variable's name."""
     with pytest.raises(ValueError, match="SYSTEM__PORT"):
         Config.from_env({"SYSTEM__PORT": "eighty"})
+
+
+def test_event_loop_choice():
+    """uvloop by default; asyncio on request; anything else is refused with the name."""
+    assert Config.from_env({}).event_loop == "uvloop"
+    assert Config.from_env({"SYSTEM__EVENT_LOOP": "AsyncIO"}).event_loop == "asyncio"
+    with pytest.raises(ValueError, match="SYSTEM__EVENT_LOOP"):
+        Config.from_env({"SYSTEM__EVENT_LOOP": "trio"})
