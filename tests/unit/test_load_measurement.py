@@ -148,23 +148,6 @@ def test_saturation_search_that_never_breaks_says_so():
     assert "did not break" in result.reason
 
 
-def test_subscriber_fast_path_reads_what_the_publisher_writes():
-    """The subscriber's regex and a full JSON parse agree on the load publisher's frames."""
-    import json
-
-    from wsrig.load.publisher import PublisherSpec, _frame
-    from wsrig.load.subscriber import _LOAD_FIELDS
-
-    for msg_type in ("market_data", "trade"):
-        spec = PublisherSpec("ws://x", "t", "load-0123456789", ((1, 1),), msg_type=msg_type, symbol="LABC")
-        raw = _frame(spec, 42, 1_000, 1_500).encode()
-        env = json.loads(raw)
-        m = _LOAD_FIELDS.search(raw)
-        assert m is not None
-        assert (int(m[1]), int(m[2]), int(m[3])) == (env["seq"], env["data"]["intended_ns"], env["data"]["sent_ns"])
-        assert (env["seq"], env["data"]["intended_ns"], env["data"]["sent_ns"]) == (42, 1_000, 1_500)
-
-
 def test_latency_recovery_after_a_burst():
     from wsrig.load.recorder import latency_recovery_s
 

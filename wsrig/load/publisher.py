@@ -21,6 +21,7 @@ from websockets.asyncio.client import connect
 
 from wsrig import messages
 from wsrig.hdr import LatencyHistogram
+from wsrig.load import evloop, layout
 from wsrig.load.schedule import GeneratorHealth, Phase, Schedule
 from wsrig.righealth import process_cpu_s
 
@@ -57,6 +58,7 @@ class _Acks:
 
 
 def _data(spec: PublisherSpec, seq: int, intended_ns: int, sent_ns: int) -> dict[str, Any]:
+    """The sample data of the type, ending with ``intended_ns`` and ``sent_ns`` (the layout's tail)."""
     data = dict(messages.SAMPLE_DATA[spec.msg_type])
     data["symbol"] = spec.symbol
     if spec.msg_type == "trade":
@@ -78,9 +80,10 @@ async def _read_acks(ws: Any, acks: _Acks) -> None:
 
 
 def _frame(spec: PublisherSpec, seq: int, intended_ns: int, now_ns: int) -> str:
-    env = messages.envelope(spec.run_id, seq, spec.msg_type, _data(spec, seq, intended_ns, now_ns), "wsrig-load")
+    """One envelope in the layout subscribers read at fixed offsets (``wsrig.load.layout``)."""
+    env = messages.envelope(spec.run_id, seq, spec.msg_type, _data(spec, seq, intended_ns, now_ns), layout.SOURCE)
     env["ts_ns"] = intended_ns  # production time of a scheduled message is its intended time
-    return json.dumps(env, separators=(",", ":"))
+    return layout.encode(env)
 
 
 async def publish(spec: PublisherSpec) -> dict[str, Any]:
@@ -92,7 +95,7 @@ async def publish(spec: PublisherSpec) -> dict[str, Any]:
     async with connect(
         spec.ws_url + "/ws", open_timeout=10, max_size=2**20, compression=None, write_limit=SEND_BUFFER_BYTES
     ) as ws:
-        await ws.send(json.dumps(messages.hello(spec.run_id, spec.token, source="wsrig-load")))
+        await ws.send(json.dumps(messages.hello(spec.run_id, spec.token, source=layout.SOURCE)))
         welcome = json.loads(await asyncio.wait_for(ws.recv(), 10))
         if welcome.get("type") != "welcome":
             raise RuntimeError(f"expected welcome, got {str(welcome)[:200]}")
@@ -159,6 +162,6 @@ async def publish(spec: PublisherSpec) -> dict[str, Any]:
 def publisher_process(spec: PublisherSpec, out: Any) -> None:
     """Process entry point: publish and put ``("publisher", result-or-error)`` on ``out``."""
     try:
-        out.put(("publisher", asyncio.run(publish(spec))))
+        out.put(("publisher", evloop.run(publish(spec))))
     except Exception as exc:  # reported to the runner, which fails the scenario with it
         out.put(("publisher", {"error": f"{type(exc).__name__}: {exc}"}))

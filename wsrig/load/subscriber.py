@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
-import re
 import resource
 import time
 from dataclasses import dataclass
@@ -19,6 +17,8 @@ from typing import Any
 
 from wsrig import messages
 from wsrig.hdr import LatencyHistogram
+from wsrig.load import evloop, layout
+from wsrig.load.layout import read_fields
 from wsrig.load.lean_client import LeanStream, open_stream
 from wsrig.load.recorder import SeqTracker, StreamRecorder
 from wsrig.righealth import process_cpu_s
@@ -26,9 +26,6 @@ from wsrig.righealth import process_cpu_s
 __all__ = ["SubscriberSpec", "subscriber_process"]
 
 LOOP_PROBE_S = 0.01
-#: The load publisher's compact layout (wsrig.load.publisher): three fields without a
-#: full JSON parse, which was the largest cost of a subscriber process under load.
-_LOAD_FIELDS = re.compile(rb'"seq":(\d+),.*"intended_ns":(\d+),"sent_ns":(\d+)')
 CONNECT_CONCURRENCY = 50
 
 
@@ -65,22 +62,18 @@ class _Conn:
         self.seq = SeqTracker()
         self.stream: LeanStream | None = None
         self._run_id = spec.run_id
-        self._run_tag = f'"run_id":"{spec.run_id}"'.encode()
-        self._rec = rec
+        self._prefix = layout.prefix(spec.run_id, spec.msg_type)
+        # Bound once: on_text runs for every delivered message.
+        self._record = rec.record
+        self._see = self.seq.see
 
     def on_text(self, raw: bytes, recv_ns: int) -> None:
-        if self._run_tag not in raw:
+        """Per delivered frame: the run's three numbers (fixed offsets), latency, order."""
+        fields = read_fields(raw, self._prefix, self._run_id)
+        if fields is None:  # not an envelope of this load run
             return
-        m = _LOAD_FIELDS.search(raw)
-        if m is not None:
-            seq, intended_ns, sent_ns = int(m[1]), int(m[2]), int(m[3])
-        else:  # not the load publisher's own layout: parse it properly
-            env = json.loads(raw)
-            if env.get("run_id") != self._run_id:
-                return
-            seq, intended_ns, sent_ns = env["seq"], env["data"]["intended_ns"], env["data"]["sent_ns"]
-        self._rec.record(intended_ns, sent_ns, recv_ns)
-        self.seq.see(seq)
+        self._record(fields[1], fields[2], recv_ns)
+        self._see(fields[0])
 
     @property
     def close_code(self) -> int | None:
@@ -161,6 +154,6 @@ def subscriber_process(spec: SubscriberSpec, stop_flag: Any, progress: Any, out:
     with contextlib.suppress(ValueError, OSError):
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     try:
-        out.put(("result", spec.index, asyncio.run(_run(spec, stop_flag, progress, out))))
+        out.put(("result", spec.index, evloop.run(_run(spec, stop_flag, progress, out))))
     except Exception as exc:  # reported to the runner, which fails the scenario with it
         out.put(("result", spec.index, {"error": f"{type(exc).__name__}: {exc}"}))
