@@ -84,6 +84,12 @@ class Config:
     client_max_msgs_per_s: float = 20.0
     client_msg_burst: int = 50
     log_level: str = "INFO"
+    #: Live frames reach clients in flushes; while messages keep arriving faster than
+    #: one per this many milliseconds, flushes are this far apart on average and the
+    #: frames meanwhile share one write per client (bursts of ``client_flush_burst``
+    #: flushes go at once). 0: a flush every loop turn.
+    client_flush_ms: float = 0.0
+    client_flush_burst: int = 10
     #: ``uvloop`` (default; plain asyncio when uvloop is not installed) or ``asyncio``.
     event_loop: str = "uvloop"
 
@@ -115,6 +121,8 @@ class Config:
             client_max_msgs_per_s=_float(env, "SYSTEM__CLIENT_MAX_MSGS_PER_S", d.client_max_msgs_per_s),
             client_msg_burst=_int(env, "SYSTEM__CLIENT_MSG_BURST", d.client_msg_burst, 1),
             log_level=(env.get("SYSTEM__LOG_LEVEL", "").strip() or d.log_level).upper(),
+            client_flush_ms=_float(env, "SYSTEM__CLIENT_FLUSH_MS", d.client_flush_ms),
+            client_flush_burst=_int(env, "SYSTEM__CLIENT_FLUSH_BURST", d.client_flush_burst, 1),
             event_loop=_choice(env, "SYSTEM__EVENT_LOOP", d.event_loop, ("uvloop", "asyncio")),
         )
 

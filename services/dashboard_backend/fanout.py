@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-__all__ = ["Client", "Entry", "Hub", "Outgoing", "Subscription", "declared_of", "symbol_of"]
+__all__ = ["Client", "Entry", "Group", "Hub", "Outgoing", "Subscription", "declared_of", "symbol_of"]
 
 #: A queued frame: a text, or the text already framed for the wire (bytes).
 Outgoing = str | bytes
@@ -101,6 +101,34 @@ def _noop() -> None:
     pass
 
 
+def _noop_group(group: Group) -> None:
+    pass
+
+
+@dataclass(eq=False)
+class Group:
+    """The clients of one subscription (the same filter, so the same frames).
+
+    Members in the *lane* are served from the group's one ``pending`` list: a frame is
+    appended there once per message instead of once per client, and the glue writes the
+    list to every lane member in one write each (``Hub.take_lane``). The others (with a
+    snapshot or replay still going, flow control paused, ...) each have their own queue,
+    as every client had before lanes. Which frames a client gets, and in what order, is
+    the same either way: a member joins the lane only with nothing of its own queued,
+    and leaves it with the lane's pending frames moved to its own queue.
+    """
+
+    sub: Subscription
+    lane: dict[int, Client] = field(default_factory=dict)
+    others: dict[int, Client] = field(default_factory=dict)
+    pending: list[Outgoing] = field(default_factory=list)
+    #: The smallest queue capacity in the lane: ``pending`` longer than that overflows.
+    capacity: int = 0
+
+    def _lane_changed(self) -> None:
+        self.capacity = min((c.capacity for c in self.lane.values()), default=0)
+
+
 @dataclass(eq=False)
 class Client:
     """One subscriber's queues; the glue drains it with ``take``."""
@@ -114,6 +142,9 @@ class Client:
     queue: deque[Outgoing] = field(default_factory=deque)
     last_sent: dict[str, int] = field(default_factory=dict)
     overflowed: bool = False
+    #: Its subscription's group, while attached; ``in_lane``: served from the group.
+    group: Group | None = None
+    in_lane: bool = False
 
     def offer(self, entry: Entry, frame: bytes | None = None) -> bool:
         """Queue ``entry`` if it matches and is new to this client; False on overflow.
@@ -121,16 +152,24 @@ class Client:
         ``frame``, when given, is ``entry.text`` already framed for the wire (the same
         bytes for every client): it is queued instead of the text.
         """
-        if self.overflowed or not self.sub.matches(entry.type, entry.symbol):
+        # Subscription.matches, inlined: this runs once per client per message.
+        sub = self.sub
+        if self.overflowed or (sub.types is not None and entry.type not in sub.types):
             return True
-        if entry.seq <= self.last_sent.get(entry.run_id, 0):
+        symbol = entry.symbol
+        if sub.symbols is not None and symbol is not None and symbol not in sub.symbols:
             return True
-        if len(self.queue) >= self.capacity:
+        run_id, seq = entry.run_id, entry.seq
+        last_sent = self.last_sent
+        if seq <= last_sent.get(run_id, 0):
+            return True
+        queue = self.queue
+        if len(queue) >= self.capacity:
             self.overflowed = True
             self.notify()
             return False
-        self.queue.append(entry.text if frame is None else frame)
-        self.last_sent[entry.run_id] = entry.seq
+        queue.append(entry.text if frame is None else frame)
+        last_sent[run_id] = seq
         self.notify()
         return True
 
@@ -150,7 +189,8 @@ class Client:
 
     @property
     def depth(self) -> int:
-        return len(self.backlog) + len(self.queue)
+        lane = len(self.group.pending) if self.in_lane and self.group is not None else 0
+        return len(self.backlog) + len(self.queue) + lane
 
 
 def _covers(ranges: list[tuple[int, int]], lo: int, hi: int) -> bool:
@@ -178,6 +218,10 @@ class Hub:
         #: run_id -> the ``last`` restored at start (what earlier processes knew).
         self.restored: dict[str, int] = {}
         self.slow_client_disconnects = 0
+        #: Subscription -> its clients (see ``Group``).
+        self.groups: dict[Subscription, Group] = {}
+        #: Called when a group's lane gets its first pending frame (the glue flushes it).
+        self.lane_ready: Callable[[Group], None] = _noop_group
 
     # --- publishing -----------------------------------------------------------
 
@@ -194,15 +238,99 @@ class Hub:
         """Remember ``entry`` and queue it to matching clients; return the overflowed.
 
         ``frame`` is ``entry.text`` framed once for every client (see ``Client.offer``).
+        Per group: the filter is checked once, the frame appended once for the lane, and
+        offered to each other member. Per run, published seqs only increase (``Ingest``
+        broadcasts nothing at or below the last broadcast), which is why lane members
+        need no per-client seq check (see ``promote``).
         """
         self._remember(entry)
-        if entry.seq > self.last.get(entry.run_id, 0):
-            self.last[entry.run_id] = entry.seq
-        overflowed = [c for c in self.clients.values() if not c.offer(entry, frame)]
+        run_id, seq, msg_type, symbol = entry.run_id, entry.seq, entry.type, entry.symbol
+        if seq > self.last.get(run_id, 0):
+            self.last[run_id] = seq
+        item = entry.text if frame is None else frame
+        overflowed: list[Client] = []
+        for group in self.groups.values():
+            sub = group.sub
+            if sub.types is not None and msg_type not in sub.types:
+                continue
+            if sub.symbols is not None and symbol is not None and symbol not in sub.symbols:
+                continue
+            if group.lane:
+                pending = group.pending
+                pending.append(item)
+                if len(pending) == 1:
+                    self.lane_ready(group)
+                elif len(pending) > group.capacity:
+                    # The lane was not flushed for a whole queue's worth: each member
+                    # gets the frames in its own queue, where the one over overflows.
+                    for client in list(group.lane.values()):
+                        if not self.demote(client, pending):
+                            overflowed.append(client)
+                    pending.clear()
+            for client in group.others.values():
+                if not client.offer(entry, frame):
+                    overflowed.append(client)
         for client in overflowed:
             self.slow_client_disconnects += 1
-            del self.clients[client.id]
+            self._forget(client)
         return overflowed
+
+    # --- lanes (see ``Group``) ----------------------------------------------------
+
+    def take_lane(self, group: Group) -> list[Outgoing]:
+        """The frames pending for ``group``'s lane, in order; the lane starts empty again."""
+        pending, group.pending = group.pending, []
+        return pending
+
+    def promote(self, client: Client) -> bool:
+        """Serve ``client`` from its group's lane from now on, if it can join; whether it did.
+
+        Only with nothing of its own queued or due (backlog, queue, overflow), at a lane
+        boundary (the lane has nothing pending, so the client gets no frame twice), and
+        when no run's seq it has seen is above the highest published (a resume that
+        claims more than this process knows keeps the per-client seq check).
+        """
+        group = client.group
+        if (
+            group is None
+            or client.in_lane
+            or client.overflowed
+            or client.backlog
+            or client.queue
+            or group.pending
+            or client.id not in group.others
+        ):
+            return False
+        last = self.last
+        for run_id, seq in client.last_sent.items():
+            if seq > last.get(run_id, 0):
+                return False
+        del group.others[client.id]
+        group.lane[client.id] = client
+        group._lane_changed()
+        client.in_lane = True
+        return True
+
+    def demote(self, client: Client, frames: list[Outgoing]) -> bool:
+        """Take ``client`` out of the lane, ``frames`` (the lane's, unsent) into its queue.
+
+        False when they do not all fit: the client is then overflowed (slow-client policy).
+        """
+        group = client.group
+        if group is not None and group.lane.pop(client.id, None) is not None:
+            group.others[client.id] = client
+            group._lane_changed()
+        client.in_lane = False
+        # Every seq published so far is behind it: the per-client check resumes from there.
+        client.last_sent.update(self.last)
+        queue = client.queue
+        for item in frames:
+            if len(queue) >= client.capacity:
+                client.overflowed = True
+                client.notify()
+                return False
+            queue.append(item)
+        return True
 
     def skip(self, run_id: str, seq: int) -> None:
         """``seq`` of ``run_id`` was rejected: accounted, nothing to send. Keep a marker.
@@ -278,7 +406,24 @@ class Hub:
             last = entries[-1].seq if entries else 0
             client.last_sent[run_id] = max(after_seq, last, client.last_sent.get(run_id, 0))
         self.clients[client.id] = client
+        group = self.groups.get(client.sub)
+        if group is None:
+            group = self.groups[client.sub] = Group(client.sub)
+        group.others[client.id] = client
+        client.group = group
+        client.in_lane = False
         return resumed
 
     def detach(self, client: Client) -> None:
+        self._forget(client)
+
+    def _forget(self, client: Client) -> None:
         self.clients.pop(client.id, None)
+        group = client.group
+        if group is not None:
+            if group.lane.pop(client.id, None) is not None:
+                group._lane_changed()
+            group.others.pop(client.id, None)
+            if not group.lane and not group.others and self.groups.get(group.sub) is group:
+                del self.groups[group.sub]
+        client.in_lane = False

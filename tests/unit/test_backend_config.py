@@ -33,3 +33,13 @@ def test_event_loop_choice():
     assert Config.from_env({"SYSTEM__EVENT_LOOP": "AsyncIO"}).event_loop == "asyncio"
     with pytest.raises(ValueError, match="SYSTEM__EVENT_LOOP"):
         Config.from_env({"SYSTEM__EVENT_LOOP": "trio"})
+
+
+def test_client_flush_pacing():
+    """Off by default (a flush every loop turn); milliseconds and a burst when set."""
+    cfg = Config.from_env({})
+    assert cfg.client_flush_ms == 0 and cfg.client_flush_burst == 10
+    cfg = Config.from_env({"SYSTEM__CLIENT_FLUSH_MS": "2.5", "SYSTEM__CLIENT_FLUSH_BURST": "3"})
+    assert cfg.client_flush_ms == 2.5 and cfg.client_flush_burst == 3
+    with pytest.raises(ValueError, match="SYSTEM__CLIENT_FLUSH_BURST"):
+        Config.from_env({"SYSTEM__CLIENT_FLUSH_BURST": "0"})

@@ -179,3 +179,95 @@ def test_backlog_does_not_count_against_the_live_queue():
     hub.attach(c, resume=(RUN, 0))
     assert hub.publish(entry(51)) == []
     assert len(c.take(1000)) == 51
+
+
+# --- lanes: one pending list per subscription group --------------------------------
+
+
+def test_a_lane_member_gets_frames_from_its_group_once_per_message():
+    """Promoted clients are served from the group's pending list, in order, filter applied."""
+    hub = Hub(ring_size=100)
+    ready = []
+    hub.lane_ready = ready.append
+    a, b = client(1, types=frozenset({"market_data"})), client(2, types=frozenset({"market_data"}))
+    other = client(3, types=frozenset({"trade"}))
+    for c in (a, b, other):
+        hub.attach(c)
+        assert hub.promote(c)
+    assert a.group is b.group and other.group is not a.group
+    hub.publish(entry(1))
+    hub.publish(entry(2, "trade"))
+    hub.publish(entry(3))
+    assert ready == [a.group, other.group]  # once per group, when its first frame is pending
+    assert a.depth == b.depth == 2 and not a.queue and not b.queue
+    assert hub.take_lane(a.group) == ["frame-1", "frame-3"]
+    assert hub.take_lane(other.group) == ["frame-2"]
+    assert a.depth == 0
+
+
+def test_promotion_only_with_nothing_of_its_own_and_at_a_lane_boundary():
+    hub = Hub(ring_size=100)
+    a, b = client(1), client(2)
+    hub.attach(a)
+    assert hub.promote(a)
+    hub.attach(b)
+    hub.publish(entry(1))
+    assert b.queue and not hub.promote(b)  # its own frame first
+    b.take(10)
+    assert not hub.promote(b)  # the lane has frame 1 pending, which b already has
+    hub.take_lane(a.group)
+    assert hub.promote(b) and not hub.promote(b)
+    hub.publish(entry(2))
+    assert hub.take_lane(b.group) == ["frame-2"]
+
+
+def test_a_resume_ahead_of_what_the_hub_knows_keeps_the_per_client_check():
+    """A client claiming seqs above the highest published must not get them from the lane."""
+    hub = Hub(ring_size=100)
+    hub.publish(entry(1))
+    ahead = client(1)
+    hub.attach(ahead, resume=(RUN, 5))
+    assert not hub.promote(ahead)
+    for seq in range(2, 8):
+        hub.publish(entry(seq))
+    assert ahead.take(10) == ["frame-6", "frame-7"]
+    assert hub.promote(ahead)  # now nothing it claims is ahead of the hub
+
+
+def test_demotion_keeps_order_and_no_duplicates():
+    hub = Hub(ring_size=100)
+    a = client(1)
+    hub.attach(a)
+    hub.promote(a)
+    hub.publish(entry(1))
+    hub.publish(entry(2))
+    frames = hub.take_lane(a.group)
+    assert hub.demote(a, frames) and not a.in_lane
+    hub.publish(entry(2))  # republished seqs are still never queued twice
+    hub.publish(entry(3))
+    assert a.take(10) == ["frame-1", "frame-2", "frame-3"]
+
+
+def test_a_lane_not_flushed_for_a_whole_queue_overflows_its_members():
+    hub = Hub(ring_size=100)
+    lane = [client(i, capacity=3) for i in (1, 2)]
+    for c in lane:
+        hub.attach(c)
+        hub.promote(c)
+    kicked = []
+    for seq in range(1, 5):
+        kicked += hub.publish(entry(seq))
+    assert kicked == lane and all(c.overflowed for c in lane)
+    assert hub.slow_client_disconnects == 2 and not hub.clients and not hub.groups
+
+
+def test_detach_leaves_no_empty_group():
+    hub = Hub(ring_size=100)
+    a, b = client(1), client(2)
+    hub.attach(a)
+    hub.attach(b)
+    hub.promote(a)
+    hub.detach(a)
+    assert a.group is b.group and list(hub.groups) == [b.sub]
+    hub.detach(b)
+    assert hub.groups == {}

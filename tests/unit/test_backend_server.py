@@ -584,3 +584,55 @@ def test_the_loop_is_the_one_asked_for(event_loop_kind):
         return "uvloop" if isinstance(asyncio.get_running_loop(), uvloop.Loop) else "asyncio"
 
     assert asyncio.run(kind()) == event_loop_kind
+
+
+@pytest.mark.parametrize("flush_ms", [0.0, 5.0])
+def test_live_fanout_with_lanes_joining_mid_stream_and_paced_flushes(tmp_path, flush_ms):
+    """Clients that join while frames flow (snapshot, resume, filters) each get every frame
+    of theirs exactly once and in order, whether flushes go every turn or paced."""
+
+    async def go() -> None:
+        async with running(tmp_path, client_flush_ms=flush_ms, client_flush_burst=2) as backend:
+            pub, _ = await publisher(backend)
+            early, _ = await subscribe(backend)
+            filtered, _ = await subscribe(backend, types=["market_data", "trade"])  # attached once the snapshot is in
+            total, seen = 300, {"early": [], "filtered": [], "late": [], "resumed": []}
+            clients: dict[str, ClientConnection] = {"early": early, "filtered": filtered}
+
+            async def read(name: str, ws: ClientConnection, want: int) -> None:
+                while len(seen[name]) < want:
+                    seen[name].append(json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT))["seq"])
+
+            for seq in range(1, total + 1):
+                await pub.send(envelope(seq))
+                if seq == 100:
+                    clients["late"], _ = await subscribe(backend, snapshot=False)
+                if seq == 150:
+                    clients["resumed"], snap = await subscribe(backend, resume={"run_id": RUN, "after_seq": 120})
+                    assert snap["resumed"] is True
+                if seq % 20 == 0:
+                    await asyncio.sleep(0.003)
+            await wait_ack(pub, total)
+            kinds = {"market_data", "trade"}
+            want = {
+                "early": list(range(1, total + 1)),
+                "filtered": [s for s in range(1, total + 1) if CYCLE[s % len(CYCLE)] in kinds],
+                "resumed": list(range(121, total + 1)),
+            }
+            await asyncio.gather(*(read(n, clients[n], len(w)) for n, w in want.items()))
+            for name, expected in want.items():
+                assert seen[name] == expected, name
+            # The late one joined somewhere after seq 100 was sent: from there on, every seq.
+            await read("late", clients["late"], 1)
+            first = seen["late"][0]
+            await read("late", clients["late"], total - first + 1)
+            assert seen["late"] == list(range(first, total + 1))
+            _, body = await http_get(backend, "/api/websocket/status")
+            assert body["counters"]["broadcast"] == sum(len(v) for v in seen.values())
+            assert all(c["queue_depth"] == 0 for c in body["clients"])
+            # Every client ended up served from its group's lane (the path under test).
+            assert sum(len(g.lane) for g in backend.hub.groups.values()) == len(clients)
+            for ws in (pub, *clients.values()):
+                await ws.close()
+
+    asyncio.run(asyncio.wait_for(go(), 15))
