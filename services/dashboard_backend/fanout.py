@@ -264,7 +264,9 @@ class Hub:
                     # The lane was not flushed for a whole queue's worth: each member
                     # gets the frames in its own queue, where the one over overflows.
                     for client in list(group.lane.values()):
-                        if not self.demote(client, pending):
+                        if self.demote(client, pending):
+                            client.notify()  # a larger queue took them: its glue sends them
+                        else:
                             overflowed.append(client)
                     pending.clear()
             for client in group.others.values():

@@ -271,3 +271,18 @@ def test_detach_leaves_no_empty_group():
     assert a.group is b.group and list(hub.groups) == [b.sub]
     hub.detach(b)
     assert hub.groups == {}
+
+
+def test_a_lane_member_with_a_larger_queue_is_demoted_not_dropped():
+    hub = Hub(ring_size=100)
+    small, large = client(1, capacity=2), client(2, capacity=10)
+    notified = []
+    large.notify = lambda: notified.append(2)
+    for c in (small, large):
+        hub.attach(c)
+        hub.promote(c)
+    kicked = []
+    for seq in range(1, 4):
+        kicked += hub.publish(entry(seq))
+    assert kicked == [small] and not large.overflowed and not large.in_lane
+    assert notified and large.take(10) == ["frame-1", "frame-2", "frame-3"]
