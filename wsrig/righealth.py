@@ -1,11 +1,13 @@
 """Could the instrument measure? The rig's own health during a timed scenario, judged.
 
-The rig shares the host with the system it measures. When its own event loops run
-late, its generator slips, or it spends too much CPU per delivered message, the
-latencies it reports are partly its own: the scenario is then ``invalid`` (it cannot
-tell), never ``passed`` and never ``failed`` on those figures. Correctness problems
-(loss, disorder, closes) stay failures whatever the rig's health: a stalled rig does
-not invent missing seqs.
+The rig shares the host with the system it measures. When its generator slips or
+skips, the planned load was not applied: the scenario is ``invalid``. When its own
+receivers run late or hot, the latencies it took are partly its own: a broken timing
+threshold is then ``invalid`` (it cannot tell whose the breach is), never ``failed``.
+A met threshold stands: latency is measured from the intended send time, so a late
+receiver can only add to it, and a slow receiver can only lower a delivery rate.
+Correctness problems (loss, disorder, closes) stay failures whatever the rig's health:
+a stalled rig does not invent missing seqs.
 
 Composition follows Jepsen's three-valued validity: failed beats invalid beats passed.
 Pure: callers pass measurements; thresholds come from ``[*.rig_health]`` in
@@ -113,7 +115,30 @@ class RigHealth:
 
     def invalid_reasons(self, limits: RigLimits) -> list[str]:
         """Each measurement the rig broke, named with its value and its limit."""
+        return self.blocking(limits) + self.lagging(limits)
+
+    def blocking(self, limits: RigLimits) -> list[str]:
+        """The planned load was not applied (a rig error, a late or skipping generator).
+
+        Nothing the system did under it can be judged either way: always invalid.
+        """
         out = list(self.errors)
+        if self.generator_skipped > 0:
+            out.append(f"generator skipped {self.generator_skipped} planned sends")
+        if self.generator_lag_p99_ms is not None and self.generator_lag_p99_ms > limits.generator_lag_p99_ms:
+            out.append(
+                f"generator schedule slip P99 {self.generator_lag_p99_ms:.2f} ms > {limits.generator_lag_p99_ms:g} ms"
+            )
+        return out
+
+    def lagging(self, limits: RigLimits) -> list[str]:
+        """The rig's receivers ran late or hot: latencies it took then are partly its own.
+
+        A late receiver only adds to a latency measured from the intended send time and
+        only lowers a delivery rate, so this invalidates a broken timing threshold (the
+        breach may be the rig's) but not a met one (the system was at least that fast).
+        """
+        out = []
         for key, label, limit in (
             ("loop_lag_p99_ms", "P99", limits.loop_lag_p99_ms),
             ("loop_lag_max_ms", "max", limits.loop_lag_max_ms),
@@ -121,12 +146,6 @@ class RigHealth:
             worst = self._worst(key)
             if worst is not None and worst[1] > limit:
                 out.append(f"rig event-loop lag {label} {worst[1]:.1f} ms in {worst[0]} > {limit:g} ms")
-        if self.generator_skipped > 0:
-            out.append(f"generator skipped {self.generator_skipped} planned sends")
-        if self.generator_lag_p99_ms is not None and self.generator_lag_p99_ms > limits.generator_lag_p99_ms:
-            out.append(
-                f"generator schedule slip P99 {self.generator_lag_p99_ms:.2f} ms > {limits.generator_lag_p99_ms:g} ms"
-            )
         us = self.us_per_delivery
         rate = self.deliveries / self.duration_s if self.duration_s > 0 else 0.0
         if us is not None and rate >= limits.us_per_delivery_min_rate and us > limits.us_per_delivery:
@@ -146,18 +165,24 @@ class RigHealth:
         }
 
 
-def scenario_status(correctness: list[str], timing: list[str], invalid: list[str]) -> str:
+def scenario_status(
+    correctness: list[str], timing: list[str], blocking: list[str], lagging: list[str] | tuple[str, ...] = ()
+) -> str:
     """One scenario's verdict from what it found.
 
     ``correctness``: loss, disorder, refused or closed clients: the system's, whatever
-    the rig's health. ``timing``: latency or throughput thresholds broken: believable
-    only when the rig was healthy. ``invalid``: why the rig could not measure.
+    the rig's health. ``timing``: latency or throughput thresholds broken.
+    ``blocking``: the planned load was not applied (``RigHealth.blocking``): invalid.
+    ``lagging``: the rig ran late (``RigHealth.lagging``): a broken timing threshold is
+    then invalid, a met one stands.
     """
     if correctness:
         return "failed"
-    if invalid:
+    if blocking:
         return "invalid"
-    return "failed" if timing else "passed"
+    if timing:
+        return "invalid" if lagging else "failed"
+    return "passed"
 
 
 def worst_status(statuses: list[str]) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from wsrig.load.bot_latency import measure_bot_latency
-from wsrig.load.report import invalid_reasons, ratio, record_run, reference_config
+from wsrig.load.report import ratio, record_run, reference_config
 from wsrig.load.runner import LoadPlan, run_load
 from wsrig.load.saturation import SaturationResult, Step, search
 from wsrig.load.schedule import Schedule
@@ -66,12 +66,17 @@ def _saturation(cfg, stack, record, limits, rig_limits, results_dir, prefix: str
             settle_s=limits["settle_s"],
         )
         result = run_load(cfg, plan, stack, progress)
-        invalid = invalid_reasons(result, rig_limits)
+        p99, lost = result.corrected.summary().p99, result.lost + len(result.closed)
+        # Blocking (the load was not applied) voids any step; a late rig voids a step
+        # that broke (the break may be the rig's), not one that held (righealth).
+        invalid = result.rig.blocking(rig_limits)
+        if p99 >= p99_limit or lost:
+            invalid += result.rig.lagging(rig_limits)
         step = Step(
             rate=rate,
             deliveries_per_s=result.deliveries_per_s,
-            p99_ms=result.corrected.summary().p99,
-            lost=result.lost + len(result.closed),
+            p99_ms=p99,
+            lost=lost,
             valid=not invalid,
             note="; ".join(invalid),
         )
@@ -84,6 +89,7 @@ def _saturation(cfg, stack, record, limits, rig_limits, results_dir, prefix: str
             result,
             rig_limits,
             judge_data=False,
+            also_invalid=invalid,
             step_problem=step.problem(p99_limit) or None,
         )
         return step
@@ -119,25 +125,30 @@ def test_saturation_point(cfg, stack, record, limits, rig_limits, results_dir):
         ">=",
         "/s",
     )
-    versus = record.measure(
-        "saturation / reference saturation",
-        sat_ratio if sat_ratio is not None else 0.0,
-        limits["saturation_ratio_min"],
-        ">=",
-        "x",
-    )
+    checks = [best]
+    # A reference search that ended on the rig (an invalid step) understates the
+    # reference and so overstates the ratio: then the ratio is recorded, not judged.
+    ref_ended_on_rig = ref.broke_at is not None and not ref.broke_at.valid
+    if ref_ended_on_rig:
+        record.measure("saturation / reference saturation (not judged)", sat_ratio, None, ">=", "x")
+        record.finding("warning", f"saturation: ratio to reference not judged: reference {ref.reason}")
+    else:
+        checks.append(
+            record.measure(
+                "saturation / reference saturation",
+                sat_ratio if sat_ratio is not None else 0.0,
+                limits["saturation_ratio_min"],
+                ">=",
+                "x",
+            )
+        )
     record.metrics["saturation"] = _serialize(found)
     record.metrics["reference_saturation"] = _serialize(ref)
     record.metrics["saturation_ratio_to_reference"] = sat_ratio
-    invalid = []
-    if not best.passed and found.broke_at is not None and not found.broke_at.valid:
-        invalid.append(f"saturation: {found.reason}")
-    # The system's best counts against the reference only when the reference's own
-    # search ended on the system under test's terms (a valid break, or no break).
-    if not versus.passed and ref.broke_at is not None and not ref.broke_at.valid:
-        invalid.append(f"reference saturation: {ref.reason}")
-    failed = [c for c in (best, versus) if not c.passed]
-    status = scenario_status([], [c.breach() for c in failed], invalid)
+    # Below the floor because the system's search ended on the rig is invalid, not failed.
+    invalid = [f"saturation: {found.reason}"] if found.broke_at is not None and not found.broke_at.valid else []
+    failed = [c for c in checks if not c.passed]
+    status = scenario_status([], [c.breach() for c in failed], [], invalid)
     if status == "invalid":
         for c in failed:
             record.retract_finding(c.breach())
@@ -147,10 +158,10 @@ def test_saturation_point(cfg, stack, record, limits, rig_limits, results_dir):
         "saturation",
         status == "passed",
         status=status,
-        invalid_reasons=invalid,
+        invalid_reasons=invalid if status == "invalid" else [],
         best_deliveries_per_s=found.best_deliveries_per_s,
-        reference={"saturation_per_s": ref.best_deliveries_per_s},
-        ratio_to_reference={"saturation": sat_ratio},
+        reference={"saturation_per_s": ref.best_deliveries_per_s, "reason": ref.reason},
+        ratio_to_reference={"saturation": sat_ratio, "judged": not ref_ended_on_rig},
         findings=[{"severity": "error", "message": c.breach()} for c in failed] if status == "failed" else [],
     )
     conclude(row)

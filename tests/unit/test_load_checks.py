@@ -151,3 +151,18 @@ def test_a_reference_run_the_rig_could_not_measure_invalidates_the_ratio(tmp_pat
     ratio_check = record.measure("fan-out P99 / reference P99", 9.0, 2, "<=", "x")
     row = record_run(record, tmp_path, "fanout", _result(), LIMITS, [ratio_check], also_invalid=reasons)
     assert row["status"] == "invalid"
+
+
+def test_met_thresholds_stand_with_a_late_rig_and_say_so(tmp_path):
+    """A late rig with thresholds met: passed, with the rig's lag as an info finding."""
+    record = StageRecord("load")
+    row = record_run(record, tmp_path, "fanout", _result(rig=STALLED), LIMITS, [Check("fan-out P99", 40.0, 100, "<")])
+    assert row["status"] == "passed" and row["invalid_reasons"] == []
+    assert any(f["severity"] == "info" and "rig event-loop lag" in f["message"] for f in row["findings"])
+
+
+def test_a_slipping_generator_voids_even_a_met_threshold(tmp_path):
+    """The planned load was not applied: invalid whatever the figures say."""
+    rig = RigHealth((ProcessHealth("subscriber process 0", 1.0, 3.0, 0.001),), generator_lag_p99_ms=45.0)
+    row = record_run(StageRecord("load"), tmp_path, "fanout", _result(rig=rig), LIMITS, [Check("P99", 4.0, 100, "<")])
+    assert row["status"] == "invalid" and "generator schedule slip" in row["invalid_reasons"][0]

@@ -72,3 +72,15 @@ def test_composition_failed_beats_invalid_beats_passed():
     assert worst_status(["invalid", "failed"]) == "failed"
     assert worst_status(["passed", "skipped"]) == "passed"
     assert worst_status(["passed", "error"]) == "error"
+
+
+def test_late_receivers_void_a_breach_but_not_a_met_threshold():
+    """A late rig only adds latency: a breach is invalid, a met threshold stands; a slipping generator voids both."""
+    health = _health(lag_p99=40.0, lag_max=90.0)
+    lag = health.lagging(LIMITS)
+    assert lag and health.blocking(LIMITS) == []
+    assert scenario_status([], ["fan-out P99 = 150ms breaks < 100ms"], [], lag) == "invalid"
+    assert scenario_status([], [], [], lag) == "passed"
+    slipping = _health(gen=35.0)
+    assert slipping.blocking(LIMITS) == ["generator schedule slip P99 35.00 ms > 20 ms"]
+    assert scenario_status([], [], slipping.blocking(LIMITS), []) == "invalid"

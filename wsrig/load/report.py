@@ -51,8 +51,10 @@ def reference_config(cfg: RigConfig) -> RigConfig:
 def reference_problems(ref: LoadResult, limits: RigLimits) -> list[str]:
     """Why a reference run cannot serve as the yardstick: its rig's health, or its own loss.
 
-    The reference is part of the instrument: when it did not measure cleanly, every
-    ratio to it is invalid, never a finding against the system.
+    The reference is part of the instrument: a late rig inflates the reference's P99 and
+    so deflates the ratio, in either direction of the verdict. When it did not measure
+    cleanly, the ratio to it is not judged (its reason recorded), never a finding
+    against the system.
     """
     return [f"reference run: {p}" for p in invalid_reasons(ref, limits) + data_problems(ref)]
 
@@ -112,9 +114,11 @@ def record_run(
     """
     correctness = data_problems(result) + list(problems)
     judged = correctness if judge_data else []
-    invalid = invalid_reasons(result, limits) + list(also_invalid)
+    blocking = list(dict.fromkeys(_counted(result.rig.blocking(limits)) + list(also_invalid)))
+    lagging = _counted(result.rig.lagging(limits))
     broken = [c for c in checks if not c.passed]
-    status = scenario_status(judged, [c.breach() for c in broken], invalid)
+    status = scenario_status(judged, [c.breach() for c in broken], blocking, lagging)
+    invalid = blocking + lagging if status == "invalid" else []
     if status == "invalid":
         for c in broken:
             record.retract_finding(c.breach())
@@ -123,6 +127,10 @@ def record_run(
             record.finding("warning", f"{name}: {f['message']}")
     else:
         findings = scenario_findings(record, name, judged, checks)
+        findings += [
+            {"severity": "info", "message": f"rig health: {r} (thresholds met: a late rig only adds latency)"}
+            for r in lagging
+        ]
     fields = result.serialize()
     fields.update(extra, status=status, problems=correctness, invalid_reasons=invalid, findings=findings)
     if result.per_second:

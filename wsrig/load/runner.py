@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing as mp
+import os
 import queue
 import time
 import uuid
@@ -168,7 +169,10 @@ def run_load(
     stop = ctx.Event()
     run_id = f"load-{uuid.uuid4()}"
     symbol = f"L{run_id[5:13].upper()}"
-    sizes = _split(plan.subscribers, plan.processes) if plan.subscribers else []
+    # No more subscriber processes than the rig has cores (wsrig.cpusets pins it): more
+    # would only take turns on the same core, each one's loop waiting for the others'.
+    processes = min(plan.processes, len(os.sched_getaffinity(0)))
+    sizes = _split(plan.subscribers, processes) if plan.subscribers else []
     progress: Any = ctx.Array("q", max(1, len(sizes)))
     start_at = time.time() + SPAWN_S * max(1, len(sizes))
     subs = [
