@@ -11,9 +11,10 @@ import pytest
 
 from wsrig.clients import get_json
 from wsrig.config import RigConfig
-from wsrig.righealth import INVALID_PREFIX
+from wsrig.record import Check, StageRecord
+from wsrig.righealth import INVALID_PREFIX, scenario_status
 
-__all__ = ["backend_state", "backend_status", "bot_stats", "conclude", "progress", "run"]
+__all__ = ["backend_state", "backend_status", "bot_stats", "conclude", "progress", "run", "timing_verdict"]
 
 T = TypeVar("T")
 
@@ -52,3 +53,21 @@ def conclude(row: dict[str, Any]) -> None:
         pytest.fail(f"{row['name']}: " + "; ".join(messages), pytrace=False)
     if status == "invalid":
         pytest.skip(f"invalid: {INVALID_PREFIX}: {row['name']}: " + "; ".join(row.get("invalid_reasons", [])))
+
+
+def timing_verdict(
+    record: StageRecord, check: Check, problems: list[str], timing: list[str], lag: list[str]
+) -> tuple[str, list[str]]:
+    """A client-latency gate judged with the measuring client's own health: (status, invalid reasons).
+
+    A late client only adds to its P99, so a breach is then not the system's: the status
+    is invalid and the check's finding withdrawn; with a healthy client the breach joins
+    ``problems`` (in place) and fails the case.
+    """
+    status = scenario_status(problems, timing, [], lag)
+    if status == "failed":
+        problems += timing
+    if status == "invalid":
+        record.retract_finding(check.breach())
+        return status, list(lag)
+    return status, []

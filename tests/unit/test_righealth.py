@@ -84,3 +84,19 @@ def test_late_receivers_void_a_breach_but_not_a_met_threshold():
     slipping = _health(gen=35.0)
     assert slipping.blocking(LIMITS) == ["generator schedule slip P99 35.00 ms > 20 ms"]
     assert scenario_status([], [], slipping.blocking(LIMITS), []) == "invalid"
+
+
+def test_timing_verdict_for_a_client_latency_gate():
+    """A late measuring client: the P99 breach is invalid and withdrawn; a healthy one: the breach fails."""
+    from wsrig.probe import timing_verdict
+    from wsrig.record import StageRecord
+
+    record = StageRecord("security")
+    check = record.measure("flood_client_p99_ms", 180.0, 100, unit=" ms")
+    problems: list[str] = []
+    assert timing_verdict(record, check, problems, ["P99 180 > 100"], ["rig lag"]) == ("invalid", ["rig lag"])
+    assert problems == [] and record.findings == []
+    record = StageRecord("security")
+    check = record.measure("flood_client_p99_ms", 180.0, 100, unit=" ms")
+    assert timing_verdict(record, check, problems, ["P99 180 > 100"], []) == ("failed", [])
+    assert problems == ["P99 180 > 100"] and record.findings
