@@ -12,7 +12,7 @@ import pytest
 from wsrig.clients import get_json
 from wsrig.config import RigConfig
 from wsrig.record import Check, StageRecord
-from wsrig.righealth import INVALID_PREFIX, scenario_status
+from wsrig.righealth import INVALID_PREFIX, beyond_rig, scenario_status
 
 __all__ = ["backend_state", "backend_status", "bot_stats", "conclude", "progress", "run", "timing_verdict"]
 
@@ -56,14 +56,16 @@ def conclude(row: dict[str, Any]) -> None:
 
 
 def timing_verdict(
-    record: StageRecord, check: Check, problems: list[str], timing: list[str], lag: list[str]
+    record: StageRecord, check: Check, problems: list[str], timing: list[str], lag: list[str], stall_ms: float
 ) -> tuple[str, list[str]]:
     """A client-latency gate judged with the measuring client's own health: (status, invalid reasons).
 
-    A late client only adds to its P99, so a breach is then not the system's: the status
-    is invalid and the check's finding withdrawn; with a healthy client the breach joins
-    ``problems`` (in place) and fails the case.
+    A late client adds at most its worst stall to its P99: a breach within that reach is
+    then not the system's (invalid, the check's finding withdrawn); a breach beyond it, or
+    with a healthy client, joins ``problems`` (in place) and fails the case.
     """
+    if lag and beyond_rig(check.value, check.op, check.threshold, stall_ms):
+        lag = []
     status = scenario_status(problems, timing, [], lag)
     if status == "failed":
         problems += timing

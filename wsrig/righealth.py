@@ -26,6 +26,7 @@ __all__ = [
     "RigHealth",
     "RigLimits",
     "process_cpu_s",
+    "beyond_rig",
     "scenario_status",
     "worst_status",
 ]
@@ -152,6 +153,11 @@ class RigHealth:
             out.append(f"rig CPU {us:.1f} µs per delivery > {limits.us_per_delivery:g} µs")
         return out
 
+    @property
+    def worst_stall_ms(self) -> float:
+        """The longest the rig's receivers were away: the most it can have added to one latency."""
+        return max((p.loop_lag_max_ms for p in self.processes if p.loop_lag_max_ms is not None), default=0.0)
+
     def serialize(self) -> dict[str, Any]:
         return {
             "processes": [p.serialize() for p in self.processes],
@@ -163,6 +169,21 @@ class RigHealth:
             "us_per_delivery": self.us_per_delivery,
             "errors": list(self.errors),
         }
+
+
+def beyond_rig(value: float, op: str, threshold: float, stall_ms: float) -> bool:
+    """Does a latency breach stand even with the rig's worst stall taken off it?
+
+    A late receiver adds at most its longest stall to a latency taken from the intended
+    send time. A breach larger than that is the system's whatever the rig did (seen: a
+    backend capped at 0.15 CPU, P99 1,026 ms, sent in bursts that made the rig's loop
+    65 ms late). Only ``<``/``<=`` latency bounds are judged this way.
+    """
+    if op == "<":
+        return value - stall_ms >= threshold
+    if op == "<=":
+        return value - stall_ms > threshold
+    return False
 
 
 def scenario_status(

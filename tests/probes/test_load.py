@@ -183,6 +183,9 @@ def test_fanout(cfg, stack, record, limits, rig_limits, results_dir):
                 "x",
             )
         )
+    # The reference run is also the control: when it met the fan-out bound under the same
+    # plan, rig and cores, the rig could measure this plan, and a breach is the system's.
+    control_ok = not not_judged and ref_p99 < limits["fanout_p99_ms"]
     row = record_run(
         record,
         results_dir,
@@ -190,6 +193,7 @@ def test_fanout(cfg, stack, record, limits, rig_limits, results_dir):
         result,
         rig_limits,
         checks,
+        rig_vouched_by="the reference server" if control_ok else "",
         reference={
             "p99_ms": ref_p99,
             "deliveries_per_s": ref.deliveries_per_s,

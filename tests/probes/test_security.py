@@ -687,7 +687,7 @@ def test_fuzz(cfg, record, limits, rig_limits, bot_run_id):
 
     record.measure("fuzz_frames", tally.frames, int(limits["fuzz_min_frames"]), op=">=")
     p99_check = record.measure("fuzz_client_p99_after_ms", after_lat.p99, p99_max, unit=" ms")
-    status, invalid = timing_verdict(record, p99_check, problems, timing, lag)
+    status, invalid = timing_verdict(record, p99_check, problems, timing, lag, rig.worst_stall_ms)
     record.metrics["fuzz"] = tally.serialize()
     record.metrics["fuzz_counter_deltas"] = {
         k: deltas.get(k)
@@ -826,7 +826,7 @@ def test_flood_does_not_hurt_other_clients(cfg, record, limits, rig_limits, bot_
             f"flood: the publisher flood ({result['publisher_frames']} frames in {flood_s:g}s) never hit SYSTEM__PUBLISHER_MAX_MSGS_PER_S: the throttle was not exercised",
         )
     p99_check = record.measure("flood_client_p99_ms", during.p99, p99_max, unit=" ms")
-    status, invalid = timing_verdict(record, p99_check, problems, timing, lag)
+    status, invalid = timing_verdict(record, p99_check, problems, timing, lag, rig.worst_stall_ms)
     record.metrics["flood_effect_p99_ms"] = round(during.p99 - baseline.p99, 3)
     progress(
         f"flood: normal client P99 {baseline.p99} ms -> {during.p99} ms; publisher sent {result['publisher_frames']} "

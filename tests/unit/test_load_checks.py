@@ -166,3 +166,33 @@ def test_a_slipping_generator_voids_even_a_met_threshold(tmp_path):
     rig = RigHealth((ProcessHealth("subscriber process 0", 1.0, 3.0, 0.001),), generator_lag_p99_ms=45.0)
     row = record_run(StageRecord("load"), tmp_path, "fanout", _result(rig=rig), LIMITS, [Check("P99", 4.0, 100, "<")])
     assert row["status"] == "invalid" and "generator schedule slip" in row["invalid_reasons"][0]
+
+
+def test_slow_backend_with_a_bursty_rig_is_failed_not_invalid(tmp_path):
+    """Backend capped: P99 1,026 ms, rig 65 ms late from the bursts: the breach is beyond the rig, failed."""
+    rig = RigHealth((ProcessHealth("subscriber process 0", 41.9, 64.7, 0.001),), generator_lag_p99_ms=4.6)
+    record = StageRecord("load")
+    slow = record.measure("fan-out P99", 1026.0, 100, "<", "ms")
+    row = record_run(record, tmp_path, "fanout", _result(rig=rig), LIMITS, [slow])
+    assert row["status"] == "failed"
+
+
+def test_keepalive_closes_of_a_starved_rig_are_invalid(tmp_path):
+    """Subscribers cut with 1011 (no pong in time) while the rig stalled 2.2 s: invalid, not the system's loss."""
+    rig = RigHealth((ProcessHealth("subscriber process 0", 14.7, 2205.7, 0.001),), generator_lag_p99_ms=11.9)
+    starved = _result(rig=rig, delivered=300, closed=[1011, 1011])
+    row = record_run(StageRecord("load"), tmp_path, "fanout", starved, LIMITS, [Check("P99", 3057.0, 100, "<", "ms")])
+    assert row["status"] == "invalid"
+    assert any("keepalive" in r for r in row["invalid_reasons"])
+    healthy_closed = _result(delivered=300, closed=[1011])
+    assert record_run(StageRecord("load"), tmp_path, "f", healthy_closed, LIMITS, [])["status"] == "failed"
+
+
+def test_a_clean_control_run_vouches_for_a_lagging_rig(tmp_path):
+    """The reference met the bound under the same plan and rig: the system's breach is failed, not invalid."""
+    record = StageRecord("load")
+    slow = record.measure("fan-out P99", 150.0, 100, "<", "ms")
+    row = record_run(
+        record, tmp_path, "fanout", _result(rig=STALLED), LIMITS, [slow], rig_vouched_by="the reference server"
+    )
+    assert row["status"] == "failed"

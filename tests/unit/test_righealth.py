@@ -94,9 +94,22 @@ def test_timing_verdict_for_a_client_latency_gate():
     record = StageRecord("security")
     check = record.measure("flood_client_p99_ms", 180.0, 100, unit=" ms")
     problems: list[str] = []
-    assert timing_verdict(record, check, problems, ["P99 180 > 100"], ["rig lag"]) == ("invalid", ["rig lag"])
+    assert timing_verdict(record, check, problems, ["P99 180 > 100"], ["rig lag"], 90.0) == ("invalid", ["rig lag"])
     assert problems == [] and record.findings == []
     record = StageRecord("security")
     check = record.measure("flood_client_p99_ms", 180.0, 100, unit=" ms")
-    assert timing_verdict(record, check, problems, ["P99 180 > 100"], []) == ("failed", [])
+    assert timing_verdict(record, check, problems, ["P99 180 > 100"], [], 0.0) == ("failed", [])
     assert problems == ["P99 180 > 100"] and record.findings
+
+
+def test_a_breach_beyond_the_rigs_worst_stall_is_the_systems():
+    """P99 1,026 ms with the rig 65 ms late at worst: failed, not invalid (a slow system cannot hide in invalid)."""
+    from wsrig.probe import timing_verdict
+    from wsrig.record import StageRecord
+    from wsrig.righealth import beyond_rig
+
+    assert beyond_rig(1026.0, "<", 100, 65.0) and not beyond_rig(150.0, "<", 100, 65.0)
+    record = StageRecord("security")
+    check = record.measure("flood_client_p99_ms", 1026.0, 100, unit=" ms")
+    problems: list[str] = []
+    assert timing_verdict(record, check, problems, ["P99 1026 > 100"], ["rig lag"], 65.0) == ("failed", [])

@@ -14,7 +14,7 @@ from wsrig.config import RigConfig
 from wsrig.load.resources import COLUMNS as RESOURCE_COLUMNS
 from wsrig.load.runner import LoadResult
 from wsrig.record import Check, StageRecord
-from wsrig.righealth import INVALID_PREFIX, RigLimits, scenario_status
+from wsrig.righealth import INVALID_PREFIX, RigLimits, beyond_rig, scenario_status
 
 __all__ = [
     "data_problems",
@@ -27,6 +27,8 @@ __all__ = [
 ]
 
 LATENCY_COLUMNS = ["t", "delivered", "p50_ms", "p99_ms", "max_ms"]
+#: The close code a WebSocket server sends when its keepalive ping got no pong in time.
+KEEPALIVE_CLOSE = 1011
 
 
 def _counted(lines: list[str]) -> list[str]:
@@ -99,6 +101,7 @@ def record_run(
     problems: list[str] | tuple[str, ...] = (),
     judge_data: bool = True,
     also_invalid: list[str] | tuple[str, ...] = (),
+    rig_vouched_by: str = "",
     **extra: Any,
 ) -> dict[str, Any]:
     """Scenario row (latency_ms = corrected summary, rig health, status) plus CSV series.
@@ -111,13 +114,28 @@ def record_run(
     ``judge_data=False`` for a saturation step, where loss past the saturation point is
     the measurement (recorded in ``problems``), not a failure. ``also_invalid``: reasons
     from elsewhere that this row's figures cannot be trusted (its reference run's rig).
+    A broken latency bound larger than the rig's worst stall (``righealth.beyond_rig``)
+    is the system's; ``rig_vouched_by`` names a control run (the reference server under
+    the same plan, rig and cores) that met the bounds: the rig could measure this plan,
+    so its lag voids nothing.
     """
     correctness = data_problems(result) + list(problems)
     judged = correctness if judge_data else []
     blocking = list(dict.fromkeys(_counted(result.rig.blocking(limits)) + list(also_invalid)))
     lagging = _counted(result.rig.lagging(limits))
+    vouched = bool(lagging and rig_vouched_by)
+    if lagging and judged and result.closed and set(result.closed) <= {KEEPALIVE_CLOSE}:
+        # The backend cut subscribers that did not answer its pings in time, while the
+        # rig's loops ran late: the closes (and what they lost) are the rig's, not the system's.
+        blocking.append(
+            f"subscribers closed {KEEPALIVE_CLOSE} (keepalive timeout) while the rig lagged: " + "; ".join(judged)
+        )
+        judged = []
     broken = [c for c in checks if not c.passed]
-    status = scenario_status(judged, [c.breach() for c in broken], blocking, lagging)
+    stall = result.rig.worst_stall_ms
+    beyond = [c for c in broken if c.unit == "ms" and beyond_rig(c.value, c.op, c.threshold, stall)]
+    # A breach beyond the rig's reach, or a rig vouched for by a control run, is judged as if the rig were healthy.
+    status = scenario_status(judged, [c.breach() for c in broken], blocking, [] if beyond or vouched else lagging)
     invalid = blocking + lagging if status == "invalid" else []
     if status == "invalid":
         for c in broken:
@@ -127,10 +145,12 @@ def record_run(
             record.finding("warning", f"{name}: {f['message']}")
     else:
         findings = scenario_findings(record, name, judged, checks)
-        findings += [
-            {"severity": "info", "message": f"rig health: {r} (thresholds met: a late rig only adds latency)"}
-            for r in lagging
-        ]
+        why = (
+            f"the rig measured {rig_vouched_by} cleanly under the same plan"
+            if vouched
+            else "a late rig only adds latency"
+        )
+        findings += [{"severity": "info", "message": f"rig health: {r} ({why})"} for r in lagging]
     fields = result.serialize()
     fields.update(extra, status=status, problems=correctness, invalid_reasons=invalid, findings=findings)
     if result.per_second:
