@@ -123,7 +123,7 @@ def _stage_entry(results: Path, name: str, selected: bool, flag: str) -> dict[st
     for f in failures:
         if f not in entry["findings"]:
             entry["findings"].append(f)
-    if entry["status"] == "passed" and counts["passed"] == 0:
+    if entry["status"] == "passed" and counts["passed"] == 0 and counts["invalid"] == 0:
         entry.update(status="error", reason="no test passed")
     if entry["status"] == "passed" and any(_row_failed(s) for s in entry["scenarios"]):
         entry.update(status="failed", reason="a scenario failed although its tests passed")

@@ -171,3 +171,11 @@ def test_failed_stage_beats_invalid_stage(tmp_path):
     _stage(tmp_path, "load", "passed", JUNIT_INVALID)
     summary = _summary(tmp_path, {"connectivity": True, "load": True})
     assert summary["verdict"] == "fail"
+
+
+def test_a_stage_whose_only_test_was_invalid_is_invalid_not_error(tmp_path):
+    """-k fanout with the one test invalid: the stage is invalid, not 'no test passed'."""
+    only_invalid = JUNIT_INVALID.replace('<testcase classname="c" name="test_sustained"/>', "")
+    _stage(tmp_path, "load", "passed", only_invalid)
+    summary = _summary(tmp_path, {"load": True})
+    assert summary["stages"][3]["status"] == "invalid" and summary["verdict"] == "invalid"
