@@ -136,7 +136,7 @@ def record_run(
     beyond = [c for c in broken if c.unit == "ms" and beyond_rig(c.value, c.op, c.threshold, stall)]
     # A breach beyond the rig's reach, or a rig vouched for by a control run, is judged as if the rig were healthy.
     status = scenario_status(judged, [c.breach() for c in broken], blocking, [] if beyond or vouched else lagging)
-    invalid = blocking + lagging if status == "invalid" else []
+    invalid = list(dict.fromkeys(blocking + lagging)) if status == "invalid" else []
     if status == "invalid":
         for c in broken:
             record.retract_finding(c.breach())
