@@ -145,11 +145,12 @@ def record_run(
             record.finding("warning", f"{name}: {f['message']}")
     else:
         findings = scenario_findings(record, name, judged, checks)
-        why = (
-            f"the rig measured {rig_vouched_by} cleanly under the same plan"
-            if vouched
-            else "a late rig only adds latency"
-        )
+        if vouched:
+            why = f"the rig measured {rig_vouched_by} cleanly under the same plan"
+        elif beyond:
+            why = f"the breach is larger than the rig's worst stall, {stall:.1f} ms"
+        else:
+            why = "thresholds met: a late rig only adds latency"
         findings += [{"severity": "info", "message": f"rig health: {r} ({why})"} for r in lagging]
     fields = result.serialize()
     fields.update(extra, status=status, problems=correctness, invalid_reasons=invalid, findings=findings)
