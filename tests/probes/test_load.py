@@ -19,6 +19,7 @@ from wsrig.load.report import (
     data_problems,
     invalid_reasons,
     ratio,
+    ratio_check,
     record_run,
     reference_config,
     reference_problems,
@@ -180,19 +181,10 @@ def test_fanout(cfg, stack, record, limits, rig_limits, results_dir):
     ]
     # The ratio is judged only when the reference run measured cleanly (reference_problems).
     not_judged = reference_problems(ref, rig_limits)
-    if not_judged:
-        record.measure("fan-out P99 / reference P99 (not judged)", p99_ratio, None, "<=", "x")
-        record.finding("warning", f"fanout: ratio to reference not judged: {'; '.join(not_judged)}")
-    else:
-        checks.append(
-            record.measure(
-                "fan-out P99 / reference P99",
-                p99_ratio if p99_ratio is not None else float("inf"),
-                limits["fanout_p99_ratio_max"],
-                "<=",
-                "x",
-            )
-        )
+    ratio_vs_ref = ratio_check(
+        record, "fan-out P99 / reference P99", p99_ratio, limits["fanout_p99_ratio_max"], "<=", not_judged, "fanout"
+    )
+    checks += [ratio_vs_ref] if ratio_vs_ref is not None else []
     # The reference run is also the control: when it met the fan-out bound under the same
     # plan, rig and cores, the rig could measure this plan, and a breach is the system's.
     control_ok = not not_judged and ref_p99 < limits["fanout_p99_ms"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from wsrig.load.bot_latency import measure_bot_latency
-from wsrig.load.report import ratio, record_run, reference_config
+from wsrig.load.report import ratio, ratio_check, record_run, reference_config
 from wsrig.load.runner import LoadPlan, run_load
 from wsrig.load.saturation import SaturationResult, Step, search
 from wsrig.load.schedule import Schedule
@@ -125,23 +125,19 @@ def test_saturation_point(cfg, stack, record, limits, rig_limits, results_dir):
         ">=",
         "/s",
     )
-    checks = [best]
     # A reference search that ended on the rig (an invalid step) understates the
     # reference and so overstates the ratio: then the ratio is recorded, not judged.
     ref_ended_on_rig = ref.broke_at is not None and not ref.broke_at.valid
-    if ref_ended_on_rig:
-        record.measure("saturation / reference saturation (not judged)", sat_ratio, None, ">=", "x")
-        record.finding("warning", f"saturation: ratio to reference not judged: reference {ref.reason}")
-    else:
-        checks.append(
-            record.measure(
-                "saturation / reference saturation",
-                sat_ratio if sat_ratio is not None else 0.0,
-                limits["saturation_ratio_min"],
-                ">=",
-                "x",
-            )
-        )
+    versus = ratio_check(
+        record,
+        "saturation / reference saturation",
+        sat_ratio,
+        limits["saturation_ratio_min"],
+        ">=",
+        [f"reference {ref.reason}"] if ref_ended_on_rig else [],
+        "saturation",
+    )
+    checks = [best] + ([versus] if versus is not None else [])
     record.metrics["saturation"] = _serialize(found)
     record.metrics["reference_saturation"] = _serialize(ref)
     record.metrics["saturation_ratio_to_reference"] = sat_ratio

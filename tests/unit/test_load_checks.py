@@ -196,3 +196,20 @@ def test_a_clean_control_run_vouches_for_a_lagging_rig(tmp_path):
         record, tmp_path, "fanout", _result(rig=STALLED), LIMITS, [slow], rig_vouched_by="the reference server"
     )
     assert row["status"] == "failed"
+
+
+def test_ratio_check_judges_or_records_with_the_reason():
+    """A clean reference: a check against the goal; otherwise recorded, not judged, with a warning."""
+    from wsrig.load.report import ratio_check
+
+    record = StageRecord("load")
+    judged = ratio_check(record, "P99 / ref", 3.0, 2, "<=", [], "fanout")
+    assert judged is not None and not judged.passed
+    missing = ratio_check(StageRecord("p"), "sat / ref", None, 0.5, ">=", [], "saturation")
+    assert missing is not None and missing.value == 0.0 and not missing.passed
+    record = StageRecord("load")
+    assert ratio_check(record, "P99 / ref", 3.0, 2, "<=", ["reference run: lag"], "fanout") is None
+    assert record.findings == [
+        {"severity": "warning", "message": "fanout: ratio to reference not judged: reference run: lag"}
+    ]
+    assert record.checks[0].name == "P99 / ref (not judged)" and record.checks[0].threshold is None

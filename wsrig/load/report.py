@@ -20,6 +20,7 @@ __all__ = [
     "data_problems",
     "invalid_reasons",
     "ratio",
+    "ratio_check",
     "record_run",
     "reference_config",
     "reference_problems",
@@ -66,6 +67,19 @@ def ratio(value: float | None, reference: float | None) -> float | None:
     if value is None or not reference:
         return None
     return round(value / reference, 2)
+
+
+def ratio_check(
+    record: StageRecord, label: str, value: float | None, limit: float, op: str, not_judged: list[str], scenario: str
+) -> Check | None:
+    """A ratio to the reference as a check, or, when the reference run cannot serve as the
+    yardstick (``not_judged`` says why), recorded beside a warning and not judged."""
+    if not_judged:
+        record.measure(f"{label} (not judged)", value, None, op, "x")
+        record.finding("warning", f"{scenario}: ratio to reference not judged: {'; '.join(not_judged)}")
+        return None
+    missing = float("inf") if op.startswith("<") else 0.0  # no reference figure: the worst case
+    return record.measure(label, value if value is not None else missing, limit, op, "x")
 
 
 def data_problems(result: LoadResult) -> list[str]:
