@@ -10,9 +10,9 @@ from __future__ import annotations
 import pytest
 
 from wsrig.load.bot_latency import measure_bot_latency
-from wsrig.load.report import ratio, ratio_check, record_run, reference_config
+from wsrig.load.report import ratio_check, record_run, reference_config
 from wsrig.load.runner import LoadPlan, run_load
-from wsrig.load.saturation import SaturationResult, Step, search
+from wsrig.load.saturation import SaturationResult, Step, judge, search
 from wsrig.load.schedule import Schedule
 from wsrig.probe import conclude, progress
 from wsrig.righealth import INVALID_PREFIX, scenario_status
@@ -112,12 +112,14 @@ def _serialize(found: SaturationResult) -> dict:
 def test_saturation_point(cfg, stack, record, limits, rig_limits, results_dir):
     """Step the rate up until P99 breaks; the same steps against the reference server give the ratio.
 
-    Below the floor because the rig broke first (an invalid step) is invalid, not failed;
-    a ratio whose reference search ended on an invalid step is invalid too.
+    ``saturation.judge`` decides from what the steps prove: a search that ended on the rig
+    (its breaking step void) gives a lower bound. A floor that only a void step kept out
+    of reach is invalid, not failed; a ratio the bounds cannot decide is recorded and
+    not judged (as fan-out's, when its reference run was not clean).
     """
     found = _saturation(cfg, stack, record, limits, rig_limits, results_dir, "saturation")
     ref = _saturation(reference_config(cfg), stack, record, limits, rig_limits, results_dir, "reference_saturation")
-    sat_ratio = ratio(found.best_deliveries_per_s, ref.best_deliveries_per_s)
+    verdict = judge(found, ref, limits["saturation_min_deliveries_per_s"], limits["saturation_ratio_min"])
     best = record.measure(
         "saturation: best deliveries/s with P99 under threshold",
         found.best_deliveries_per_s,
@@ -125,25 +127,22 @@ def test_saturation_point(cfg, stack, record, limits, rig_limits, results_dir):
         ">=",
         "/s",
     )
-    # A reference search that ended on the rig (an invalid step) understates the
-    # reference and so overstates the ratio: then the ratio is recorded, not judged.
-    ref_ended_on_rig = ref.broke_at is not None and not ref.broke_at.valid
     versus = ratio_check(
         record,
         "saturation / reference saturation",
-        sat_ratio,
+        verdict.ratio_value,
         limits["saturation_ratio_min"],
         ">=",
-        [f"reference {ref.reason}"] if ref_ended_on_rig else [],
+        list(verdict.reasons) if verdict.ratio == "undecided" else [],
         "saturation",
     )
-    checks = [best] + ([versus] if versus is not None else [])
+    # Judged only when the bounds decide it (``judge``), and then the measured value decides
+    # it the same way: a failed upper bound is under the minimum, a passed lower bound over.
     record.metrics["saturation"] = _serialize(found)
     record.metrics["reference_saturation"] = _serialize(ref)
-    record.metrics["saturation_ratio_to_reference"] = sat_ratio
-    # Below the floor because the system's search ended on the rig is invalid, not failed.
-    invalid = [f"saturation: {found.reason}"] if found.broke_at is not None and not found.broke_at.valid else []
-    failed = [c for c in checks if not c.passed]
+    record.metrics["saturation_ratio_to_reference"] = verdict.ratio_value
+    failed = [c for c in (best, versus) if c is not None and not c.passed]
+    invalid = [f"saturation: {found.reason}"] if verdict.floor == "undecided" else []
     status = scenario_status([], [c.breach() for c in failed], [], invalid)
     if status == "invalid":
         for c in failed:
@@ -156,8 +155,14 @@ def test_saturation_point(cfg, stack, record, limits, rig_limits, results_dir):
         status=status,
         invalid_reasons=invalid if status == "invalid" else [],
         best_deliveries_per_s=found.best_deliveries_per_s,
+        lower_bound=found.ended_on_rig or found.broke_at is None,
         reference={"saturation_per_s": ref.best_deliveries_per_s, "reason": ref.reason},
-        ratio_to_reference={"saturation": sat_ratio, "judged": not ref_ended_on_rig},
+        ratio_to_reference={
+            "saturation": verdict.ratio_value,
+            "judged": verdict.ratio != "undecided",
+            "verdict": verdict.ratio,
+            "not_judged_because": list(verdict.reasons) if verdict.ratio == "undecided" else [],
+        },
         findings=[{"severity": "error", "message": c.breach()} for c in failed] if status == "failed" else [],
     )
     conclude(row)

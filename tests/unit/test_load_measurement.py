@@ -226,3 +226,63 @@ def test_counting_by_bucket_gives_the_same_histogram_as_recording_every_value() 
         assert got.percentile_ms(pct) == direct.percentile_ms(pct), pct
     assert got.max_ms() == direct.max_ms()
     assert len(set(bucketed(values_us))) < len(values_us) / 2  # fewer keys to count: what makes flush cheap
+
+
+# --- saturation.judge: what the steps prove ------------------------------------------------
+
+
+def _found(best: float | None, broke: float | None, broke_valid: bool = True):
+    from wsrig.load.saturation import SaturationResult
+
+    steps = []
+    b = Step(best, best * 50, 10.0, 0) if best is not None else None
+    if b is not None:
+        steps.append(b)
+    k = Step(broke, broke * 50, 150.0, 0, valid=broke_valid, note="" if broke_valid else "rig lag") if broke else None
+    if k is not None:
+        steps.append(k)
+    reason = "did not break" if k is None else f"broke at {broke:g} msg/s"
+    return SaturationResult(tuple(steps), b, k, reason)
+
+
+def test_judge_exact_searches_decide_floor_and_ratio():
+    from wsrig.load.saturation import judge
+
+    v = judge(_found(400, 800), _found(800, 1600), floor=10_000, ratio_min=0.5)
+    assert (v.floor, v.ratio, v.ratio_value) == ("passed", "passed", 0.5)
+    v = judge(_found(200, 400), _found(800, 1600), floor=10_000, ratio_min=0.5)
+    assert (v.floor, v.ratio) == ("passed", "failed")  # a slow system: a quarter of the reference
+    v = judge(_found(100, 200), _found(800, 1600), floor=10_000, ratio_min=0.5)
+    assert v.floor == "failed"
+
+
+def test_judge_system_ended_on_rig_is_a_lower_bound():
+    from wsrig.load.saturation import judge
+
+    # The floor met below the void step stands; a ratio met by the lower bound stands.
+    v = judge(_found(800, 1600, broke_valid=False), _found(800, 1600), floor=10_000, ratio_min=0.5)
+    assert (v.floor, v.ratio) == ("passed", "passed")
+    # A floor the rig kept out of reach is undecided, never failed.
+    v = judge(_found(100, 200, broke_valid=False), _found(800, 1600), floor=10_000, ratio_min=0.5)
+    assert v.floor == "undecided" and v.ratio == "undecided" and v.reasons
+
+
+def test_judge_reference_ended_on_rig_is_an_upper_bound_of_the_ratio():
+    from wsrig.load.saturation import judge
+
+    # The system broke for real at a quarter of what the reference held: failed, even
+    # though the reference's own search ended on the rig (its true figure is higher still).
+    v = judge(_found(200, 400), _found(800, 1600, broke_valid=False), floor=10_000, ratio_min=0.5)
+    assert v.ratio == "failed"
+    # Met by an upper bound: not decided.
+    v = judge(_found(800, 1600), _found(800, 1600, broke_valid=False), floor=10_000, ratio_min=0.5)
+    assert v.ratio == "undecided" and "lower bound" in v.reasons[0]
+
+
+def test_judge_both_on_rig_and_neither_broke():
+    from wsrig.load.saturation import judge
+
+    v = judge(_found(800, 1600, False), _found(800, 1600, False), floor=10_000, ratio_min=0.5)
+    assert v.ratio == "undecided" and "both" in v.reasons[0]
+    v = judge(_found(1600, None), _found(1600, None), floor=10_000, ratio_min=0.5)
+    assert (v.floor, v.ratio, v.ratio_value) == ("passed", "passed", 1.0)

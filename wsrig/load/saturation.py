@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-__all__ = ["SaturationResult", "Step", "search"]
+__all__ = ["SaturationResult", "SaturationVerdict", "Step", "judge", "search"]
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,61 @@ class SaturationResult:
     @property
     def best_deliveries_per_s(self) -> float:
         return self.best.deliveries_per_s if self.best else 0.0
+
+    @property
+    def ended_on_rig(self) -> bool:
+        """The step that ended the search was void (the rig could not keep up): ``best`` is
+        then a lower bound of the server's saturation, not the point where it broke."""
+        return self.broke_at is not None and not self.broke_at.valid
+
+
+@dataclass(frozen=True)
+class SaturationVerdict:
+    """``floor`` and ``ratio``: passed, failed, or undecided (with ``reasons``)."""
+
+    floor: str
+    ratio: str
+    ratio_value: float | None
+    reasons: tuple[str, ...]
+
+
+def judge(found: SaturationResult, ref: SaturationResult, floor: float, ratio_min: float) -> SaturationVerdict:
+    """The floor and the ratio to the reference, using only what the steps prove.
+
+    A search that ended on the rig proved its ``best`` and nothing above it (a lower
+    bound). So: a floor met by a lower bound is met; a floor missed by it is undecided.
+    The ratio system/reference is a lower bound when only the system's search ended on
+    the rig (met: passed; missed: undecided), an upper bound when only the reference's
+    did (missed: failed; met: undecided), and unknown when both did. A search that did
+    not break within the steps counts at its best (both held every step: ratio 1).
+    """
+    reasons: list[str] = []
+    sys_best, ref_best = found.best_deliveries_per_s, ref.best_deliveries_per_s
+    if sys_best >= floor:
+        floor_status = "passed"
+    elif found.ended_on_rig:
+        floor_status = "undecided"
+        reasons.append(f"saturation: {found.reason}")
+    else:
+        floor_status = "failed"
+    value = sys_best / ref_best if ref_best > 0 else None
+    if value is None:
+        ratio_status = "undecided"
+        reasons.append(f"reference saturation: {ref.reason}")
+    elif found.ended_on_rig and ref.ended_on_rig:
+        ratio_status = "undecided"
+        reasons.append(f"both searches ended on the rig: saturation {found.reason}; reference {ref.reason}")
+    elif found.ended_on_rig:
+        ratio_status = "passed" if value >= ratio_min else "undecided"
+        if ratio_status == "undecided":
+            reasons.append(f"saturation (a lower bound): {found.reason}")
+    elif ref.ended_on_rig:
+        ratio_status = "failed" if value < ratio_min else "undecided"
+        if ratio_status == "undecided":
+            reasons.append(f"reference saturation (a lower bound): {ref.reason}")
+    else:
+        ratio_status = "passed" if value >= ratio_min else "failed"
+    return SaturationVerdict(floor_status, ratio_status, value, tuple(reasons))
 
 
 def search(rates: Iterable[float], measure: Callable[[float], Step], p99_limit_ms: float) -> SaturationResult:
