@@ -25,6 +25,7 @@ __all__ = [
     "check_gap_declarations",
     "check_stream",
     "check_trading_continued",
+    "judge_other_client",
     "recovery_seconds",
 ]
 
@@ -346,6 +347,34 @@ def check_trading_continued(
     if errors > 0:
         return False, Finding("error", f"trading loop failing: {errors} tick(s) raised errors during the window")
     return True, None
+
+
+def judge_other_client(
+    produced: Produced, other_client: Iterable[Observed], bot_before: Mapping[str, Any], bot_after: Mapping[str, Any]
+) -> tuple[dict[str, Any], list[Finding]]:
+    """While one client is slow: did another client get the run, and did the bot trade on?
+
+    The promise "one slow client harms no other" is measured, not assumed: every envelope
+    of ``produced`` (the rig's own publisher run during the fault) must reach the other
+    client once and in order (``check_delivery``), and the bot's tick counter must advance
+    (``check_trading_continued``; trades are not required in a ten-second window).
+    Returns the row's fields (``lost``, ``duplicated``, ``reordered``, ``trading_continued``)
+    and the findings.
+    """
+    report = check_delivery([produced], [o for o in other_client if o.run_id == produced.run_id])[produced.run_id]
+    trading, stalled = check_trading_continued(bot_before, bot_after, require_trades=False)
+    findings = [Finding(f.severity, f"the other client: {f.message}") for f in report.findings()]
+    if stalled is not None:
+        findings.append(stalled)
+    fields = {
+        "produced": report.produced,
+        "other_client_received": report.observed,
+        "lost": len(report.undeclared_drops),
+        "duplicated": len(report.duplicated),
+        "reordered": len(report.reordered),
+        "trading_continued": trading,
+    }
+    return fields, findings
 
 
 def check_counts_agree(
