@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
 from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
@@ -47,12 +46,19 @@ def is_critical(msg_type: str) -> bool:
     return msg_type in CRITICAL_TYPES
 
 
-@dataclass(frozen=True)
 class Invalid(Exception):
-    """A frame that breaks the contract; ``code`` is the ``error`` frame's code."""
+    """A frame that breaks the contract; ``code`` is the ``error`` frame's code.
 
-    code: str
-    detail: str
+    A plain exception, not a frozen dataclass: Python sets ``__traceback__`` on an
+    exception as it passes through ``contextlib`` and generators, and a frozen one then
+    raises ``FrozenInstanceError`` instead of itself (seen: a schema violation on the
+    client stream crashed the message-flow probe with that error, hiding the defect).
+    """
+
+    def __init__(self, code: str, detail: str) -> None:
+        super().__init__(code, detail)
+        self.code = code
+        self.detail = detail
 
     def __str__(self) -> str:
         return f"{self.code}: {self.detail}"

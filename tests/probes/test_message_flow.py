@@ -44,7 +44,7 @@ def test_every_frame_validates(window, record):
         try:
             wscontract.validate_envelope(frame)
         except wscontract.Invalid as exc:
-            invalid.append(f"seq {frame.get('seq')}: {exc}")
+            invalid.append(f"seq {frame.get('seq')} ({frame.get('type')}, run {str(frame.get('run_id'))[:8]}): {exc}")
     record.measure("invalid_frames", len(invalid), 0)
     assert not invalid, f"{len(invalid)} invalid frame(s), first: {invalid[:3]}"
 

@@ -286,3 +286,21 @@ def test_a_lane_member_with_a_larger_queue_is_demoted_not_dropped():
         kicked += hub.publish(entry(seq))
     assert kicked == [small] and not large.overflowed and not large.in_lane
     assert notified and large.take(10) == ["frame-1", "frame-2", "frame-3"]
+
+
+def test_lane_capacity_is_the_smallest_members_through_joins_and_leaves():
+    # The lane overflows at its smallest member's queue size; kept in O(1) per change.
+    hub = Hub(ring_size=10)
+    clients = [Client(i, "r", capacity=cap) for i, cap in enumerate((5, 3, 5, 8))]
+    for c in clients:
+        hub.attach(c)
+        assert hub.promote(c)
+    group = clients[0].group
+    assert group is not None and group.capacity == 3
+    hub.detach(clients[1])  # the smallest leaves: the next smallest rules
+    assert group.capacity == 5
+    assert hub.demote(clients[0], []) and group.capacity == 5  # one of two 5s left
+    hub.detach(clients[2])
+    assert group.capacity == 8
+    hub.detach(clients[3])
+    assert group.capacity == 0 and not group.capacities
