@@ -90,6 +90,9 @@ class Config:
     #: flushes go at once). 0: a flush every loop turn.
     client_flush_ms: float = 0.0
     client_flush_burst: int = 10
+    #: Client writes per event-loop turn before the rest wait for the next turn, so the
+    #: loop polls its sockets (handshakes, acks) between them (``turns.WriteTurns``).
+    client_writes_per_turn: int = 128
     #: ``uvloop`` (default; plain asyncio when uvloop is not installed) or ``asyncio``.
     event_loop: str = "uvloop"
 
@@ -123,6 +126,7 @@ class Config:
             log_level=(env.get("SYSTEM__LOG_LEVEL", "").strip() or d.log_level).upper(),
             client_flush_ms=_float(env, "SYSTEM__CLIENT_FLUSH_MS", d.client_flush_ms),
             client_flush_burst=_int(env, "SYSTEM__CLIENT_FLUSH_BURST", d.client_flush_burst, 1),
+            client_writes_per_turn=_int(env, "SYSTEM__CLIENT_WRITES_PER_TURN", d.client_writes_per_turn, 1),
             event_loop=_choice(env, "SYSTEM__EVENT_LOOP", d.event_loop, ("uvloop", "asyncio")),
         )
 

@@ -265,7 +265,7 @@ class Backend:
         self.counters = ServerCounters()
         self.gc = GcWatch()
         self.full_gc = FullCollections(now=time.monotonic())
-        self.write_turns = WriteTurns()
+        self.write_turns = WriteTurns(config.client_writes_per_turn)
         #: True only for a valid envelope; otherwise validate_envelope decides (and words
         #: the error): the same verdicts at a fraction of jsonschema's cost (fastcheck).
         self.envelope_ok = EnvelopeCheck.from_dir(schema_dir(), SCHEMA_BASE, DATA_TYPES)
