@@ -7,7 +7,7 @@ with the defect and asserts the finding (tests/unit/test_checkers.py).
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -27,6 +27,7 @@ __all__ = [
     "check_trading_continued",
     "judge_other_client",
     "recovery_seconds",
+    "scan_order",
 ]
 
 _EXAMPLES = 10
@@ -100,6 +101,37 @@ class StreamReport:
         }
 
 
+def _by_run(observed: Iterable[Observed]) -> dict[str, list[Observed]]:
+    """Observations grouped per run, each run's in arrival order."""
+    out: dict[str, list[Observed]] = defaultdict(list)
+    for obs in observed:
+        out[obs.run_id].append(obs)
+    return out
+
+
+def scan_order(seqs: Iterable[int]) -> tuple[set[int], list[int], list[int]]:
+    """One run's seqs in arrival order: ``(distinct, duplicated, reordered)``.
+
+    A seq seen before is a duplicate; a new seq below the highest so far arrived out of
+    order. The one scan both ``check_stream`` and ``check_delivery`` use; the load
+    subscribers count the same two things per frame in ``load.recorder.SeqTracker``
+    (counts only, no sets: it runs for every delivery of a load run).
+    """
+    seen: set[int] = set()
+    duplicated: list[int] = []
+    reordered: list[int] = []
+    highest = 0
+    for seq in seqs:
+        if seq in seen:
+            duplicated.append(seq)
+            continue
+        seen.add(seq)
+        if seq < highest:
+            reordered.append(seq)
+        highest = max(highest, seq)
+    return seen, duplicated, reordered
+
+
 def check_stream(observed: Iterable[Observed], declared: Mapping[str, SeqSet] | None = None) -> dict[str, StreamReport]:
     """Per run: seqs strictly increasing, no duplicate, no hole that was not declared.
 
@@ -108,23 +140,13 @@ def check_stream(observed: Iterable[Observed], declared: Mapping[str, SeqSet] | 
     """
     declared = {k: SeqSet(v.ranges) for k, v in (declared or {}).items()}
     reports: dict[str, StreamReport] = {}
-    seen: dict[str, set[int]] = defaultdict(set)
-    highest: dict[str, int] = {}
-    for obs in observed:
-        rep = reports.setdefault(obs.run_id, StreamReport(obs.run_id, first_seq=obs.seq))
-        rep.received += 1
-        if obs.type == "gap":
-            for a, b in obs.data.get("ranges", []):
-                declared.setdefault(obs.run_id, SeqSet()).add_range(int(a), int(b))
-        if obs.seq in seen[obs.run_id]:
-            rep.duplicated.append(obs.seq)
-            continue
-        seen[obs.run_id].add(obs.seq)
-        if obs.seq < highest.get(obs.run_id, 0):
-            rep.reordered.append(obs.seq)
-        highest[obs.run_id] = max(highest.get(obs.run_id, 0), obs.seq)
-    for run_id, rep in reports.items():
-        seqs = seen[run_id]
+    for run_id, items in _by_run(observed).items():
+        rep = reports[run_id] = StreamReport(run_id, received=len(items))
+        for obs in items:
+            if obs.type == "gap":
+                for a, b in obs.data.get("ranges", []):
+                    declared.setdefault(run_id, SeqSet()).add_range(int(a), int(b))
+        seqs, rep.duplicated, rep.reordered = scan_order(o.seq for o in items)
         rep.first_seq, rep.last_seq = min(seqs), max(seqs)
         run_declared = declared.get(run_id, SeqSet())
         for seq in range(rep.first_seq, rep.last_seq + 1):
@@ -239,9 +261,7 @@ def check_delivery(
     checked against the store separately).
     """
     stored = stored or {}
-    by_run: dict[str, list[Observed]] = defaultdict(list)
-    for obs in observed:
-        by_run[obs.run_id].append(obs)
+    by_run = _by_run(observed)
     reports: dict[str, DeliveryReport] = {}
     produced_runs = {p.run_id: p for p in produced}
     for run_id, prod in produced_runs.items():
@@ -251,19 +271,8 @@ def check_delivery(
             if obs.type == "gap":
                 for a, b in obs.data.get("ranges", []):
                     declared.add_range(int(a), int(b))
-        counts: Counter[int] = Counter()
-        highest = 0
-        for obs in by_run.get(run_id, []):
-            counts[obs.seq] += 1
-            if counts[obs.seq] > 1:
-                rep.duplicated.append(obs.seq)
-                continue
-            if obs.seq < highest:
-                rep.reordered.append(obs.seq)
-            highest = max(highest, obs.seq)
-            if obs.seq < 1 or obs.seq > prod.last_seq:
-                rep.unexpected.append(obs.seq)
-        seen = set(counts)
+        seen, rep.duplicated, rep.reordered = scan_order(o.seq for o in by_run.get(run_id, []))
+        rep.unexpected = [seq for seq in sorted(seen) if seq < 1 or seq > prod.last_seq]
         rep.observed = len(seen)
         in_store = stored.get(run_id, set())
         upto = prod.last_seq if prod.judge_upto is None else min(prod.judge_upto, prod.last_seq)

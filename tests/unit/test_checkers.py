@@ -297,3 +297,10 @@ def test_other_client_ignores_other_runs_and_flags_stalled_trading():
     fields, findings = judge_other_client(Produced("pub-run", last_seq=2), observed, _bot_ticks(4), _bot_ticks(4))
     assert fields["lost"] == 0 and fields["trading_continued"] is False
     assert [f.message for f in findings if "trading stalled" in f.message]
+
+
+def test_scan_order_names_repeats_and_late_arrivals():
+    from wsrig.checkers import scan_order
+
+    seen, duplicated, reordered = scan_order([1, 2, 4, 3, 4, 5, 2])
+    assert seen == {1, 2, 3, 4, 5} and duplicated == [4, 2] and reordered == [3]
