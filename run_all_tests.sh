@@ -11,8 +11,17 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "${ROOT}"
 
-STAGE_FLAGS=(RUN_CONNECTIVITY RUN_MESSAGE_FLOW RUN_FAULT_TOLERANCE RUN_LOAD_TESTS RUN_INTEGRATION RUN_PERFORMANCE RUN_SECURITY)
-STAGE_NAMES=(connectivity message_flow fault_tolerance load integration performance security)
+# The stages come from their registry, config/stages.toml (read with the standard
+# library, before .venv exists): name, RUN_* flag, default on/off, what it covers.
+STAGE_NAMES=(); STAGE_FLAGS=(); STAGE_DEFAULTS=(); STAGE_ABOUT=()
+while IFS=$'\t' read -r name flag default about; do
+    STAGE_NAMES+=("${name}"); STAGE_FLAGS+=("${flag}"); STAGE_DEFAULTS+=("${default}"); STAGE_ABOUT+=("${about}")
+done < <(python3 -c '
+import sys, tomllib
+for s in tomllib.load(open(sys.argv[1], "rb"))["stage"]:
+    print(s["name"], s["flag"], str(s.get("default", True)).lower(), s.get("about", ""), sep="\t")
+' "${ROOT}/config/stages.toml")
+[ ${#STAGE_NAMES[@]} -gt 0 ] || { echo "no stages in config/stages.toml" >&2; exit 2; }
 
 usage() {
     cat <<'USAGE'
@@ -23,14 +32,13 @@ docker-compose.test.yml, settings in .env.test) and writes
 results/full_suite_<timestamp>/ with test_summary.json and test_report.md
 (results/latest points at the newest run).
 
-Stages (all on by default; turn one off with FLAG=false, or pick with --stage):
-  connectivity     RUN_CONNECTIVITY
-  message_flow     RUN_MESSAGE_FLOW
-  fault_tolerance  RUN_FAULT_TOLERANCE
-  load             RUN_LOAD_TESTS
-  integration      RUN_INTEGRATION
-  performance      RUN_PERFORMANCE
-  security         RUN_SECURITY
+Stages (config/stages.toml; turn one off with FLAG=false, or pick with --stage):
+USAGE
+    for i in "${!STAGE_NAMES[@]}"; do
+        local on="on"; [ "${STAGE_DEFAULTS[$i]}" = "true" ] || on="off"
+        printf '  %-16s %-20s %-3s  %s\n' "${STAGE_NAMES[$i]}" "${STAGE_FLAGS[$i]}" "${on}" "${STAGE_ABOUT[$i]}"
+    done
+    cat <<'USAGE'
 
 Options:
   --stage NAME   run only this stage (repeatable); overrides the RUN_* flags
@@ -80,7 +88,9 @@ if [ ${#PICKED[@]} -gt 0 ]; then
         [ "${found}" = 1 ] || { echo "unknown stage '${name}'; known: ${STAGE_NAMES[*]}" >&2; exit 2; }
     done
 fi
-for flag in "${STAGE_FLAGS[@]}"; do export "${flag}=${!flag:-true}"; done
+for i in "${!STAGE_FLAGS[@]}"; do
+    flag="${STAGE_FLAGS[$i]}"; export "${flag}=${!flag:-${STAGE_DEFAULTS[$i]}}"
+done
 
 say() { printf '\n==> %s\n' "$*"; }
 TS="$(date -u +%Y%m%d_%H%M%S)"

@@ -13,18 +13,19 @@ import platform
 import socket
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 from typing import Any
 
 import click
 import psutil
 
-from wsrig.config import RigConfig, load_config
+from wsrig.config import RigConfig, load_config, thresholds_for
 from wsrig.cpusets import plan_cpus
 from wsrig.load.resources import port_path
 from wsrig.report import render_markdown
 from wsrig.stack import DockerStack, StackError, docker_client, remove_leftovers
-from wsrig.stages import STAGES, run_stage, stage_by_name
+from wsrig.stages import STAGES, Stage, run_stage, stage_by_name
 from wsrig.summary import EXIT_CODES, build_summary, container_errors, write_summary
 from wsrig.wait import AllReady, HttpReady
 
@@ -203,10 +204,11 @@ def _cpusets() -> str:
 
 
 def _selected_from_env() -> dict[str, bool]:
-    def on(flag: str) -> bool:
-        return os.environ.get(flag, "true").strip().lower() in ("1", "true", "yes", "on")
+    def on(stage: Stage) -> bool:
+        value = os.environ.get(stage.flag, "true" if stage.default else "false")
+        return value.strip().lower() in ("1", "true", "yes", "on")
 
-    return {s.name: on(s.flag) for s in STAGES}
+    return {s.name: on(s) for s in STAGES}
 
 
 @main.command()
@@ -232,12 +234,55 @@ def summarize(results: Path, started_at: str, run_id: str) -> None:
     env["container_errors"] = container_errors(results)
     write_summary(summary, results / "test_summary.json")
     _publish(results, summary)
+    _echo_verdict(summary, results)
+
+
+def _echo_verdict(summary: dict[str, Any], results: Path) -> None:
+    """The verdict line and the per-stage table, then exit with the verdict's code."""
     click.echo(f"verdict: {summary['verdict'].upper()}  ({results / 'test_report.md'})")
     for s in summary["stages"]:
         click.echo(f"  {s['name']:16} {s['status']:8} {s['duration_s']:7.1f}s  {s.get('reason') or ''}")
     if summary["verdict"] == "invalid":
         click.echo(f"INVALID: the rig could not measure on this host (exit {EXIT_CODES['invalid']}); no stage failed")
     sys.exit(EXIT_CODES.get(summary["verdict"], 1))
+
+
+@main.command()
+@click.argument("results", type=click.Path(path_type=Path, file_okay=False, exists=True))
+@click.option(
+    "--thresholds",
+    "thresholds_file",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    default=None,
+    help="a thresholds.toml to judge under instead of the run's own (its profile applied)",
+)
+def judge(results: Path, thresholds_file: Path | None) -> None:
+    """Judge a finished run again from the histories in RESULTS; exit 0 pass, 1 fail, 3 invalid.
+
+    Prints which scenarios were judged from their histories, which stages were taken as
+    recorded (no histories yet), any scenario whose verdict changed, and whether the
+    findings match the run's, then the verdict line and stage table as the run printed them.
+    """
+    from wsrig.rejudge import rejudge
+
+    if not (results / "test_summary.json").is_file():
+        raise click.ClickException(f"{results} has no test_summary.json: not a finished run")
+    recorded = json.loads((results / "test_summary.json").read_text())
+    thresholds = None
+    if thresholds_file is not None:
+        thresholds = thresholds_for(tomllib.loads(thresholds_file.read_text()), recorded.get("profile", "quick"))
+    out = rejudge(results, thresholds)
+    for stage, names in out.judged.items():
+        click.echo(f"judged from histories: {stage}: {', '.join(names)}")
+    if out.carried:
+        click.echo(f"taken as recorded (their probes write no history yet): {', '.join(out.carried)}")
+    for change in out.changes:
+        click.echo(f"changed: {change}")
+    before = {s["name"]: sorted(f["message"] for f in s["findings"]) for s in recorded["stages"]}
+    after = {s["name"]: sorted(f["message"] for f in s["findings"]) for s in out.summary["stages"]}
+    differ = [name for name in before if before[name] != after.get(name)]
+    click.echo(f"findings: {'as recorded' if not differ else 'differ in ' + ', '.join(differ)}")
+    _echo_verdict(out.summary, results)
 
 
 def _publish(results: Path, summary: dict[str, Any]) -> None:

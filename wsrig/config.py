@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["RigConfig", "load_config", "load_env_file", "repo_root"]
+__all__ = ["RigConfig", "load_config", "load_env_file", "repo_root", "thresholds_for"]
 
 
 def repo_root() -> Path:
@@ -55,6 +55,12 @@ def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
         else:
             out[key] = value
     return out
+
+
+def thresholds_for(tables: dict[str, Any], profile: str) -> dict[str, Any]:
+    """The thresholds of one profile: ``[quick.*]`` with ``[<profile>.*]`` laid over it."""
+    quick = tables.get("quick", {})
+    return _merge(quick, tables.get(profile, {})) if profile != "quick" else dict(quick)
 
 
 @dataclass(frozen=True)
@@ -148,9 +154,7 @@ def load_config(env: dict[str, str] | None = None) -> RigConfig:
     tables: dict[str, Any] = {}
     if thresholds_file.is_file():
         tables = tomllib.loads(thresholds_file.read_text())
-    thresholds = (
-        _merge(tables.get("quick", {}), tables.get(profile, {})) if profile != "quick" else tables.get("quick", {})
-    )
+    thresholds = thresholds_for(tables, profile)
 
     return RigConfig(
         root=root,

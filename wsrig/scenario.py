@@ -1,8 +1,9 @@
 """One fault scenario, Jepsen's shape: steady traffic -> fault -> hold -> heal -> settle -> check.
 
-Thin glue: a resuming subscriber records what a dashboard client sees, the bot's
-``/stats`` is sampled before, during and after, faults are injected through the
-``Fault`` protocol, and the pure checkers judge the three histories.
+Thin glue that only drives and records: a resuming subscriber records what a dashboard
+client sees, the bot's ``/stats`` is sampled before, during and after, faults are
+injected through the ``Fault`` protocol, and the backend's store is read back. The
+result is a ``ScenarioHistory``; ``wsrig.scenario_judge`` decides.
 """
 
 from __future__ import annotations
@@ -11,22 +12,22 @@ import asyncio
 import json
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from websockets.asyncio.client import connect
 from wscontract import CRITICAL_TYPES
 
 from wsrig import messages
-from wsrig.checkers import Finding, check_delivery, check_gap_declarations, check_trading_continued, recovery_seconds
+from wsrig.checkers import recovery_seconds
 from wsrig.clients import MAX_FRAME, get_json
 from wsrig.config import RigConfig
 from wsrig.faults.base import Fault, FaultWindow
-from wsrig.history import Observed, Produced, SeqSet, observed_from_frames
+from wsrig.history import Observed, observed_from_frames
 from wsrig.probe import backend_status, bot_stats, progress
 from wsrig.progress import frame_counters, start_ticker
+from wsrig.scenario_history import ClientLog, ScenarioHistory
 
-__all__ = ["ResumingSubscriber", "ScenarioResult", "run_scenario", "stored_critical_seqs"]
+__all__ = ["ResumingSubscriber", "run_scenario", "stored_critical_seqs"]
 
 
 class ResumingSubscriber:
@@ -84,65 +85,12 @@ class ResumingSubscriber:
                 self.close_codes.append(getattr(getattr(exc, "rcvd", None), "code", None))
                 await asyncio.sleep(0.2)
 
+    def log(self) -> ClientLog:
+        """What this client saw, as plain data for the history."""
+        return ClientLog.of(self.frames, self.connections, self.refused_at, self.close_codes)
+
     def observed(self) -> list[Observed]:
         return observed_from_frames(self.frames)
-
-    def excused(self) -> dict[str, SeqSet]:
-        """Seqs the backend said it could not replay: from each refused resume point to
-        the next seq this subscriber saw of that run."""
-        out: dict[str, SeqSet] = {}
-        seen = self.observed()
-        for run_id, after in self.refused_at:
-            later = [o.seq for o in seen if o.run_id == run_id and o.seq > after]
-            # nothing later seen: the refusal covers everything after the resume point
-            end = min(later) - 1 if later else 2**53
-            out.setdefault(run_id, SeqSet()).add_range(after + 1, end)
-        return out
-
-
-@dataclass
-class ScenarioResult:
-    """One row of the fault table."""
-
-    name: str
-    fault: str
-    window: FaultWindow
-    lost: int = 0
-    duplicated: int = 0
-    reordered: int = 0
-    undeclared_drops: int = 0
-    declared_dropped: int = 0
-    unexpected: int = 0
-    recovery_s: float | None = None
-    trading_continued: bool = False
-    findings: list[Finding] = field(default_factory=list)
-    extra: dict[str, Any] = field(default_factory=dict)
-    # (receive time Unix s, end-to-end latency ms) of every frame the live subscriber
-    # saw: the report's latency-over-time chart, not part of the verdict
-    latency_samples: list[tuple[float, float]] = field(default_factory=list, repr=False)
-
-    @property
-    def passed(self) -> bool:
-        """Derived from the findings, so a probe that adds one cannot forget the verdict."""
-        return not any(f.severity == "error" for f in self.findings)
-
-    def serialize(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "fault": self.fault,
-            "passed": self.passed,
-            "lost": self.lost,
-            "duplicated": self.duplicated,
-            "reordered": self.reordered,
-            "undeclared_drops": self.undeclared_drops,
-            "declared_dropped": self.declared_dropped,
-            "unexpected": self.unexpected,
-            "recovery_s": None if self.recovery_s is None else round(self.recovery_s, 3),
-            "trading_continued": self.trading_continued,
-            "fault_window": self.window.serialize(),
-            "findings": [f.serialize() for f in self.findings],
-            **self.extra,
-        }
 
 
 def stored_critical_seqs(cfg: RigConfig, run_id: str) -> set[int]:
@@ -159,38 +107,37 @@ def stored_critical_seqs(cfg: RigConfig, run_id: str) -> set[int]:
     return {int(t["seq"]) for t in items if t.get("run_id") == run_id}
 
 
-async def _critical_books(cfg: RigConfig, run_id: str, timeout: float) -> Finding | None:
-    """Whole-run check: critical messages the bot produced = critical messages stored.
-
-    The bot's ``/stats`` gives produced counts by type at one instant together with its
-    ``last_seq``; once the backend has acked that seq, exactly that many critical
-    envelopes with seq <= last_seq must be in the backend's store.
-    """
+async def _record_books(cfg: RigConfig, run_id: str, timeout: float) -> dict[str, Any] | None:
+    """Whole-run count of critical messages: the bot's produced count at one instant with its
+    ``last_seq``, whether the backend acked that seq within ``timeout``, and how many critical
+    envelopes with seq <= last_seq it then had stored (None: it has no ``/api/events``)."""
     stats = await _stats(cfg)
     if not stats or stats.get("run_id") != run_id:
         return None
     last = int(stats["last_seq"])
-    produced = sum(int(n) for t, n in stats.get("produced_by_type", {}).items() if t in CRITICAL_TYPES)
+    books: dict[str, Any] = {
+        "run_id": run_id,
+        "last_seq": last,
+        "produced_critical": sum(int(n) for t, n in stats.get("produced_by_type", {}).items() if t in CRITICAL_TYPES),
+        "timeout_s": timeout,
+        "acked": False,
+        "stored_upto_last": None,
+    }
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         status = await asyncio.to_thread(backend_status, cfg)
         if int(status.get("runs", {}).get(run_id, {}).get("acked_seq", 0)) >= last:
+            books["acked"] = True
             break
         await asyncio.sleep(0.2)
     else:
-        return Finding("error", f"backend did not ack seq {last} of run {run_id[:8]} within {timeout:.0f}s")
+        return books
     try:
         body = await asyncio.to_thread(get_json, f"{cfg.dashboard_url}/api/events?run_id={run_id}&limit=1000000")
     except RuntimeError:
-        return Finding("warning", "backend has no /api/events: whole-run critical count not checked")
-    stored = {int(e["seq"]) for e in body.get("events", []) if int(e["seq"]) <= last}
-    if len(stored) != produced:
-        return Finding(
-            "error",
-            f"run {run_id[:8]}: bot produced {produced} critical message(s) up to seq {last}, "
-            f"backend stored {len(stored)} ({produced - len(stored)} LOST critical)",
-        )
-    return None
+        return books
+    books["stored_upto_last"] = len({int(e["seq"]) for e in body.get("events", []) if int(e["seq"]) <= last})
+    return books
 
 
 async def _stats(cfg: RigConfig) -> dict[str, Any] | None:
@@ -229,8 +176,9 @@ async def run_scenario(
     settle_timeout_s: float = 60.0,
     during: Callable[[], Awaitable[None]] | None = None,
     require_trades: bool = True,
-) -> ScenarioResult:
-    """Run one scenario end to end and judge it; heal always runs."""
+) -> ScenarioHistory:
+    """Run one scenario end to end and record it; heal always runs. ``recovery_bound_s``
+    is how long to wait for the stream after the heal (the judge bounds it again)."""
     start = await _wait_settled(cfg, settle_timeout_s)
     run_id = str(start["run_id"])
     sub = ResumingSubscriber(cfg.stream_url, run_id, int(start["last_seq"]))
@@ -283,81 +231,22 @@ async def run_scenario(
     if tracker is not sub:
         await tracker.stop()
     final = await _stats(cfg) or after
-
-    result = ScenarioResult(name, fault.name, window)
-    result.latency_samples = [(recv / 1e9, (recv - int(f["ts_ns"])) / 1e6) for recv, f in sub.frames if "ts_ns" in f]
-    live = sub.observed()  # what one client saw live (recovery time)
-    observed = [o for o in live if o.run_id != new_run or tracker is sub]
-    if tracker is not sub:
-        observed += tracker.observed()
-    produced = []
-    if new_run == run_id:
-        produced.append(
-            Produced(
-                run_id,
-                first_seq=int(start["last_seq"]) + 1,
-                last_seq=int(final.get("last_seq", 0)),
-                judge_upto=int(after.get("acked_seq", 0)),
-            )
-        )
-    else:  # bot crashed: judge the old run up to what it had produced, the new one from 1
-        old_last = max([int(before.get("last_seq", 0))] + [o.seq for o in observed if o.run_id == run_id])
-        produced.append(Produced(run_id, first_seq=int(start["last_seq"]) + 1, last_seq=old_last))
-        produced.append(
-            Produced(
-                new_run, first_seq=1, last_seq=int(final.get("last_seq", 0)), judge_upto=int(after.get("acked_seq", 0))
-            )
-        )
-    stored = {p.run_id: await asyncio.to_thread(stored_critical_seqs, cfg, p.run_id) for p in produced}
-    runs = {p.run_id for p in produced}
-    reports = check_delivery(
-        produced, [o for o in observed if o.run_id in runs], stored, {**sub.excused(), **tracker.excused()}
+    runs = [run_id] if new_run == run_id else [run_id, new_run]
+    stored = {r: sorted(await asyncio.to_thread(stored_critical_seqs, cfg, r)) for r in runs}
+    history = ScenarioHistory(
+        name=name,
+        fault=fault.name,
+        injected_ns=window.injected_ns,
+        healed_ns=window.healed_ns,
+        run_id=run_id,
+        new_run_id=new_run,
+        stats={"start": start, "before": before, "during": during_stats, "after": after, "final": final},
+        live=sub.log(),
+        replay=tracker.log() if tracker is not sub else None,
+        stored=stored,
+        books=await _record_books(cfg, new_run, settle_timeout_s),
+        settle_error=str(settled_error) if settled_error else None,
+        require_trades=require_trades,
     )
-    for rep in reports.values():
-        result.lost += len(rep.lost)
-        result.duplicated += len(rep.duplicated)
-        result.reordered += len(rep.reordered)
-        result.undeclared_drops += len(rep.undeclared_drops)
-        result.declared_dropped += rep.declared_dropped
-        result.unexpected += len(rep.unexpected)
-        result.extra["missed_on_refused_resume"] = (
-            result.extra.get("missed_on_refused_resume", 0) + rep.missed_on_refused_resume
-        )
-        result.findings += rep.findings()
-    result.findings += check_gap_declarations({"seq": o.seq, "data": o.data} for o in observed if o.type == "gap")
-    books = await _critical_books(cfg, new_run, settle_timeout_s)
-    if books is not None:
-        result.findings.append(books)
-    result.recovery_s = recovery_seconds(live, window.healed_ns, {new_run})
-    if new_run == run_id:
-        trading_ok, trading_finding = check_trading_continued(before, during_stats or {}, require_trades)
-    else:  # the bot itself restarted: its new process must be trading again
-        trading_ok, trading_finding = check_trading_continued(
-            {"trading": {"ticks": 0, "trades": 0}}, after, require_trades
-        )
-    result.trading_continued = trading_ok
-    if trading_finding:
-        result.findings.append(Finding("error", f"during the fault: {trading_finding.message}"))
-    if settled_error:
-        result.findings.append(Finding("error", str(settled_error)))
-    if result.recovery_s is None:
-        result.findings.append(Finding("error", "no message observed after heal"))
-    elif result.recovery_s > recovery_bound_s:
-        result.findings.append(Finding("error", f"recovery {result.recovery_s:.1f}s > bound {recovery_bound_s:.0f}s"))
-    result.extra.update(
-        run_id=run_id[:8],
-        new_run_id=new_run[:8] if new_run != run_id else None,
-        observed=len(observed),
-        subscriber_reconnects=max(0, sub.connections - 1),
-        resume_refused=sub.resume_refused,
-        bot_reconnects=int(after.get("reconnects", 0)) - int(before.get("reconnects", 0))
-        if new_run == run_id
-        else None,
-        dropped_by_bot=int(after.get("dropped_total", 0)) - int(before.get("dropped_total", 0))
-        if new_run == run_id
-        else None,
-    )
-    progress(
-        f"{name}: {'PASS' if result.passed else 'FAIL'} lost={result.lost} dup={result.duplicated} reord={result.reordered} recovery={result.recovery_s}"
-    )
-    return result
+    progress(f"{name}: recorded {len(sub.frames)} frame(s); judging")
+    return history

@@ -1,4 +1,5 @@
-"""The suite's stages: name, RUN_* flag, pytest marker, probe module, and how to run one.
+"""The suite's stages (config/stages.toml: name, RUN_* flag, pytest marker, probe module)
+and how to run one.
 
 A stage whose probe module does not exist yet is reported ``not_run`` with the
 reason, never as passed.
@@ -11,12 +12,18 @@ import os
 import subprocess
 import sys
 import time
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+from wsrig.config import repo_root
 from wsrig.progress import LiveLine
 
-__all__ = ["STAGES", "Stage", "run_stage", "stage_by_name", "write_status"]
+__all__ = ["REGISTRY", "STAGES", "Stage", "load_stages", "run_stage", "stage_by_name", "write_status"]
+
+
+#: The registry: config/stages.toml (also read by run_all_tests.sh and the probes' conftest).
+REGISTRY = repo_root() / "config" / "stages.toml"
 
 
 @dataclass(frozen=True)
@@ -26,6 +33,9 @@ class Stage:
     marker: str
     module: str
     title: str
+    about: str = ""
+    #: On when neither its flag nor ``--stage`` says otherwise.
+    default: bool = True
     #: Judges timing: runs with the rig and the system on disjoint CPU sets (wsrig.cpusets).
     timed: bool = False
 
@@ -33,15 +43,12 @@ class Stage:
         return root / "tests" / "probes" / self.module
 
 
-STAGES: tuple[Stage, ...] = (
-    Stage("connectivity", "RUN_CONNECTIVITY", "connectivity", "test_connectivity.py", "Connectivity"),
-    Stage("message_flow", "RUN_MESSAGE_FLOW", "message_flow", "test_message_flow.py", "Message flow"),
-    Stage("fault_tolerance", "RUN_FAULT_TOLERANCE", "fault", "test_fault_tolerance.py", "Fault tolerance", True),
-    Stage("load", "RUN_LOAD_TESTS", "load", "test_load.py", "Load", True),
-    Stage("integration", "RUN_INTEGRATION", "integration", "test_integration.py", "Integration"),
-    Stage("performance", "RUN_PERFORMANCE", "performance", "test_performance.py", "Performance", True),
-    Stage("security", "RUN_SECURITY", "security", "test_security.py", "Security", True),
-)
+def load_stages(path: Path = REGISTRY) -> tuple[Stage, ...]:
+    """The stages in run order; a stage table with an unknown or missing key fails loudly."""
+    return tuple(Stage(**table) for table in tomllib.loads(path.read_text())["stage"])
+
+
+STAGES: tuple[Stage, ...] = load_stages()
 
 
 def stage_by_name(name: str) -> Stage:

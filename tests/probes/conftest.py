@@ -26,6 +26,12 @@ from wsrig.stages import STAGES
 from wsrig.wait import wait_until
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Each stage's marker, from the stage registry (config/stages.toml), for --strict-markers."""
+    for stage in STAGES:
+        config.addinivalue_line("markers", f"{stage.marker}: {stage.title} stage ({stage.flag})")
+
+
 @pytest.fixture(scope="session")
 def cfg() -> RigConfig:
     config = load_config()

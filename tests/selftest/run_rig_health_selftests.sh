@@ -31,10 +31,10 @@ trap '"${WSRIG}" down >/dev/null 2>&1 || true' EXIT
 "${WSRIG}" up
 
 # Only the load stage is selected for the summaries.
-for flag in RUN_CONNECTIVITY RUN_MESSAGE_FLOW RUN_FAULT_TOLERANCE RUN_INTEGRATION RUN_PERFORMANCE RUN_SECURITY; do
+for flag in $(.venv/bin/python -c 'from wsrig.stages import STAGES; print(*(s.flag for s in STAGES))'); do
     export "${flag}=false"
 done
-export RUN_LOAD_TESTS=true
+export "$(.venv/bin/python -c 'from wsrig.stages import stage_by_name; print(stage_by_name("load").flag)')=true"
 
 failures=0
 run_case() {  # run_case NAME WANT_EXIT WANT_REPORT_ERE [ENV=VALUE ...]

@@ -1,0 +1,283 @@
+"""The fault stage's judge on synthetic histories: one clean, and one per defect it exists to catch."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from wsrig.righealth import RigLimits
+from wsrig.scenario_history import ClientLog, ScenarioHistory, SlowClientHistory, history_path, load_history
+from wsrig.scenario_judge import judge_scenario, judge_slow_client
+
+LIMITS = {
+    "recovery_bound_s": 15,
+    "overflow_rss_growth_max_mb": 30,
+    "reconnect_fd_growth_max": 10,
+    "reconnect_rss_growth_max_mb": 20,
+}
+S = 1_000_000_000  # ns
+INJECT, HEAL = 100 * S, 105 * S
+
+
+def _stats(last: int, ticks: int, trades: int, run: str = "run-a", **kw: Any) -> dict[str, Any]:
+    return {"run_id": run, "last_seq": last, "acked_seq": last, "trading": {"ticks": ticks, "trades": trades}, **kw}
+
+
+def _frames(seqs: list[int], run: str = "run-a", t0: int = 101 * S, step: int = S // 5) -> list[tuple[int, dict]]:
+    """Envelopes received 200 ms apart from ``t0``; seq 11..60 spans the fault (heal at 105 s)."""
+    return [
+        (t0 + i * step, {"run_id": run, "seq": s, "type": "market_data", "ts_ns": t0 + i * step - 2_000_000})
+        for i, s in enumerate(seqs)
+    ]
+
+
+def _late(delay_s: int) -> list[tuple[int, dict]]:
+    """Every envelope seen once, but nothing between the heal and ``delay_s`` after it."""
+    return [(t if t < HEAL else t + delay_s * S, f) for t, f in _frames(list(range(11, 61)))]
+
+
+def clean() -> ScenarioHistory:
+    """Run run-a: settled at seq 10, 50 more envelopes, all seen once, in order, across the fault."""
+    return ScenarioHistory(
+        name="dashboard_crash",
+        fault="crash",
+        injected_ns=INJECT,
+        healed_ns=HEAL,
+        run_id="run-a",
+        new_run_id="run-a",
+        stats={
+            "start": _stats(10, 100, 5),
+            "before": _stats(20, 120, 6, reconnects=0),
+            "during": _stats(40, 160, 8),
+            "after": _stats(60, 200, 10, reconnects=1),
+            "final": _stats(60, 200, 10),
+        },
+        live=ClientLog.of(_frames(list(range(11, 61))), 2, [], [1006]),
+        stored={"run-a": [15, 30]},
+        books={
+            "run_id": "run-a",
+            "last_seq": 60,
+            "produced_critical": 2,
+            "acked": True,
+            "timeout_s": 60,
+            "stored_upto_last": 2,
+        },
+    )
+
+
+def errors(h: ScenarioHistory) -> list[str]:
+    return [f.message for f in judge_scenario(h, LIMITS).findings if f.severity == "error"]
+
+
+def test_a_clean_history_passes():
+    r = judge_scenario(clean(), LIMITS)
+    assert r.passed, r.findings
+    assert (r.lost, r.duplicated, r.reordered) == (0, 0, 0)
+    assert r.trading_continued and r.recovery_s is not None and r.recovery_s < 1
+    assert r.extra["bot_reconnects"] == 1 and r.extra["subscriber_reconnects"] == 1
+
+
+def test_a_seq_never_seen_nor_stored_is_lost():
+    h = clean()
+    h.live = ClientLog.of(_frames([s for s in range(11, 61) if s != 33]), 1, [], [])
+    r = judge_scenario(h, LIMITS)
+    assert r.lost == 1 and any("LOST 1" in m and "33" in m for m in errors(h))
+
+
+def test_a_seq_stored_but_never_delivered_is_an_undeclared_drop():
+    h = clean()
+    h.live = ClientLog.of(_frames([s for s in range(11, 61) if s != 30]), 1, [], [])
+    r = judge_scenario(h, LIMITS)
+    assert r.lost == 0 and r.undeclared_drops == 1
+    assert any("stored by the backend but never delivered" in m for m in errors(h))
+
+
+def test_duplicates_and_reorders_are_named():
+    h = clean()
+    h.live = ClientLog.of(_frames([*range(11, 40), 39, 41, 40, *range(42, 61)]), 1, [], [])
+    found = " ".join(errors(h))
+    assert "DUPLICATED" in found and "REORDERED" in found
+
+
+def test_a_declared_gap_excuses_its_seqs_and_a_gap_declaring_critical_fails():
+    h = clean()
+    seqs = [s for s in range(11, 61) if s not in (20, 21, 22)]  # 22: the gap that declares 20-21
+    h.live = ClientLog.of(_frames(seqs), 1, [], [])
+    gap = {"ranges": [[20, 21]], "count": 2, "counts_by_type": {"market_data": 2}, "from_seq": 20, "to_seq": 21}
+    h.live.frames.insert(9, (h.live.frames[8][0] + 1, {"run_id": "run-a", "seq": 22, "type": "gap", "data": gap}))
+    r = judge_scenario(h, LIMITS)
+    assert r.passed and r.declared_dropped == 2 and r.lost == 0
+    gap["counts_by_type"] = {"market_data": 1, "trade": 1}
+    assert any("critical" in m for m in errors(h))
+
+
+def test_slow_recovery_and_no_recovery_are_findings():
+    h = clean()
+    h.live = ClientLog.of(_late(20), 1, [], [])
+    r = judge_scenario(h, LIMITS)
+    assert r.recovery_s is not None and r.recovery_s >= 20
+    assert any("recovery" in m and "> bound 15s" in m for m in errors(h))
+    h.live = ClientLog.of([f for f in _late(0) if f[0] < HEAL], 1, [], [])
+    assert "no message observed after heal" in errors(h)
+
+
+def test_trading_that_stopped_during_the_fault_fails():
+    h = clean()
+    h.stats["during"] = _stats(40, 120, 6)  # ticks did not advance since "before"
+    assert any("during the fault: trading stalled" in m for m in errors(h))
+
+
+def test_critical_books_that_do_not_balance_fail():
+    h = clean()
+    h.books = {**h.books, "stored_upto_last": 1}  # type: ignore[dict-item]
+    assert any("LOST critical" in m for m in errors(h))
+    h.books = {**h.books, "acked": False}  # type: ignore[dict-item]
+    assert any("did not ack seq 60" in m for m in errors(h))
+
+
+def test_a_scenario_that_never_settled_fails():
+    h = clean()
+    h.settle_error = "bot did not settle within 60s"
+    assert "bot did not settle within 60s" in errors(h)
+
+
+def test_a_refused_resume_excuses_the_missing_range_and_counts_it():
+    h = clean()
+    h.live = ClientLog.of(_frames([s for s in range(11, 61) if not 25 <= s <= 29]), 2, [("run-a", 24)], [])
+    r = judge_scenario(h, LIMITS)
+    assert r.passed and r.extra["missed_on_refused_resume"] == 5 and r.extra["resume_refused"] == 1
+
+
+def test_a_bot_restart_judges_the_new_run_from_its_replay():
+    h = clean()
+    h.new_run_id = "run-b"
+    h.stats["after"] = _stats(30, 40, 2, run="run-b")
+    h.stats["final"] = _stats(30, 40, 2, run="run-b")
+    h.live = ClientLog.of(_frames(list(range(11, 21))) + _frames(list(range(5, 31)), run="run-b", t0=HEAL), 2, [], [])
+    h.replay = ClientLog.of(_frames([s for s in range(1, 31) if s != 7], run="run-b", t0=HEAL), 1, [], [])
+    h.stored = {"run-a": [15], "run-b": []}
+    h.books = None
+    r = judge_scenario(h, LIMITS)
+    assert r.extra["new_run_id"] == "run-b"
+    assert any("run run-b" in m and "LOST 1" in m for m in errors(h)), errors(h)
+    h.stats["after"] = _stats(30, 0, 0, run="run-b")  # the new process never ticked
+    assert any("trading stalled" in m for m in errors(h))
+
+
+def test_the_partition_promise_needs_a_bot_reconnect():
+    h = clean()
+    h.promises = ["notices_cut"]
+    assert not errors(h)
+    h.stats["after"] = _stats(60, 200, 10, reconnects=0)
+    assert any("did not notice the dead link" in m for m in errors(h))
+
+
+def test_the_overflow_promise_needs_declared_drops_and_bounded_memory():
+    h = clean()
+    h.promises = ["queue_overflow"]
+    h.measured = {"rss_before": 100 * 2**20, "rss_after": 150 * 2**20}
+    found = " ".join(errors(h))
+    assert "the queue never overflowed" in found and "bot memory grew 50.0 MB" in found
+
+
+def test_the_reconnect_cycles_promise_catches_leaks_and_extra_publishers():
+    h = clean()
+    h.promises = ["reconnect_cycles"]
+    h.measured = {
+        "cycles": 20,
+        "publisher_connections": 2,
+        "fds_before": 10,
+        "fds_after": 40,
+        "rss_before": 0,
+        "rss_after": 0,
+        "reconnects_before": 0,
+        "reconnects_after": 12,
+    }
+    found = " ".join(errors(h))
+    assert "2 publisher connections" in found and "only 12 reconnects for 20" in found and "+30" in found
+
+
+@pytest.mark.parametrize("defect", [None, "lost"])
+def test_a_stored_history_is_judged_the_same(tmp_path, defect):
+    h = clean()
+    if defect:
+        h.live = ClientLog.of(_frames(list(range(11, 50))), 1, [], [])
+    path = h.save(history_path(tmp_path, "fault_tolerance", h.name))
+    again = ScenarioHistory.load(path)
+    assert judge_scenario(again, LIMITS).serialize() == judge_scenario(copy.deepcopy(h), LIMITS).serialize()
+
+
+def test_the_judge_reads_its_bound_from_the_thresholds_it_is_given():
+    h = clean()
+    h.live = ClientLog.of(_late(5), 1, [], [])
+    assert judge_scenario(h, LIMITS).passed
+    assert not judge_scenario(h, {**LIMITS, "recovery_bound_s": 2}).passed
+
+
+# --- the slow-subscriber scenario -------------------------------------------------
+
+RIG = RigLimits(loop_lag_p99_ms=10, loop_lag_max_ms=50, generator_lag_p99_ms=20, us_per_delivery=20)
+SLOW = {"slow_client_p99_ms": 100, "backend_rss_growth_max_mb": 100}
+
+
+def slow_clean() -> SlowClientHistory:
+    """The rig's publisher sent seqs 1..200; the other client saw all; the slow one was cut."""
+    frames = [(i * S, {"run_id": "pub", "seq": i, "type": "market_data", "ts_ns": i * S}) for i in range(1, 201)]
+    return SlowClientHistory(
+        name="slow_subscriber",
+        produced={"run_id": "pub", "first_seq": 1, "last_seq": 200},
+        other=ClientLog.of(frames, 1, [], []),
+        latencies_ms=[5.0] * 200,
+        slow_close_code=1013,
+        status_before={"rss_bytes": 50 * 2**20, "counters": {"slow_client_disconnects": 3}},
+        status_after={"rss_bytes": 60 * 2**20, "counters": {"slow_client_disconnects": 4}},
+        bot_before={"trading": {"ticks": 10, "trades": 1}},
+        bot_after={"trading": {"ticks": 30, "trades": 1}},
+        rig=[{"name": "normal client", "loop_lag_p99_ms": 1.0, "loop_lag_max_ms": 5.0, "cpu_s": 0.5}],
+    )
+
+
+def test_a_clean_slow_client_history_passes():
+    row = judge_slow_client(slow_clean(), SLOW, RIG)
+    assert row["status"] == "passed", row["findings"]
+    assert (row["lost"], row["duplicated"], row["reordered"], row["trading_continued"]) == (0, 0, 0, True)
+
+
+def test_the_other_client_losing_or_reordering_fails():
+    h = slow_clean()
+    h.other.frames = [f for f in h.other.frames if f[1]["seq"] != 50]
+    h.other.frames[10], h.other.frames[11] = h.other.frames[11], h.other.frames[10]
+    row = judge_slow_client(h, SLOW, RIG)
+    assert row["status"] == "failed" and row["lost"] == 1 and row["reordered"] == 1
+
+
+def test_a_slow_client_never_cut_and_a_growing_backend_fail():
+    h = slow_clean()
+    h.status_after = {"rss_bytes": 300 * 2**20, "counters": {"slow_client_disconnects": 3}}
+    found = " ".join(f["message"] for f in judge_slow_client(h, SLOW, RIG)["findings"])
+    assert "never cut" in found and "backend memory grew 250.0 MB" in found
+
+
+def test_the_bot_stopping_while_a_client_is_slow_fails():
+    h = slow_clean()
+    h.bot_after = h.bot_before
+    row = judge_slow_client(h, SLOW, RIG)
+    assert row["status"] == "failed" and not row["trading_continued"]
+
+
+def test_the_others_latency_fails_with_a_healthy_rig_and_is_invalid_with_a_late_one():
+    h = slow_clean()
+    h.latencies_ms = [5.0] * 190 + [400.0] * 10
+    row = judge_slow_client(h, SLOW, RIG)
+    assert row["status"] == "failed" and any("P99" in f["message"] for f in row["findings"])
+    h.rig = [{"name": "normal client", "loop_lag_p99_ms": 30.0, "loop_lag_max_ms": 120.0, "cpu_s": 0.5}]
+    row = judge_slow_client(h, SLOW, RIG)
+    assert row["status"] == "invalid" and row["invalid_reasons"] and not row["findings"]
+
+
+def test_a_slow_client_history_round_trips(tmp_path):
+    h = slow_clean()
+    again = load_history(h.save(history_path(tmp_path, "fault_tolerance", h.name)))
+    assert judge_slow_client(again, SLOW, RIG) == judge_slow_client(h, SLOW, RIG)

@@ -1,0 +1,84 @@
+"""``wsrig judge``: a finished run judged again from the histories it recorded.
+
+Reads ``test_summary.json`` and every ``<stage>.<scenario>.history.json`` beside it,
+runs the judge on each history with the given thresholds (the run's own by default),
+and rebuilds the stage statuses and the verdict the way the run did. Stages whose
+probes do not write histories yet keep their recorded rows and status, and are named
+as such, so nobody mistakes "carried over" for "judged again".
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from wsrig.righealth import worst_status
+from wsrig.scenario_history import HISTORY_SUFFIX, load_history
+from wsrig.scenario_judge import judge_history
+from wsrig.summary import verdict_of
+
+__all__ = ["Rejudged", "rejudge"]
+
+
+@dataclass
+class Rejudged:
+    summary: dict[str, Any]
+    judged: dict[str, list[str]] = field(default_factory=dict)  # stage -> scenarios judged from histories
+    carried: list[str] = field(default_factory=list)  # stages taken as recorded
+    changes: list[str] = field(default_factory=list)  # scenarios whose verdict changed
+
+
+def _row_status(row: dict[str, Any]) -> str:
+    return str(row.get("status", "passed" if row.get("passed") else "failed"))
+
+
+def _of_scenario(finding: dict[str, Any], scenario: str) -> bool:
+    """A finding the scenario's row put in the stage (``name: ...``), or its test's JUnit
+    failure (``test_x: AssertionError: name: ...``); an invalid test's warning stays."""
+    message = finding["message"]
+    return message.startswith(f"{scenario}: ") or (finding["severity"] == "error" and f": {scenario}: " in message)
+
+
+def _stage(results: Path, stage: dict[str, Any], thresholds: dict[str, Any], out: Rejudged) -> None:
+    paths = sorted(results.glob(f"{stage['name']}.*{HISTORY_SUFFIX}"))
+    if not paths:
+        if stage["status"] != "skipped":
+            out.carried.append(stage["name"])
+        return
+    rows = {row["name"]: row for row in stage["scenarios"]}
+    failed_before = sum(_row_status(r) == "failed" for r in rows.values())
+    for path in paths:
+        history = load_history(path)
+        row = {**judge_history(history, thresholds, stage["name"]), "history": path.name}
+        old = rows.get(history.name)
+        if old is not None and _row_status(old) != _row_status(row):
+            out.changes.append(f"{stage['name']}/{history.name}: {_row_status(old)} -> {_row_status(row)}")
+        rows[history.name] = row
+        stage["findings"] = [f for f in stage["findings"] if not _of_scenario(f, history.name)]
+        stage["findings"] += [{**f, "message": f"{history.name}: {f['message']}"} for f in row["findings"]]
+        out.judged.setdefault(stage["name"], []).append(history.name)
+    stage["scenarios"] = list(rows.values())
+    if stage["status"] in ("passed", "failed", "invalid"):
+        tests = stage.get("tests", {})
+        # failures the rows do not account for (a test that raised before its row) still count
+        unexplained = int(tests.get("failed", 0)) + int(tests.get("errors", 0)) - failed_before
+        statuses = [_row_status(r) for r in stage["scenarios"]] + (["failed"] if unexplained > 0 else [])
+        status = worst_status(statuses)
+        if status != stage["status"]:
+            stage["reason"] = f"judged again from {len(paths)} histories: {status}"
+        stage["status"] = status
+
+
+def rejudge(results: Path, thresholds: dict[str, Any] | None = None) -> Rejudged:
+    """The run in ``results`` judged again; ``thresholds`` (profile applied) default to the run's."""
+    summary = copy.deepcopy(json.loads((results / "test_summary.json").read_text()))
+    if thresholds is not None:
+        summary["thresholds"] = thresholds
+    out = Rejudged(summary)
+    for stage in summary["stages"]:
+        _stage(results, stage, summary["thresholds"], out)
+    summary["verdict"] = verdict_of([s["status"] for s in summary["stages"] if s["status"] != "skipped"])
+    return out

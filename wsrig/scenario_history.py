@@ -1,0 +1,181 @@
+"""What one fault scenario recorded: plain data, written to the results folder, judged offline.
+
+``wsrig.scenario`` drives a scenario and fills a ``ScenarioHistory``; ``wsrig.scenario_judge``
+turns it and the thresholds into a verdict; ``wsrig judge RESULTS_DIR`` re-reads the file
+and judges it again, as Jepsen re-checks a stored history. Nothing here does I/O but
+``save``/``load``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from wsrig.history import Observed, SeqSet, observed_from_frames
+
+__all__ = [
+    "HISTORY_SUFFIX",
+    "ClientLog",
+    "ScenarioHistory",
+    "SlowClientHistory",
+    "excused_by_refusals",
+    "history_path",
+    "load_history",
+]
+
+HISTORY_SUFFIX = ".history.json"
+_NO_END = 2**53
+
+
+def history_path(results: Path, stage: str, scenario: str) -> Path:
+    return results / f"{stage}.{scenario}{HISTORY_SUFFIX}"
+
+
+def _trim(frame: dict[str, Any]) -> dict[str, Any]:
+    """The fields a judge reads; a gap's ``data`` (its declared ranges) is kept, payloads are not."""
+    keep: dict[str, Any] = {k: frame[k] for k in ("run_id", "seq", "type", "ts_ns") if k in frame}
+    if frame.get("type") == "gap":
+        keep["data"] = frame.get("data") or {}
+    return keep
+
+
+@dataclass
+class ClientLog:
+    """What one resuming dashboard client saw: every envelope with its receive time (epoch ns),
+    how often it connected, and each resume the backend refused (run_id, resume point)."""
+
+    frames: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+    connections: int = 0
+    refused_at: list[tuple[str, int]] = field(default_factory=list)
+    close_codes: list[int | None] = field(default_factory=list)
+
+    @classmethod
+    def of(
+        cls,
+        frames: list[tuple[int, dict[str, Any]]],
+        connections: int,
+        refused_at: list[tuple[str, int]],
+        close_codes: list[int | None],
+    ) -> ClientLog:
+        return cls([(t, _trim(f)) for t, f in frames], connections, list(refused_at), list(close_codes))
+
+    def observed(self) -> list[Observed]:
+        return observed_from_frames(self.frames)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ClientLog:
+        return cls(
+            frames=[(int(t), dict(f)) for t, f in d.get("frames", [])],
+            connections=int(d.get("connections", 0)),
+            refused_at=[(str(r), int(s)) for r, s in d.get("refused_at", [])],
+            close_codes=list(d.get("close_codes", [])),
+        )
+
+
+def excused_by_refusals(observed: list[Observed], refused_at: list[tuple[str, int]]) -> dict[str, SeqSet]:
+    """Seqs the backend said it could not replay: from each refused resume point to the next
+    seq the client saw of that run (nothing later seen: everything after the resume point)."""
+    out: dict[str, SeqSet] = {}
+    for run_id, after in refused_at:
+        later = [o.seq for o in observed if o.run_id == run_id and o.seq > after]
+        end = min(later) - 1 if later else _NO_END
+        out.setdefault(run_id, SeqSet()).add_range(after + 1, end)
+    return out
+
+
+@dataclass
+class ScenarioHistory:
+    """Everything one run of traffic -> fault -> hold -> heal -> settle recorded.
+
+    ``stats`` holds the bot's ``/stats`` at ``start`` (settled), ``before`` the fault,
+    ``during`` it (None: the bot was down), ``after`` the heal (settled again) and
+    ``final``. ``live`` is the client that followed the run from before the fault;
+    ``replay`` the one that replayed a new run from seq 0 when the bot restarted.
+    ``stored`` is the backend's durable store per run (critical seqs); ``books`` the
+    whole-run count of critical messages (bot's produced count vs. store).
+    ``measured`` holds what a scenario measures besides the stream (memory, fds,
+    publishers), and ``promises`` names the scenario's own checks on them
+    (``wsrig.scenario_judge.PROMISES``).
+    """
+
+    name: str
+    fault: str
+    injected_ns: int
+    healed_ns: int
+    run_id: str
+    new_run_id: str
+    stats: dict[str, dict[str, Any] | None]
+    live: ClientLog
+    replay: ClientLog | None = None
+    stored: dict[str, list[int]] = field(default_factory=dict)
+    books: dict[str, Any] | None = None
+    settle_error: str | None = None
+    require_trades: bool = True
+    measured: dict[str, Any] = field(default_factory=dict)
+    promises: list[str] = field(default_factory=list)
+    version: int = 1
+
+    def stat(self, when: str) -> dict[str, Any]:
+        return dict(self.stats.get(when) or {})
+
+    def save(self, path: Path) -> Path:
+        path.write_text(json.dumps(asdict(self), separators=(",", ":")))
+        return path
+
+    @classmethod
+    def load(cls, path: Path) -> ScenarioHistory:
+        return cls.from_dict(json.loads(path.read_text()))
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ScenarioHistory:
+        d = dict(d)
+        d["live"] = ClientLog.from_dict(d["live"])
+        d["replay"] = ClientLog.from_dict(d["replay"]) if d.get("replay") else None
+        d["stored"] = {r: [int(s) for s in seqs] for r, seqs in d.get("stored", {}).items()}
+        known = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+@dataclass
+class SlowClientHistory:
+    """One client read nothing while the rig's own publisher sent 4 KB frames.
+
+    ``other`` is a normal client's view of that publisher's run (``produced``:
+    ``run_id``, ``first_seq``, ``last_seq``); ``latencies_ms`` its end-to-end latencies
+    on the bot's run; ``status_*`` the backend's status API and ``bot_*`` the bot's
+    ``/stats`` before and after; ``rig`` the normal client's own health
+    (``ProcessHealth`` fields), so a late rig is told from a slow system.
+    """
+
+    name: str
+    produced: dict[str, Any]
+    other: ClientLog
+    latencies_ms: list[float]
+    slow_close_code: int | None
+    status_before: dict[str, Any]
+    status_after: dict[str, Any]
+    bot_before: dict[str, Any]
+    bot_after: dict[str, Any]
+    rig: list[dict[str, Any]]
+    kind: str = "slow_client"
+    version: int = 1
+
+    def save(self, path: Path) -> Path:
+        path.write_text(json.dumps(asdict(self), separators=(",", ":")))
+        return path
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> SlowClientHistory:
+        d = {**d, "other": ClientLog.from_dict(d["other"])}
+        known = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+def load_history(path: Path) -> ScenarioHistory | SlowClientHistory:
+    """Either kind of fault-stage history, by its ``kind`` field (a fault scenario has none)."""
+    data = json.loads(path.read_text())
+    if data.get("kind") == "slow_client":
+        return SlowClientHistory.from_dict(data)
+    return ScenarioHistory.from_dict(data)

@@ -1,0 +1,294 @@
+"""The fault stage's judge: a ``ScenarioHistory`` and the thresholds -> one row with its findings.
+
+Pure: no I/O, no clock. The probe (``wsrig.scenario``) only drives and records; this
+decides, and ``wsrig judge RESULTS_DIR`` calls it again on the stored history. Every
+promise has a unit test with a synthetic history that breaks it
+(tests/unit/test_scenario_judge.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from wsrig.checkers import (
+    Finding,
+    check_delivery,
+    check_gap_declarations,
+    check_trading_continued,
+    judge_other_client,
+    recovery_seconds,
+)
+from wsrig.faults.base import FaultWindow
+from wsrig.history import Observed, Produced
+from wsrig.righealth import ProcessHealth, RigHealth, RigLimits, scenario_status
+from wsrig.scenario_history import ScenarioHistory, SlowClientHistory, excused_by_refusals
+from wsrig.stats import LatencySummary
+
+__all__ = ["PROMISES", "ScenarioResult", "judge_history", "judge_scenario", "judge_slow_client"]
+
+
+@dataclass
+class ScenarioResult:
+    """One row of the fault table."""
+
+    name: str
+    fault: str
+    window: FaultWindow
+    lost: int = 0
+    duplicated: int = 0
+    reordered: int = 0
+    undeclared_drops: int = 0
+    declared_dropped: int = 0
+    unexpected: int = 0
+    recovery_s: float | None = None
+    trading_continued: bool = False
+    findings: list[Finding] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+    # (receive time Unix s, end-to-end latency ms) of every frame the live client saw:
+    # the report's latency-over-time chart, not part of the verdict
+    latency_samples: list[tuple[float, float]] = field(default_factory=list, repr=False)
+
+    @property
+    def passed(self) -> bool:
+        """Derived from the findings, so no check can forget the verdict."""
+        return not any(f.severity == "error" for f in self.findings)
+
+    def serialize(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "fault": self.fault,
+            "passed": self.passed,
+            "lost": self.lost,
+            "duplicated": self.duplicated,
+            "reordered": self.reordered,
+            "undeclared_drops": self.undeclared_drops,
+            "declared_dropped": self.declared_dropped,
+            "unexpected": self.unexpected,
+            "recovery_s": None if self.recovery_s is None else round(self.recovery_s, 3),
+            "trading_continued": self.trading_continued,
+            "fault_window": self.window.serialize(),
+            "findings": [f.serialize() for f in self.findings],
+            **self.extra,
+        }
+
+
+def _produced(h: ScenarioHistory, observed: list[Observed]) -> list[Produced]:
+    """The windows each run is judged over: the same run from the settled start to the end,
+    or, when the bot restarted, the old run up to what it had produced and the new one from 1."""
+    start, after, final = h.stat("start"), h.stat("after"), h.stat("final")
+    first = int(start.get("last_seq", 0)) + 1
+    acked = int(after.get("acked_seq", 0))
+    if h.new_run_id == h.run_id:
+        return [Produced(h.run_id, first_seq=first, last_seq=int(final.get("last_seq", 0)), judge_upto=acked)]
+    old_last = max([int(h.stat("before").get("last_seq", 0))] + [o.seq for o in observed if o.run_id == h.run_id])
+    return [
+        Produced(h.run_id, first_seq=first, last_seq=old_last),
+        Produced(h.new_run_id, first_seq=1, last_seq=int(final.get("last_seq", 0)), judge_upto=acked),
+    ]
+
+
+def _books(books: Mapping[str, Any] | None) -> list[Finding]:
+    """Whole-run count: critical messages the bot produced up to ``last_seq`` = those stored."""
+    if not books:
+        return []
+    run, last = str(books["run_id"])[:8], int(books["last_seq"])
+    if not books.get("acked"):
+        return [
+            Finding("error", f"backend did not ack seq {last} of run {run} within {books.get('timeout_s', 0):.0f}s")
+        ]
+    stored = books.get("stored_upto_last")
+    if stored is None:
+        return [Finding("warning", "backend has no /api/events: whole-run critical count not checked")]
+    produced = int(books["produced_critical"])
+    if int(stored) != produced:
+        return [
+            Finding(
+                "error",
+                f"run {run}: bot produced {produced} critical message(s) up to seq {last}, "
+                f"backend stored {stored} ({produced - int(stored)} LOST critical)",
+            )
+        ]
+    return []
+
+
+def _notices_cut(h: ScenarioHistory, r: ScenarioResult, limits: Mapping[str, Any]) -> list[Finding]:
+    """A partition with no RST: the bot must notice (by ping timeout) and reconnect."""
+    if r.extra.get("bot_reconnects") == 0:
+        return [Finding("error", "the bot never reconnected: it did not notice the dead link")]
+    return []
+
+
+def _queue_overflow(h: ScenarioHistory, r: ScenarioResult, limits: Mapping[str, Any]) -> list[Finding]:
+    """The outage overflowed the bot's ephemeral queue (drops declared) and its memory stayed bounded."""
+    out = []
+    growth = (int(h.measured.get("rss_after", 0)) - int(h.measured.get("rss_before", 0))) / 2**20
+    r.extra["bot_rss_growth_mb"] = round(growth, 1)
+    if r.declared_dropped == 0:
+        out.append(
+            Finding("error", "the queue never overflowed (no declared drop): the scenario did not test overflow")
+        )
+    if growth > float(limits["overflow_rss_growth_max_mb"]):
+        out.append(Finding("error", f"bot memory grew {growth:.1f} MB during overflow"))
+    return out
+
+
+def _reconnect_cycles(h: ScenarioHistory, r: ScenarioResult, limits: Mapping[str, Any]) -> list[Finding]:
+    """After N resets: exactly one publisher connection, N reconnects, no fd or memory growth."""
+    m = h.measured
+    cycles = int(m["cycles"])
+    fd_growth = int(m.get("fds_after", 0)) - int(m.get("fds_before", 0))
+    rss_growth = (int(m.get("rss_after", 0)) - int(m.get("rss_before", 0))) / 2**20
+    reconnects = int(m.get("reconnects_after", 0)) - int(m.get("reconnects_before", 0))
+    publishers = int(m.get("publisher_connections", 0))
+    r.extra.update(
+        publisher_connections=publishers,
+        fd_growth=fd_growth,
+        rss_growth_mb=round(rss_growth, 1),
+        bot_reconnects=reconnects,
+    )
+    out = []
+    if publishers != 1:
+        out.append(
+            Finding(
+                "error", f"{publishers} publisher connections for the bot's run after the cycles (expected exactly 1)"
+            )
+        )
+    if reconnects < cycles:
+        out.append(Finding("error", f"only {reconnects} reconnects for {cycles} resets"))
+    if fd_growth > int(limits["reconnect_fd_growth_max"]):
+        out.append(Finding("error", f"bot leaked file descriptors: +{fd_growth}"))
+    if rss_growth > float(limits["reconnect_rss_growth_max_mb"]):
+        out.append(Finding("error", f"bot memory grew {rss_growth:.1f} MB over the cycles"))
+    return out
+
+
+#: A scenario's own promises beyond the stream's (named in ``ScenarioHistory.promises``).
+PROMISES: dict[str, Callable[[ScenarioHistory, ScenarioResult, Mapping[str, Any]], list[Finding]]] = {
+    "notices_cut": _notices_cut,
+    "queue_overflow": _queue_overflow,
+    "reconnect_cycles": _reconnect_cycles,
+}
+
+
+def judge_scenario(h: ScenarioHistory, limits: Mapping[str, Any]) -> ScenarioResult:
+    """The row and findings of one scenario: no loss, no duplicate, in order, drops declared
+    exactly, critical messages stored, recovery within ``recovery_bound_s``, trading went on."""
+    window = FaultWindow(h.fault, h.injected_ns, h.healed_ns)
+    r = ScenarioResult(h.name, h.fault, window)
+    live = h.live.observed()
+    r.latency_samples = [(recv / 1e9, (recv - int(f["ts_ns"])) / 1e6) for recv, f in h.live.frames if "ts_ns" in f]
+    replayed = h.replay.observed() if h.replay is not None else []
+    # when the bot restarted, the new run is judged from the client that replayed it from seq 0
+    observed = [o for o in live if o.run_id != h.new_run_id or h.replay is None] + replayed
+    produced = _produced(h, observed)
+    runs = {p.run_id for p in produced}
+    excused = excused_by_refusals(live, h.live.refused_at)
+    if h.replay is not None:
+        excused.update(excused_by_refusals(replayed, h.replay.refused_at))
+    stored = {run: set(h.stored.get(run, [])) for run in runs}
+    reports = check_delivery(produced, [o for o in observed if o.run_id in runs], stored, excused)
+    missed_on_refused = 0
+    for rep in reports.values():
+        r.lost += len(rep.lost)
+        r.duplicated += len(rep.duplicated)
+        r.reordered += len(rep.reordered)
+        r.undeclared_drops += len(rep.undeclared_drops)
+        r.declared_dropped += rep.declared_dropped
+        r.unexpected += len(rep.unexpected)
+        missed_on_refused += rep.missed_on_refused_resume
+        r.findings += rep.findings()
+    r.extra["missed_on_refused_resume"] = missed_on_refused
+    r.findings += check_gap_declarations({"seq": o.seq, "data": o.data} for o in observed if o.type == "gap")
+    r.findings += _books(h.books)
+
+    same_run = h.new_run_id == h.run_id
+    before, during, after = h.stat("before"), h.stat("during"), h.stat("after")
+    r.recovery_s = recovery_seconds(live, h.healed_ns, {h.new_run_id})
+    if same_run:
+        ok, stalled = check_trading_continued(before, during, h.require_trades)
+    else:  # the bot itself restarted: its new process must be trading again
+        ok, stalled = check_trading_continued({"trading": {"ticks": 0, "trades": 0}}, after, h.require_trades)
+    r.trading_continued = ok
+    if stalled:
+        r.findings.append(Finding("error", f"during the fault: {stalled.message}"))
+    if h.settle_error:
+        r.findings.append(Finding("error", h.settle_error))
+    bound = float(limits["recovery_bound_s"])
+    if r.recovery_s is None:
+        r.findings.append(Finding("error", "no message observed after heal"))
+    elif r.recovery_s > bound:
+        r.findings.append(Finding("error", f"recovery {r.recovery_s:.1f}s > bound {bound:.0f}s"))
+    r.extra.update(
+        run_id=h.run_id[:8],
+        new_run_id=None if same_run else h.new_run_id[:8],
+        observed=len(observed),
+        subscriber_reconnects=max(0, h.live.connections - 1),
+        resume_refused=len(h.live.refused_at),
+        bot_reconnects=int(after.get("reconnects", 0)) - int(before.get("reconnects", 0)) if same_run else None,
+        dropped_by_bot=int(after.get("dropped_total", 0)) - int(before.get("dropped_total", 0)) if same_run else None,
+    )
+    for promise in h.promises:
+        r.findings += PROMISES[promise](h, r, limits)
+    return r
+
+
+def judge_slow_client(h: SlowClientHistory, limits: Mapping[str, Any], rig_limits: RigLimits) -> dict[str, Any]:
+    """The slow-subscriber row: the other client got the run whole, once, in order, within
+    ``slow_client_p99_ms``; the slow one was cut (``slow_client_disconnects`` rose); the
+    backend's memory stayed within ``backend_rss_growth_max_mb``; the bot traded on.
+
+    A late normal client only adds to its own P99: a broken latency bound with a lagging
+    rig is ``invalid``, never ``failed``; a correctness finding fails whatever the rig did.
+    """
+    produced = Produced(
+        str(h.produced["run_id"]), last_seq=int(h.produced["last_seq"]), first_seq=int(h.produced["first_seq"])
+    )
+    other, findings = judge_other_client(produced, h.other.observed(), h.bot_before, h.bot_after)
+    rig = RigHealth(tuple(ProcessHealth(**p) for p in h.rig))
+    lag = rig.lagging(rig_limits)
+    summary = LatencySummary.from_ms(h.latencies_ms)
+    growth_mb = (int(h.status_after.get("rss_bytes") or 0) - int(h.status_before.get("rss_bytes") or 0)) / 2**20
+
+    def disconnects(status: Mapping[str, Any]) -> int:
+        return int(status.get("counters", {}).get("slow_client_disconnects", 0))
+
+    cut = disconnects(h.status_after) - disconnects(h.status_before)
+    if cut < 1:
+        findings.append(
+            Finding("error", "the slow client was never cut (slow_client_disconnects did not rise; policy: close 1013)")
+        )
+    if growth_mb > float(limits["backend_rss_growth_max_mb"]):
+        findings.append(Finding("error", f"backend memory grew {growth_mb:.1f} MB with a slow client"))
+    timing = []
+    if summary.p99 > float(limits["slow_client_p99_ms"]):
+        timing.append(
+            f"other client's P99 {summary.p99} ms > {limits['slow_client_p99_ms']} ms while one client was slow"
+        )
+    status = scenario_status([f.message for f in findings if f.severity == "error"], timing, [], lag)
+    if status == "failed":
+        findings += [Finding("error", t) for t in timing]
+    return {
+        "name": h.name,
+        "passed": status == "passed",
+        "status": status,
+        "invalid_reasons": lag if status == "invalid" else [],
+        "rig_health": rig.serialize(),
+        "fault": "slow client",
+        "latency_ms": summary.serialize(),
+        "slow_client_close_code": h.slow_close_code,
+        "slow_client_disconnects": cut,
+        "backend_rss_growth_mb": round(growth_mb, 1),
+        **other,
+        "findings": [f.serialize() for f in findings],
+    }
+
+
+def judge_history(h: ScenarioHistory | SlowClientHistory, thresholds: Mapping[str, Any], stage: str) -> dict[str, Any]:
+    """Either kind of fault-stage history -> its row (with ``findings``), under ``thresholds``
+    (every stage's table, profile applied: the slow client also reads ``rig_health``)."""
+    limits = dict(thresholds.get(stage, {}))
+    if isinstance(h, SlowClientHistory):
+        return judge_slow_client(h, limits, RigLimits.from_thresholds(dict(thresholds.get("rig_health", {}))))
+    return judge_scenario(h, limits).serialize()
