@@ -23,7 +23,7 @@ import psutil
 from wsrig.config import RigConfig, load_config, thresholds_for
 from wsrig.cpusets import plan_cpus
 from wsrig.load.resources import port_path
-from wsrig.report import render_markdown
+from wsrig.report import publish
 from wsrig.stack import DockerStack, StackError, docker_client, remove_leftovers
 from wsrig.stages import STAGES, Stage, run_stage, stage_by_name
 from wsrig.summary import EXIT_CODES, build_summary, container_errors, write_summary
@@ -233,7 +233,7 @@ def summarize(results: Path, started_at: str, run_id: str) -> None:
     )
     env["container_errors"] = container_errors(results)
     write_summary(summary, results / "test_summary.json")
-    _publish(results, summary)
+    publish(results, summary)
     _echo_verdict(summary, results)
 
 
@@ -285,16 +285,6 @@ def judge(results: Path, thresholds_file: Path | None) -> None:
     _echo_verdict(out.summary, results)
 
 
-def _publish(results: Path, summary: dict[str, Any]) -> None:
-    """Charts, the merged JUnit file and test_report.md, all from the summary and the folder."""
-    from wsrig.charts import make_charts
-    from wsrig.junit import merge_files
-
-    charts = [c.serialize() for c in make_charts(summary, results)]
-    junit = merge_files(summary, results).name
-    (results / "test_report.md").write_text(render_markdown(summary, charts, junit))
-
-
 @main.command()
 @click.argument("results", type=click.Path(path_type=Path, file_okay=False, exists=True))
 def report(results: Path) -> None:
@@ -302,7 +292,7 @@ def report(results: Path) -> None:
     summary = json.loads((results / "test_summary.json").read_text())
     if "container_errors" not in summary.get("environment", {}):  # a summary from before they were kept
         summary.setdefault("environment", {})["container_errors"] = container_errors(results)
-    _publish(results, summary)
+    publish(results, summary)
     click.echo(str(results / "test_report.md"))
 
 
@@ -409,8 +399,6 @@ def fault(name: str | None, duration: float, target: str | None, list_: bool) ->
     cfg = _config()
     ctx = FaultContext(cfg, DockerStack(cfg))
     if list_ or not name:
-        from wsrig.faults import docker_faults, proxy_faults  # noqa: F401  (they register themselves)
-
         for key in sorted(FAULTS):
             click.echo(key)
         return

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Observed", "Produced", "SeqSet", "observed_from_frames", "ranges_from_gap"]
+__all__ = ["FaultWindow", "Observed", "Produced", "SeqSet", "observed_from_frames", "ranges_from_gap"]
 
 
 @dataclass(frozen=True)
@@ -86,6 +86,24 @@ class Produced:
     #: judge loss only up to here (what had been acked when the check started); seqs
     #: above it may still be in flight, but are no more "unexpected" up to last_seq.
     judge_upto: int | None = None
+
+
+@dataclass
+class FaultWindow:
+    """When a fault was in force (epoch ns), for checkers and the report's timeline."""
+
+    name: str
+    injected_ns: int = 0
+    healed_ns: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    def serialize(self) -> dict[str, Any]:
+        return {
+            "fault": self.name,
+            "injected_at": self.injected_ns / 1e9,
+            "healed_at": self.healed_ns / 1e9,
+            "duration_s": round((self.healed_ns - self.injected_ns) / 1e9, 3) if self.healed_ns else None,
+        }
 
 
 def ranges_from_gap(envelope: dict[str, Any]) -> list[tuple[int, int]]:

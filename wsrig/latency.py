@@ -1,7 +1,6 @@
 """End-to-end latency of the bot's live stream, as a dashboard client sees it.
 
-One place for the measuring function, so the load stage's HDR-histogram module can
-replace the summary without touching its callers. Latency of an envelope is its
+Used by ``wsrig measure-latency``. Latency of an envelope is its
 receive time at the client minus its ``ts_ns`` (the publisher's clock at production;
 bot, backend and rig share the host clock here).
 """
@@ -16,7 +15,7 @@ from wsrig.clients import Subscriber
 from wsrig.config import RigConfig
 from wsrig.stats import LatencySummary
 
-__all__ = ["latency_samples", "measure_stream_latency", "summarize"]
+__all__ = ["latency_samples", "summarize"]
 
 
 def summarize(samples: Iterable[tuple[float, float]]) -> LatencySummary:
@@ -37,8 +36,3 @@ async def _collect(cfg: RigConfig, duration_s: float) -> list[tuple[float, float
 def latency_samples(cfg: RigConfig, duration_s: float) -> list[tuple[float, float]]:
     """(receive time in Unix s, latency in ms) of every live envelope for ``duration_s``."""
     return asyncio.run(_collect(cfg, duration_s))
-
-
-def measure_stream_latency(cfg: RigConfig, duration_s: float) -> LatencySummary:
-    """Subscribe for ``duration_s`` seconds and summarise the stream's end-to-end latency."""
-    return summarize(latency_samples(cfg, duration_s))

@@ -51,7 +51,7 @@ def write_summary_for(results: Path, stage: str, cfg: RigConfig, environment: di
     """test_summary.json (and test_report.md) for one stage, as the suite writes them."""
     import datetime as dt
 
-    from wsrig.report import render_markdown
+    from wsrig.report import publish
     from wsrig.stages import STAGES
 
     now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
@@ -66,5 +66,5 @@ def write_summary_for(results: Path, stage: str, cfg: RigConfig, environment: di
         profile=cfg.profile,
     )
     write_summary(summary, results / "test_summary.json")
-    (results / "test_report.md").write_text(render_markdown(summary))
+    publish(results, summary)
     return results / "test_summary.json"

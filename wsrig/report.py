@@ -9,11 +9,12 @@ no file.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from wsrig.righealth import INVALID_PREFIX
 
-__all__ = ["render_markdown"]
+__all__ = ["publish", "render_markdown"]
 
 _ICON = {
     "passed": "PASS",
@@ -384,3 +385,16 @@ def render_markdown(
     if logs:
         out += ["Container logs: " + ", ".join(f"[{n}]({n})" for n in logs), ""]
     return "\n".join(out)
+
+
+def publish(results: Path, summary: dict[str, Any]) -> Path:
+    """Charts, the merged JUnit file and test_report.md, all from the summary and the folder:
+    the one place a report is written (the suite, ``wsrig report`` and ``wsrig probe``)."""
+    from wsrig.charts import make_charts
+    from wsrig.junit import merge_files
+
+    charts = [c.serialize() for c in make_charts(summary, results)]
+    junit = merge_files(summary, results).name
+    path = results / "test_report.md"
+    path.write_text(render_markdown(summary, charts, junit))
+    return path

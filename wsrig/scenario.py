@@ -21,8 +21,8 @@ from wsrig import messages
 from wsrig.checkers import recovery_seconds
 from wsrig.clients import MAX_FRAME, get_json
 from wsrig.config import RigConfig
-from wsrig.faults.base import Fault, FaultWindow
-from wsrig.history import Observed, observed_from_frames
+from wsrig.faults.base import Fault
+from wsrig.history import FaultWindow, Observed, observed_from_frames
 from wsrig.probe import backend_status, bot_stats, progress
 from wsrig.progress import frame_counters, start_ticker
 from wsrig.scenario_history import ClientLog, ScenarioHistory

@@ -20,8 +20,7 @@ from wsrig.checkers import (
     judge_other_client,
     recovery_seconds,
 )
-from wsrig.faults.base import FaultWindow
-from wsrig.history import Observed, Produced
+from wsrig.history import FaultWindow, Observed, Produced
 from wsrig.righealth import ProcessHealth, RigHealth, RigLimits, scenario_status
 from wsrig.scenario_history import ScenarioHistory, SlowClientHistory, excused_by_refusals
 from wsrig.stats import LatencySummary

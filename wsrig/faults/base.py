@@ -9,10 +9,11 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from wsrig.config import RigConfig
+from wsrig.history import FaultWindow
 from wsrig.stack import DockerStack
 
 __all__ = ["FAULTS", "Fault", "FaultContext", "FaultWindow", "get_fault", "injected", "register"]
@@ -37,24 +38,6 @@ class Fault(Protocol):
     def heal(self) -> None: ...
 
 
-@dataclass
-class FaultWindow:
-    """When a fault was in force (epoch ns), for checkers and the report's timeline."""
-
-    name: str
-    injected_ns: int = 0
-    healed_ns: int = 0
-    notes: list[str] = field(default_factory=list)
-
-    def serialize(self) -> dict[str, Any]:
-        return {
-            "fault": self.name,
-            "injected_at": self.injected_ns / 1e9,
-            "healed_at": self.healed_ns / 1e9,
-            "duration_s": round((self.healed_ns - self.injected_ns) / 1e9, 3) if self.healed_ns else None,
-        }
-
-
 FAULTS: dict[str, Callable[..., Fault]] = {}
 
 
@@ -68,8 +51,6 @@ def register(name: str) -> Callable[[Callable[..., Fault]], Callable[..., Fault]
 
 def get_fault(name: str, ctx: FaultContext, **options: Any) -> Fault:
     """A fault by name (``wsrig fault --list`` shows them)."""
-    from wsrig.faults import docker_faults, proxy_faults  # noqa: F401  (they register themselves)
-
     try:
         factory = FAULTS[name]
     except KeyError:
