@@ -7,7 +7,7 @@
 #   3. docker build, context = repo root:
 #        ${BOT_IMAGE:-wsrig/ai-trading-bot:dev}         services/trading_bot/Dockerfile
 #        ${DASHBOARD_IMAGE:-wsrig/dashboard-backend:dev} services/dashboard_backend/Dockerfile
-#        ${PROXY_IMAGE:-wsrig/fault-proxy:dev}          docker/fault-proxy.Dockerfile
+#        ${PROXY_IMAGE:-wsrig/fault-proxy:dev}          services/fault_proxy/Dockerfile
 #        ${REFERENCE_IMAGE:-wsrig/reference-server:dev} services/reference_server/Dockerfile
 #          (the load stage's yardstick: a minimal broadcast server of the same contract)
 # WSRIG_SKIP_BUILD=1 skips everything (use images that already exist, e.g. another
@@ -112,7 +112,7 @@ for what in ${BUILD_ONLY}; do
     case "${what}" in
         bot)       build bot "${BOT_IMAGE}" services/trading_bot/Dockerfile ;;
         dashboard) build dashboard "${DASHBOARD_IMAGE}" services/dashboard_backend/Dockerfile ;;
-        proxy)     build proxy "${PROXY_IMAGE}" docker/fault-proxy.Dockerfile ;;
+        proxy)     build proxy "${PROXY_IMAGE}" services/fault_proxy/Dockerfile ;;
         reference) build reference "${REFERENCE_IMAGE}" services/reference_server/Dockerfile ;;
         *) die "unknown image '${what}' in WSRIG_BUILD_ONLY (bot, dashboard, proxy, reference)" ;;
     esac

@@ -1,4 +1,4 @@
-"""Tests of wsrig/faultproxy.py: pure config and timing math, then real sockets on 127.0.0.1.
+"""Tests of services/fault_proxy/faultproxy.py: pure config and timing math, then real sockets on 127.0.0.1.
 
 The module is standalone (it is copied alone into a container), so it is loaded from its
 path rather than imported through the wsrig package.
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-_PATH = Path(__file__).resolve().parents[2] / "wsrig" / "faultproxy.py"
+_PATH = Path(__file__).resolve().parents[2] / "services" / "fault_proxy" / "faultproxy.py"
 _SPEC = importlib.util.spec_from_file_location("faultproxy", _PATH)
 assert _SPEC is not None and _SPEC.loader is not None
 fp = importlib.util.module_from_spec(_SPEC)
