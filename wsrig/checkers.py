@@ -25,6 +25,7 @@ __all__ = [
     "check_gap_declarations",
     "check_stream",
     "check_trading_continued",
+    "examples",
     "judge_other_client",
     "recovery_seconds",
     "scan_order",
@@ -44,7 +45,8 @@ class Finding:
         return {"severity": self.severity, "message": self.message}
 
 
-def _examples(seqs: Iterable[int]) -> str:
+def examples(seqs: Iterable[int]) -> str:
+    """The first few seqs, sorted, and how many there are in all (for a finding's words)."""
     items = sorted(seqs)
     shown = ", ".join(str(s) for s in items[:_EXAMPLES])
     return shown + (f", ... ({len(items)} in all)" if len(items) > _EXAMPLES else "")
@@ -74,16 +76,16 @@ class StreamReport:
         out = []
         rid = self.run_id[:8]
         if self.duplicated:
-            out.append(Finding("error", f"run {rid}: duplicated seqs delivered: {_examples(self.duplicated)}"))
+            out.append(Finding("error", f"run {rid}: duplicated seqs delivered: {examples(self.duplicated)}"))
         if self.reordered:
             out.append(
-                Finding("error", f"run {rid}: reordered seqs (arrived after a higher seq): {_examples(self.reordered)}")
+                Finding("error", f"run {rid}: reordered seqs (arrived after a higher seq): {examples(self.reordered)}")
             )
         if self.undeclared_gaps:
             out.append(
                 Finding(
                     "error",
-                    f"run {rid}: seqs missing from the stream and never declared in a gap: {_examples(self.undeclared_gaps)}",
+                    f"run {rid}: seqs missing from the stream and never declared in a gap: {examples(self.undeclared_gaps)}",
                 )
             )
         return out
@@ -198,7 +200,7 @@ class DeliveryReport:
             out.append(
                 Finding(
                     "error",
-                    f"run {rid}: LOST {len(self.lost)} message(s): produced, never declared dropped, never stored or delivered: seqs {_examples(self.lost)}",
+                    f"run {rid}: LOST {len(self.lost)} message(s): produced, never declared dropped, never stored or delivered: seqs {examples(self.lost)}",
                 )
             )
         if self.undeclared_drops and set(self.undeclared_drops) != set(self.lost):
@@ -206,20 +208,20 @@ class DeliveryReport:
             out.append(
                 Finding(
                     "error",
-                    f"run {rid}: {len(extra)} message(s) stored by the backend but never delivered to the subscriber: seqs {_examples(extra)}",
+                    f"run {rid}: {len(extra)} message(s) stored by the backend but never delivered to the subscriber: seqs {examples(extra)}",
                 )
             )
         if self.duplicated:
-            out.append(Finding("error", f"run {rid}: DUPLICATED to a subscriber: seqs {_examples(self.duplicated)}"))
+            out.append(Finding("error", f"run {rid}: DUPLICATED to a subscriber: seqs {examples(self.duplicated)}"))
         if self.reordered:
             out.append(
-                Finding("error", f"run {rid}: REORDERED: seqs arrived after a higher seq: {_examples(self.reordered)}")
+                Finding("error", f"run {rid}: REORDERED: seqs arrived after a higher seq: {examples(self.reordered)}")
             )
         if self.unexpected:
             out.append(
                 Finding(
                     "error",
-                    f"run {rid}: UNEXPECTED: observed seqs the publisher never produced: {_examples(self.unexpected)}",
+                    f"run {rid}: UNEXPECTED: observed seqs the publisher never produced: {examples(self.unexpected)}",
                 )
             )
         if self.publisher_undeclared:

@@ -18,8 +18,10 @@ from wsrig.history import Observed, SeqSet, observed_from_frames
 __all__ = [
     "HISTORY_SUFFIX",
     "ClientLog",
+    "DurabilityHistory",
     "ScenarioHistory",
     "SlowClientHistory",
+    "History",
     "excused_by_refusals",
     "history_path",
     "load_history",
@@ -173,9 +175,46 @@ class SlowClientHistory:
         return cls(**{k: v for k, v in d.items() if k in known})
 
 
-def load_history(path: Path) -> ScenarioHistory | SlowClientHistory:
-    """Either kind of fault-stage history, by its ``kind`` field (a fault scenario has none)."""
+@dataclass
+class DurabilityHistory:
+    """The rig's publisher sent critical envelopes 1..``sent`` of ``run_id`` while the backend
+    was SIGKILLed; per kill (``kills``): when (``at_ns``), the highest seq acked before the
+    process died (``acked_before``), the highest seq sent (``sent_before``) and the
+    ``acked_seq`` the backend's welcome gave after its restart (``welcome_acked``).
+    ``stored`` is every seq of the run the store returned afterwards (repeats kept), and
+    ``final_acked`` the last ack of the closing session.
+    """
+
+    name: str
+    run_id: str
+    seed: int
+    window: int
+    kills: list[dict[str, Any]]
+    sent: int = 0
+    final_acked: int = 0
+    stored: list[int] = field(default_factory=list)
+    settle_error: str | None = None
+    kind: str = "durability"
+    version: int = 1
+
+    def save(self, path: Path) -> Path:
+        path.write_text(json.dumps(asdict(self), separators=(",", ":")))
+        return path
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> DurabilityHistory:
+        known = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+History = ScenarioHistory | SlowClientHistory | DurabilityHistory
+
+
+def load_history(path: Path) -> History:
+    """Any kind of fault-stage history, by its ``kind`` field (a fault scenario has none)."""
     data = json.loads(path.read_text())
     if data.get("kind") == "slow_client":
         return SlowClientHistory.from_dict(data)
+    if data.get("kind") == "durability":
+        return DurabilityHistory.from_dict(data)
     return ScenarioHistory.from_dict(data)

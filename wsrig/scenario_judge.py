@@ -8,6 +8,7 @@ promise has a unit test with a synthetic history that breaks it
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,15 +18,23 @@ from wsrig.checkers import (
     check_delivery,
     check_gap_declarations,
     check_trading_continued,
+    examples,
     judge_other_client,
     recovery_seconds,
 )
 from wsrig.history import FaultWindow, Observed, Produced
 from wsrig.righealth import ProcessHealth, RigHealth, RigLimits, scenario_status
-from wsrig.scenario_history import ScenarioHistory, SlowClientHistory, excused_by_refusals
+from wsrig.scenario_history import DurabilityHistory, History, ScenarioHistory, SlowClientHistory, excused_by_refusals
 from wsrig.stats import LatencySummary
 
-__all__ = ["PROMISES", "ScenarioResult", "judge_history", "judge_scenario", "judge_slow_client"]
+__all__ = [
+    "PROMISES",
+    "ScenarioResult",
+    "judge_durability",
+    "judge_history",
+    "judge_scenario",
+    "judge_slow_client",
+]
 
 
 @dataclass
@@ -284,10 +293,89 @@ def judge_slow_client(h: SlowClientHistory, limits: Mapping[str, Any], rig_limit
     }
 
 
-def judge_history(h: ScenarioHistory | SlowClientHistory, thresholds: Mapping[str, Any], stage: str) -> dict[str, Any]:
-    """Either kind of fault-stage history -> its row (with ``findings``), under ``thresholds``
+def judge_durability(h: DurabilityHistory) -> dict[str, Any]:
+    """Acked means durable: every seq the backend acked before a SIGKILL is in its store after
+    the restart, its welcome never goes below what it had acked, nothing is stored twice, and
+    by the end every envelope sent is acked and stored. At least one kill must have landed
+    with envelopes in flight, or the scenario tested nothing."""
+    count = Counter(h.stored)
+    have = set(count)
+    findings: list[Finding] = []
+    kills: list[dict[str, Any]] = []
+    in_flight: list[int] = []
+    counted: set[int] = set()
+    for i, k in enumerate(h.kills, 1):
+        acked, sent, welcome = int(k["acked_before"]), int(k["sent_before"]), k.get("welcome_acked")
+        lost = [s for s in range(1, acked + 1) if s not in have and s not in counted]
+        counted.update(lost)
+        in_flight.append(sent - acked)
+        kills.append(
+            {
+                "kill": i,
+                "acked_before": acked,
+                "in_flight": sent - acked,
+                "welcome_acked": welcome,
+                "acked_lost": len(lost),
+            }
+        )
+        if lost:
+            findings.append(
+                Finding(
+                    "error",
+                    f"ACKED BUT LOST at kill {i}: {len(lost)} seq(s) the backend acknowledged before the SIGKILL "
+                    f"are not in its store after the restart: seqs {examples(lost)}",
+                )
+            )
+        if welcome is not None and int(welcome) < acked:
+            findings.append(
+                Finding(
+                    "error",
+                    f"kill {i}: after the restart the backend's welcome said acked_seq {welcome}, "
+                    f"but it had acked seq {acked} before the kill: it forgot what it acknowledged",
+                )
+            )
+    if h.kills and all(n <= 0 for n in in_flight):
+        findings.append(
+            Finding("error", "no kill landed mid-stream (nothing in flight at any kill): durability was not tested")
+        )
+    late = [s for s in range(1, min(h.final_acked, h.sent) + 1) if s not in have and s not in counted]
+    if late:
+        findings.append(
+            Finding(
+                "error", f"ACKED BUT LOST: {len(late)} seq(s) acked at the end are not stored: seqs {examples(late)}"
+            )
+        )
+    twice = sorted(s for s, n in count.items() if n > 1)
+    if twice:
+        findings.append(Finding("error", f"STORED TWICE: {len(twice)} seq(s): {examples(twice)}"))
+    unexpected = sorted(s for s in have if not 1 <= s <= h.sent)
+    if unexpected:
+        findings.append(Finding("error", f"UNEXPECTED: stored seqs never sent: {examples(unexpected)}"))
+    if h.final_acked < h.sent:
+        why = f" ({h.settle_error})" if h.settle_error else ""
+        findings.append(Finding("error", f"only seq {h.final_acked} of {h.sent} sent was acked in the end{why}"))
+    passed = not any(f.severity == "error" for f in findings)
+    return {
+        "name": h.name,
+        "fault": f"SIGKILL of the backend x{len(h.kills)} under critical traffic",
+        "passed": passed,
+        "status": "passed" if passed else "failed",
+        "sent": h.sent,
+        "stored": len(have),
+        "acked_lost": len(counted) + len(late),
+        "stored_twice": len(twice),
+        "kills": kills,
+        "seed": h.seed,
+        "findings": [f.serialize() for f in findings],
+    }
+
+
+def judge_history(h: History, thresholds: Mapping[str, Any], stage: str) -> dict[str, Any]:
+    """Any kind of fault-stage history -> its row (with ``findings``), under ``thresholds``
     (every stage's table, profile applied: the slow client also reads ``rig_health``)."""
     limits = dict(thresholds.get(stage, {}))
+    if isinstance(h, DurabilityHistory):
+        return judge_durability(h)
     if isinstance(h, SlowClientHistory):
         return judge_slow_client(h, limits, RigLimits.from_thresholds(dict(thresholds.get("rig_health", {}))))
     return judge_scenario(h, limits).serialize()

@@ -14,13 +14,14 @@ import requests
 
 from wsrig import messages
 from wsrig.clients import Publisher, Subscriber
+from wsrig.durability import run_durability
 from wsrig.faults import FaultContext, get_fault
 from wsrig.history import Produced
 from wsrig.looplag import watch_loop
 from wsrig.probe import backend_status, bot_stats, conclude, progress, run
 from wsrig.scenario import run_scenario
-from wsrig.scenario_history import ClientLog, ScenarioHistory, SlowClientHistory, history_path
-from wsrig.scenario_judge import judge_scenario, judge_slow_client
+from wsrig.scenario_history import ClientLog, History, ScenarioHistory, SlowClientHistory, history_path
+from wsrig.scenario_judge import judge_durability, judge_scenario, judge_slow_client
 from wsrig.stack import DockerStack
 from wsrig.stats import LATENCY_OVER_TIME_COLUMNS, latency_over_time
 
@@ -50,7 +51,7 @@ def _results() -> Path:
     return results
 
 
-def _save(record, history: ScenarioHistory | SlowClientHistory) -> str:
+def _save(record, history: History) -> str:
     """Write the history where ``wsrig judge`` finds it; its file name goes into the row."""
     return history.save(history_path(_results(), record.stage, history.name)).name
 
@@ -97,6 +98,25 @@ def test_dashboard_offline_at_startup(cfg, ctx, record, limits):
 def test_dashboard_crash(cfg, ctx, record, limits):
     """SIGKILL the backend during steady flow, restart it: nothing lost, no duplicate, in order."""
     _judge(record, limits, _scenario(cfg, limits, "dashboard_crash", get_fault("crash", ctx, target="dashboard")))
+
+
+def test_acked_means_durable(cfg, ctx, record, limits):
+    """Critical traffic at full speed from the rig's own publisher, the backend SIGKILLed at random
+    moments mid-stream: every seq it acked before a kill is in its store after the restart."""
+    history = run(
+        run_durability(
+            cfg,
+            ctx.stack,
+            kills=int(limits["durable_kills"]),
+            segment_s=(float(limits["durable_segment_min_s"]), float(limits["durable_segment_max_s"])),
+            window=int(limits["durable_window"]),
+            restart_timeout_s=float(limits["durable_restart_timeout_s"]),
+        )
+    )
+    row = record.scenario(**judge_durability(history), history=_save(record, history))
+    for f in row["findings"]:
+        record.finding(f["severity"], f"{history.name}: {f['message']}")
+    conclude(row)
 
 
 def test_bot_crash(cfg, ctx, record, limits):

@@ -8,8 +8,15 @@ from typing import Any
 import pytest
 
 from wsrig.righealth import RigLimits
-from wsrig.scenario_history import ClientLog, ScenarioHistory, SlowClientHistory, history_path, load_history
-from wsrig.scenario_judge import judge_scenario, judge_slow_client
+from wsrig.scenario_history import (
+    ClientLog,
+    DurabilityHistory,
+    ScenarioHistory,
+    SlowClientHistory,
+    history_path,
+    load_history,
+)
+from wsrig.scenario_judge import judge_durability, judge_history, judge_scenario, judge_slow_client
 
 LIMITS = {
     "recovery_bound_s": 15,
@@ -281,3 +288,76 @@ def test_a_slow_client_history_round_trips(tmp_path):
     h = slow_clean()
     again = load_history(h.save(history_path(tmp_path, "fault_tolerance", h.name)))
     assert judge_slow_client(again, SLOW, RIG) == judge_slow_client(h, SLOW, RIG)
+
+
+# --- acked means durable -------------------------------------------------------------
+
+
+def durable_clean() -> DurabilityHistory:
+    """3 kills with envelopes in flight; the backend remembered every ack; all 900 stored once."""
+    kills = [
+        {"at_ns": 1, "acked_before": 200, "sent_before": 260, "welcome_acked": 230},
+        {"at_ns": 2, "acked_before": 500, "sent_before": 540, "welcome_acked": 500},
+        {"at_ns": 3, "acked_before": 800, "sent_before": 850, "welcome_acked": 820},
+    ]
+    return DurabilityHistory(
+        name="acked_durable", run_id="durable-x", seed=7, window=100, kills=kills, sent=900, final_acked=900,
+        stored=list(range(1, 901)),
+    )  # fmt: skip
+
+
+def test_a_clean_durability_history_passes():
+    row = judge_durability(durable_clean())
+    assert row["status"] == "passed", row["findings"]
+    assert row["acked_lost"] == 0 and [k["in_flight"] for k in row["kills"]] == [60, 40, 50]
+
+
+def test_an_ack_before_commit_loses_acked_seqs_and_is_named():
+    """The planted defect's signature: acked seqs missing after the restart, and a welcome below the ack."""
+    h = durable_clean()
+    h.stored = [s for s in h.stored if not 491 <= s <= 500]  # acked, in the commit window, gone
+    h.kills[1]["welcome_acked"] = 490
+    h.final_acked = 900
+    row = judge_durability(h)
+    messages = [f["message"] for f in row["findings"]]
+    assert row["status"] == "failed" and row["acked_lost"] == 10
+    assert any(m.startswith("ACKED BUT LOST at kill 2: 10 seq(s)") and "491" in m for m in messages)
+    assert any("welcome said acked_seq 490" in m and "acked seq 500" in m for m in messages)
+
+
+def test_a_loss_is_counted_once_at_the_first_kill_that_covers_it():
+    h = durable_clean()
+    h.stored = [s for s in h.stored if s != 150]
+    row = judge_durability(h)
+    assert row["acked_lost"] == 1 and [k["acked_lost"] for k in row["kills"]] == [1, 0, 0]
+
+
+def test_kills_that_land_with_nothing_in_flight_test_nothing():
+    h = durable_clean()
+    for k in h.kills:
+        k["sent_before"] = k["acked_before"]
+    assert any("durability was not tested" in f["message"] for f in judge_durability(h)["findings"])
+
+
+def test_stored_twice_unexpected_and_unacked_at_the_end_fail():
+    h = durable_clean()
+    h.stored = [*h.stored, 42, 950]
+    h.final_acked = 880
+    h.settle_error = "not every envelope was acked within 30s"
+    found = " ".join(f["message"] for f in judge_durability(h)["findings"])
+    assert "STORED TWICE: 1 seq(s): 42" in found and "never sent: 950" in found
+    assert "only seq 880 of 900 sent was acked in the end (not every envelope" in found
+
+
+def test_acked_at_the_end_but_not_stored_fails_without_any_kill():
+    h = durable_clean()
+    h.stored = [s for s in h.stored if s != 870]
+    assert any(
+        f["message"].startswith("ACKED BUT LOST: 1 seq(s) acked at the end") for f in judge_durability(h)["findings"]
+    )
+
+
+def test_a_durability_history_round_trips_and_rejudges(tmp_path):
+    h = durable_clean()
+    again = load_history(h.save(history_path(tmp_path, "fault_tolerance", h.name)))
+    assert judge_history(again, {}, "fault_tolerance") == judge_durability(h)

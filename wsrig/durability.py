@@ -1,0 +1,122 @@
+"""Acked means durable: critical traffic at full speed, the backend SIGKILLed mid-stream.
+
+Jepsen's first question, asked cheaply. A publisher of the rig's own (its own run_id)
+keeps every critical envelope until the backend acks it, as the contract's outbox does,
+and resends the unacked ones after each reconnect. While it sends, the backend is killed
+at a random point, several times; after each restart the publisher goes on. At the end
+the backend's store is read back. This module only drives and records: the result is a
+``DurabilityHistory``; ``wsrig.scenario_judge.judge_durability`` decides.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import time
+from collections.abc import Callable
+
+from wsrig import messages
+from wsrig.clients import Publisher, get_json
+from wsrig.config import RigConfig
+from wsrig.probe import progress
+from wsrig.scenario_history import DurabilityHistory
+from wsrig.stack import DockerStack
+
+__all__ = ["run_durability"]
+
+#: A critical type that touches no position or portfolio (the bot's state stays its own).
+TYPE = "alert"
+
+
+async def _connect(cfg: RigConfig, run_id: str, timeout_s: float) -> Publisher:
+    """A publisher session on the run, retried while the backend restarts."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        pub = Publisher(cfg.ingest_url, cfg.auth_token, run_id)
+        try:
+            return await pub.__aenter__()
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.2)
+
+
+def _acked_at_least(seq: int) -> Callable[[Publisher], bool]:
+    return lambda p: p.acked >= seq
+
+
+async def _send_until_dead(pub: Publisher, outbox: dict[int, str], next_seq: int, window: int) -> int:
+    """Send new envelopes, at most ``window`` unacked, until the connection dies; the next seq."""
+    try:
+        while True:
+            while next_seq - pub.acked <= window:
+                text = json.dumps(messages.envelope(pub.run_id, next_seq, TYPE))
+                outbox[next_seq] = text
+                await pub.send_raw(text)
+                next_seq += 1
+            await pub.wait_for(_acked_at_least(next_seq - window), 5.0, "ack progress")
+    except Exception:  # the kill closed the connection under us (or acks stopped): the segment ends
+        return next_seq
+
+
+async def run_durability(
+    cfg: RigConfig,
+    stack: DockerStack,
+    *,
+    kills: int,
+    segment_s: tuple[float, float],
+    window: int,
+    restart_timeout_s: float,
+    seed: int | None = None,
+) -> DurabilityHistory:
+    """``kills`` segments of full-speed critical traffic, each ended by a SIGKILL of the backend
+    at a random moment in ``segment_s``; then one last session that waits for every ack."""
+    seed = random.randrange(2**31) if seed is None else seed
+    rng = random.Random(seed)
+    run_id = messages.new_run_id("durable")
+    service = cfg.dashboard_service
+    outbox: dict[int, str] = {}  # seq -> text, until acked
+    next_seq = 1
+    history = DurabilityHistory(name="acked_durable", run_id=run_id, seed=seed, window=window, kills=[])
+    for k in range(kills + 1):
+        pub = await _connect(cfg, run_id, restart_timeout_s)
+        welcome = int((pub.welcome or {}).get("acked_seq", 0))
+        if history.kills:
+            history.kills[-1]["welcome_acked"] = welcome
+        for seq in [s for s in outbox if s <= welcome]:
+            del outbox[seq]
+        for seq in sorted(outbox):  # the outbox: everything not acked, in order
+            await pub.send_raw(outbox[seq])
+        if k == kills:
+            try:
+                await pub.wait_ack(next_seq - 1, restart_timeout_s)
+            except Exception as exc:
+                history.settle_error = f"not every envelope was acked within {restart_timeout_s:.0f}s: {exc}"
+            history.final_acked = pub.acked
+            await pub.__aexit__(None, None, None)
+            break
+        at = rng.uniform(*segment_s)
+        progress(f"acked_durable: kill {k + 1}/{kills} of the backend in {at:.2f}s (seq {next_seq - 1} sent)")
+
+        async def kill_later(delay: float = at) -> int:
+            await asyncio.sleep(delay)
+            await asyncio.to_thread(stack.kill, service)
+            return time.time_ns()
+
+        killer = asyncio.create_task(kill_later())
+        next_seq = await _send_until_dead(pub, outbox, next_seq, window)
+        killed_ns = await killer
+        await pub.__aexit__(None, None, None)  # acks read before the process died are all in
+        history.kills.append(
+            {"at_ns": killed_ns, "acked_before": pub.acked, "sent_before": next_seq - 1, "welcome_acked": None}
+        )
+        for seq in [s for s in outbox if s <= pub.acked]:
+            del outbox[seq]
+        await asyncio.to_thread(stack.start, service)
+    history.sent = next_seq - 1
+    body = await asyncio.to_thread(
+        get_json, f"{cfg.dashboard_url}/api/events?run_id={run_id}&limit=1000000", restart_timeout_s
+    )
+    history.stored = [int(e["seq"]) for e in body.get("events", []) if e.get("run_id", run_id) == run_id]
+    return history
