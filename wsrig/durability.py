@@ -60,6 +60,29 @@ async def _send_until_dead(pub: Publisher, outbox: dict[int, str], next_seq: int
         return next_seq
 
 
+async def _read_after_ack(cfg: RigConfig, pub: Publisher, reads: list[list[int]], every_s: float) -> None:
+    """While a segment runs: the newest acked seq, read back from the store at once.
+
+    ``[acked, seq the store returned first after acked - 1 (0: none)]``; a read that fails
+    (the backend is being killed) is no sample. Acked means stored at the instant of the
+    ack, not some milliseconds later.
+    """
+    last = 0
+    while True:
+        await asyncio.sleep(every_s)
+        acked = pub.acked
+        if acked <= last:
+            continue
+        last = acked
+        url = f"{cfg.dashboard_url}/api/events?run_id={pub.run_id}&after_seq={acked - 1}&limit=1"
+        try:
+            body = await asyncio.to_thread(get_json, url, 2.0)
+        except Exception:
+            continue
+        events = body.get("events", [])
+        reads.append([acked, int(events[0]["seq"]) if events else 0])
+
+
 async def run_durability(
     cfg: RigConfig,
     stack: DockerStack,
@@ -68,6 +91,7 @@ async def run_durability(
     segment_s: tuple[float, float],
     window: int,
     restart_timeout_s: float,
+    read_every_s: float = 0.1,
     seed: int | None = None,
 ) -> DurabilityHistory:
     """``kills`` segments of full-speed critical traffic, each ended by a SIGKILL of the backend
@@ -105,8 +129,10 @@ async def run_durability(
             return time.time_ns()
 
         killer = asyncio.create_task(kill_later())
+        reader = asyncio.create_task(_read_after_ack(cfg, pub, history.read_after_ack, read_every_s))
         next_seq = await _send_until_dead(pub, outbox, next_seq, window)
         killed_ns = await killer
+        reader.cancel()
         await pub.__aexit__(None, None, None)  # acks read before the process died are all in
         history.kills.append(
             {"at_ns": killed_ns, "acked_before": pub.acked, "sent_before": next_seq - 1, "welcome_acked": None}

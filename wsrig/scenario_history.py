@@ -181,8 +181,9 @@ class DurabilityHistory:
     was SIGKILLed; per kill (``kills``): when (``at_ns``), the highest seq acked before the
     process died (``acked_before``), the highest seq sent (``sent_before``) and the
     ``acked_seq`` the backend's welcome gave after its restart (``welcome_acked``).
-    ``stored`` is every seq of the run the store returned afterwards (repeats kept), and
-    ``final_acked`` the last ack of the closing session.
+    ``stored`` is every seq of the run the store returned afterwards (repeats kept),
+    ``final_acked`` the last ack of the closing session, and ``read_after_ack`` the reads
+    taken while the traffic ran: ``[acked, first stored seq >= acked (0: none)]``.
     """
 
     name: str
@@ -194,6 +195,7 @@ class DurabilityHistory:
     final_acked: int = 0
     stored: list[int] = field(default_factory=list)
     settle_error: str | None = None
+    read_after_ack: list[list[int]] = field(default_factory=list)
     kind: str = "durability"
     version: int = 1
 

@@ -295,8 +295,8 @@ def judge_slow_client(h: SlowClientHistory, limits: Mapping[str, Any], rig_limit
 
 def judge_durability(h: DurabilityHistory) -> dict[str, Any]:
     """Acked means durable: every seq the backend acked before a SIGKILL is in its store after
-    the restart, its welcome never goes below what it had acked, nothing is stored twice, and
-    by the end every envelope sent is acked and stored. At least one kill must have landed
+    the restart, an acked seq read back at once is there, its welcome never goes below what
+    it had acked, nothing is stored twice, and by the end every envelope sent is acked and stored. At least one kill must have landed
     with envelopes in flight, or the scenario tested nothing."""
     count = Counter(h.stored)
     have = set(count)
@@ -338,6 +338,15 @@ def judge_durability(h: DurabilityHistory) -> dict[str, Any]:
         findings.append(
             Finding("error", "no kill landed mid-stream (nothing in flight at any kill): durability was not tested")
         )
+    unread = [acked for acked, seen in h.read_after_ack if seen != acked]
+    if unread:
+        findings.append(
+            Finding(
+                "error",
+                f"ACKED BUT NOT STORED: {len(unread)} of {len(h.read_after_ack)} reads right after an ack "
+                f"did not find the acked seq in the store: seqs {examples(unread)}",
+            )
+        )
     late = [s for s in range(1, min(h.final_acked, h.sent) + 1) if s not in have and s not in counted]
     if late:
         findings.append(
@@ -364,6 +373,8 @@ def judge_durability(h: DurabilityHistory) -> dict[str, Any]:
         "stored": len(have),
         "acked_lost": len(counted) + len(late),
         "stored_twice": len(twice),
+        "reads_after_ack": len(h.read_after_ack),
+        "acked_not_stored_reads": len(unread),
         "kills": kills,
         "seed": h.seed,
         "findings": [f.serialize() for f in findings],

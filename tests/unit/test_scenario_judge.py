@@ -361,3 +361,11 @@ def test_a_durability_history_round_trips_and_rejudges(tmp_path):
     h = durable_clean()
     again = load_history(h.save(history_path(tmp_path, "fault_tolerance", h.name)))
     assert judge_history(again, {}, "fault_tolerance") == judge_durability(h)
+
+
+def test_an_acked_seq_missing_from_the_store_right_after_its_ack_fails():
+    h = durable_clean()
+    h.read_after_ack = [[100, 100], [180, 180], [420, 0], [610, 611]]
+    row = judge_durability(h)
+    assert row["acked_not_stored_reads"] == 2 and row["reads_after_ack"] == 4
+    assert any(f["message"].startswith("ACKED BUT NOT STORED: 2 of 4 reads") for f in row["findings"])
