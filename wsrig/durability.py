@@ -14,7 +14,6 @@ import asyncio
 import json
 import random
 import time
-from collections.abc import Callable
 
 from wsrig import messages
 from wsrig.clients import Publisher, get_json
@@ -42,10 +41,6 @@ async def _connect(cfg: RigConfig, run_id: str, timeout_s: float) -> Publisher:
             await asyncio.sleep(0.2)
 
 
-def _acked_at_least(seq: int) -> Callable[[Publisher], bool]:
-    return lambda p: p.acked >= seq
-
-
 async def _send_until_dead(pub: Publisher, outbox: dict[int, str], next_seq: int, window: int) -> int:
     """Send new envelopes, at most ``window`` unacked, until the connection dies; the next seq."""
     try:
@@ -55,7 +50,7 @@ async def _send_until_dead(pub: Publisher, outbox: dict[int, str], next_seq: int
                 outbox[next_seq] = text
                 await pub.send_raw(text)
                 next_seq += 1
-            await pub.wait_for(_acked_at_least(next_seq - window), 5.0, "ack progress")
+            await pub.wait_ack(next_seq - window, 5.0)
     except Exception:  # the kill closed the connection under us (or acks stopped): the segment ends
         return next_seq
 

@@ -22,6 +22,7 @@ __all__ = [
     "ScenarioHistory",
     "SlowClientHistory",
     "History",
+    "ResumeHistory",
     "excused_by_refusals",
     "history_path",
     "load_history",
@@ -209,7 +210,42 @@ class DurabilityHistory:
         return cls(**{k: v for k, v in d.items() if k in known})
 
 
-History = ScenarioHistory | SlowClientHistory | DurabilityHistory
+@dataclass
+class ResumeHistory:
+    """A client resumed run ``run_id`` after seq ``resume_after`` across a ``hole``
+    (``restart`` of the backend, or ``overflow`` of its ring). The rig's publisher sent
+    seqs 1..``final_seq`` (every ``critical_every``-th critical), all acked: up to
+    ``last_before_resume`` before the client resumed, from ``live_from`` while it read.
+    ``resumed`` is what the snapshot said; ``client`` what the client received of the
+    run; ``stored`` the critical seqs in the store afterwards.
+    """
+
+    name: str
+    hole: str
+    run_id: str
+    resume_after: int
+    last_before_resume: int
+    live_from: int
+    final_seq: int
+    critical_every: int
+    resumed: bool | None
+    client: ClientLog
+    stored: list[int] = field(default_factory=list)
+    kind: str = "resume"
+    version: int = 1
+
+    def save(self, path: Path) -> Path:
+        path.write_text(json.dumps(asdict(self), separators=(",", ":")))
+        return path
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ResumeHistory:
+        d = {**d, "client": ClientLog.from_dict(d["client"])}
+        known = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+History = ScenarioHistory | SlowClientHistory | DurabilityHistory | ResumeHistory
 
 
 def load_history(path: Path) -> History:
@@ -219,4 +255,6 @@ def load_history(path: Path) -> History:
         return SlowClientHistory.from_dict(data)
     if data.get("kind") == "durability":
         return DurabilityHistory.from_dict(data)
+    if data.get("kind") == "resume":
+        return ResumeHistory.from_dict(data)
     return ScenarioHistory.from_dict(data)

@@ -21,10 +21,18 @@ from wsrig.checkers import (
     examples,
     judge_other_client,
     recovery_seconds,
+    scan_order,
 )
 from wsrig.history import FaultWindow, Observed, Produced
 from wsrig.righealth import ProcessHealth, RigHealth, RigLimits, scenario_status
-from wsrig.scenario_history import DurabilityHistory, History, ScenarioHistory, SlowClientHistory, excused_by_refusals
+from wsrig.scenario_history import (
+    DurabilityHistory,
+    History,
+    ResumeHistory,
+    ScenarioHistory,
+    SlowClientHistory,
+    excused_by_refusals,
+)
 from wsrig.stats import LatencySummary
 
 __all__ = [
@@ -32,6 +40,7 @@ __all__ = [
     "ScenarioResult",
     "judge_durability",
     "judge_history",
+    "judge_resume",
     "judge_scenario",
     "judge_slow_client",
 ]
@@ -381,12 +390,88 @@ def judge_durability(h: DurabilityHistory) -> dict[str, Any]:
     }
 
 
+def judge_resume(h: ResumeHistory) -> dict[str, Any]:
+    """Resume is honest. ``resumed: true`` promises every seq after the resume point; with
+    ``false`` the client knows it missed some, but after a restart a stored (critical)
+    envelope must still be replayed, and everything sent while it read must arrive. Once
+    each, in order, either way.
+    """
+    seqs = [o.seq for o in h.client.observed()]
+    seen, twice, late = scan_order(seqs)
+    declared: set[int] = set()
+    for o in h.client.observed():
+        if o.type == "gap":
+            for a, b in o.data.get("ranges", []):
+                declared.update(range(int(a), int(b) + 1))
+    expected = set(range(h.resume_after + 1, h.final_seq + 1))
+    missing = sorted(expected - seen - declared)
+    stored = set(h.stored)
+    missing_stored = [s for s in missing if s in stored]
+    missing_live = [s for s in missing if s >= h.live_from]
+    findings: list[Finding] = []
+    run = h.run_id[:14]
+    if h.resumed is None:
+        findings.append(Finding("error", "the resuming client got no snapshot (no resumed flag)"))
+    elif h.resumed and missing:
+        findings.append(
+            Finding(
+                "error",
+                f"RESUME LIED after the {h.hole}: the backend answered resumed=true for run {run} after seq "
+                f"{h.resume_after}, but {len(missing)} seq(s) never arrived and none was declared: {examples(missing)}",
+            )
+        )
+    # After a restart the ring is refilled from the store, so stored envelopes must be
+    # replayed (PROTOCOL.md, resume); after an overflow resumed=false is the whole promise
+    # and the client reads the store itself.
+    if missing_stored and h.hole == "restart":
+        findings.append(
+            Finding(
+                "error",
+                f"resume after the {h.hole}: {len(missing_stored)} stored critical seq(s) of run {run} were not "
+                f"replayed: {examples(missing_stored)}",
+            )
+        )
+    if missing_live:
+        findings.append(
+            Finding(
+                "error",
+                f"LOST after the resume: {len(missing_live)} live seq(s) never arrived: {examples(missing_live)}",
+            )
+        )
+    if twice:
+        findings.append(Finding("error", f"DUPLICATED on resume: seqs {examples(twice)}"))
+    if late:
+        findings.append(Finding("error", f"REORDERED on resume: seqs {examples(late)}"))
+    hole_made = bool(missing) or h.resumed is False
+    if not hole_made:
+        findings.append(Finding("info", f"no hole after the {h.hole}: the backend replayed every seq"))
+    passed = not any(f.severity == "error" for f in findings)
+    return {
+        "name": h.name,
+        "fault": f"resume across the backend's {h.hole}",
+        "passed": passed,
+        "status": "passed" if passed else "failed",
+        "resumed": h.resumed,
+        "resume_after": h.resume_after,
+        "expected_after_resume": len(expected),
+        "received": len(seen),
+        "missing_declared_incomplete": len(missing) if h.resumed is False else 0,
+        "missing_stored_critical": len(missing_stored),
+        "lost": len(missing_live),
+        "duplicated": len(twice),
+        "reordered": len(late),
+        "findings": [f.serialize() for f in findings],
+    }
+
+
 def judge_history(h: History, thresholds: Mapping[str, Any], stage: str) -> dict[str, Any]:
     """Any kind of fault-stage history -> its row (with ``findings``), under ``thresholds``
     (every stage's table, profile applied: the slow client also reads ``rig_health``)."""
     limits = dict(thresholds.get(stage, {}))
     if isinstance(h, DurabilityHistory):
         return judge_durability(h)
+    if isinstance(h, ResumeHistory):
+        return judge_resume(h)
     if isinstance(h, SlowClientHistory):
         return judge_slow_client(h, limits, RigLimits.from_thresholds(dict(thresholds.get("rig_health", {}))))
     return judge_scenario(h, limits).serialize()

@@ -19,9 +19,10 @@ from wsrig.faults import FaultContext, get_fault
 from wsrig.history import Produced
 from wsrig.looplag import watch_loop
 from wsrig.probe import backend_status, bot_stats, conclude, progress, run
+from wsrig.resume_probe import run_resume_honesty
 from wsrig.scenario import run_scenario
 from wsrig.scenario_history import ClientLog, History, ScenarioHistory, SlowClientHistory, history_path
-from wsrig.scenario_judge import judge_durability, judge_scenario, judge_slow_client
+from wsrig.scenario_judge import judge_durability, judge_resume, judge_scenario, judge_slow_client
 from wsrig.stack import DockerStack
 from wsrig.stats import LATENCY_OVER_TIME_COLUMNS, latency_over_time
 
@@ -238,4 +239,27 @@ def test_slow_subscriber(cfg, ctx, record, limits, rig_limits):
     row = record.scenario(**judge_slow_client(history, limits, rig_limits), history=_save(record, history))
     for f in row["findings"]:
         record.finding(f["severity"], f"slow_subscriber: {f['message']}")
+    conclude(row)
+
+
+@pytest.mark.parametrize("hole", ["restart", "overflow"])
+def test_resume_is_honest(cfg, ctx, record, limits, hole):
+    """A client resumes across a hole the backend cannot fill (its restart, or its ring
+    overflowed): resumed=true only if every seq after the resume point arrives; stored
+    critical envelopes are replayed and live ones arrive either way."""
+    history = run(
+        run_resume_honesty(
+            cfg,
+            ctx.stack,
+            hole=hole,
+            before=int(limits["resume_before"]),
+            live=int(limits["resume_live"]),
+            ring_size=int(cfg.setting("SYSTEM__RING_BUFFER_SIZE", "50000")),
+            window=int(limits["resume_window"]),
+            timeout_s=float(limits["resume_timeout_s"]),
+        )
+    )
+    row = record.scenario(**judge_resume(history), history=_save(record, history))
+    for f in row["findings"]:
+        record.finding(f["severity"], f"{history.name}: {f['message']}")
     conclude(row)

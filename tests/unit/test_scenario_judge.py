@@ -11,12 +11,13 @@ from wsrig.righealth import RigLimits
 from wsrig.scenario_history import (
     ClientLog,
     DurabilityHistory,
+    ResumeHistory,
     ScenarioHistory,
     SlowClientHistory,
     history_path,
     load_history,
 )
-from wsrig.scenario_judge import judge_durability, judge_history, judge_scenario, judge_slow_client
+from wsrig.scenario_judge import judge_durability, judge_history, judge_resume, judge_scenario, judge_slow_client
 
 LIMITS = {
     "recovery_bound_s": 15,
@@ -369,3 +370,66 @@ def test_an_acked_seq_missing_from_the_store_right_after_its_ack_fails():
     row = judge_durability(h)
     assert row["acked_not_stored_reads"] == 2 and row["reads_after_ack"] == 4
     assert any(f["message"].startswith("ACKED BUT NOT STORED: 2 of 4 reads") for f in row["findings"])
+
+
+# --- resume is honest ------------------------------------------------------------------
+
+
+def _resume(received: list[int], resumed: bool | None, hole: str = "restart") -> ResumeHistory:
+    """Run of 1..500 (every 10th critical), resume after 200, 400 sent before the resume, live from 401."""
+    frames = [
+        (s, {"run_id": "resume-x", "seq": s, "type": "alert" if s % 10 == 0 else "market_data"}) for s in received
+    ]
+    return ResumeHistory(
+        name=f"resume_after_{hole}", hole=hole, run_id="resume-x", resume_after=200, last_before_resume=400,
+        live_from=401, final_seq=500, critical_every=10, resumed=resumed, client=ClientLog.of(frames, 1, [], []),
+        stored=list(range(10, 501, 10)),
+    )  # fmt: skip
+
+
+HONEST = [s for s in range(201, 501) if s % 10 == 0 or s >= 401]  # stored ones replayed, ephemeral gone, live all
+
+
+def test_an_honest_incomplete_resume_passes():
+    row = judge_resume(_resume(HONEST, resumed=False))
+    assert row["status"] == "passed", row["findings"]
+    assert row["missing_declared_incomplete"] == 180 and row["lost"] == 0
+
+
+def test_a_complete_resume_passes_and_says_no_hole_was_made():
+    row = judge_resume(_resume(list(range(201, 501)), resumed=True))
+    assert row["status"] == "passed" and any("no hole" in f["message"] for f in row["findings"])
+
+
+def test_a_resume_that_claims_complete_across_a_hole_lied():
+    row = judge_resume(_resume(HONEST, resumed=True))
+    assert row["status"] == "failed"
+    assert any(
+        f["message"].startswith("RESUME LIED after the restart") and "180 seq(s)" in f["message"]
+        for f in row["findings"]
+    )
+
+
+def test_stored_critical_not_replayed_after_a_restart_fails_but_not_after_an_overflow():
+    received = [s for s in HONEST if s != 250]
+    assert any("stored critical seq(s)" in f["message"] for f in judge_resume(_resume(received, False))["findings"])
+    assert judge_resume(_resume(received, False, hole="overflow"))["status"] == "passed"
+
+
+def test_live_loss_duplicates_and_reorders_after_a_resume_fail():
+    received = [s for s in HONEST if s != 450]
+    received.insert(received.index(460), 460)
+    received[-2], received[-1] = received[-1], received[-2]
+    found = " ".join(f["message"] for f in judge_resume(_resume(received, False))["findings"])
+    assert "LOST after the resume: 1 live seq(s) never arrived: 450" in found
+    assert "DUPLICATED on resume: seqs 460" in found and "REORDERED on resume" in found
+
+
+def test_a_resume_without_a_snapshot_fails():
+    assert judge_resume(_resume(HONEST, resumed=None))["status"] == "failed"
+
+
+def test_a_resume_history_round_trips(tmp_path):
+    h = _resume(HONEST, resumed=True)
+    again = load_history(h.save(history_path(tmp_path, "fault_tolerance", h.name)))
+    assert judge_history(again, {}, "fault_tolerance") == judge_resume(h)
