@@ -165,6 +165,25 @@ async def _wait_settled(cfg: RigConfig, timeout: float) -> dict[str, Any]:
     )
 
 
+async def _sample_link(cfg: RigConfig, run_id: str, out: list[list[Any]], every_s: float) -> None:
+    """``[t_ns, bot's link state, backend lists the bot's publisher]`` every ``every_s``
+    (None where an end did not answer, "" for a /stats without a link state): when each end
+    declared the link dead, and when it was back."""
+    while True:
+        t = time.time_ns()
+        try:
+            bot = str((await asyncio.to_thread(bot_stats, cfg)).get("link", {}).get("state") or "")
+        except Exception:
+            bot = None
+        try:
+            status = await asyncio.to_thread(backend_status, cfg)
+            backend = any(p.get("run_id") == run_id for p in status.get("publishers", []))
+        except Exception:
+            backend = None
+        out.append([t, bot, backend])
+        await asyncio.sleep(every_s)
+
+
 async def run_scenario(
     cfg: RigConfig,
     name: str,
@@ -176,6 +195,7 @@ async def run_scenario(
     settle_timeout_s: float = 60.0,
     during: Callable[[], Awaitable[None]] | None = None,
     require_trades: bool = True,
+    sample_link_every_s: float | None = None,
 ) -> ScenarioHistory:
     """Run one scenario end to end and record it; heal always runs. ``recovery_bound_s``
     is how long to wait for the stream after the heal (the judge bounds it again)."""
@@ -188,6 +208,10 @@ async def run_scenario(
     await asyncio.sleep(steady_s)
     before = await _stats(cfg) or start
     window = FaultWindow(fault.name)
+    link: list[list[Any]] = []
+    sampler = None
+    if sample_link_every_s:
+        sampler = asyncio.create_task(_sample_link(cfg, run_id, link, sample_link_every_s))
     window.injected_ns = time.time_ns()
     during_stats: dict[str, Any] | None = None
     try:
@@ -227,6 +251,8 @@ async def run_scenario(
     ):
         await asyncio.sleep(0.2)
     ticker.cancel()
+    if sampler is not None:
+        sampler.cancel()
     await sub.stop()
     if tracker is not sub:
         await tracker.stop()
@@ -247,6 +273,7 @@ async def run_scenario(
         books=await _record_books(cfg, new_run, settle_timeout_s),
         settle_error=str(settled_error) if settled_error else None,
         require_trades=require_trades,
+        link=link,
     )
     progress(f"{name}: recorded {len(sub.frames)} frame(s); judging")
     return history

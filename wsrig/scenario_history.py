@@ -118,6 +118,9 @@ class ScenarioHistory:
     require_trades: bool = True
     measured: dict[str, Any] = field(default_factory=dict)
     promises: list[str] = field(default_factory=list)
+    #: ``[t_ns, bot's link state, backend lists the bot's publisher]`` from the injection
+    #: on (None where an end did not answer), when the scenario samples the link
+    link: list[list[Any]] = field(default_factory=list)
     version: int = 1
 
     def stat(self, when: str) -> dict[str, Any]:

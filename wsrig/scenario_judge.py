@@ -130,11 +130,53 @@ def _books(books: Mapping[str, Any] | None) -> list[Finding]:
     return []
 
 
+def _first(samples: list[list[Any]], holds: Callable[[list[Any]], bool], since_ns: int) -> float | None:
+    """Seconds from ``since_ns`` to the first sample for which ``holds``."""
+    return next(((x[0] - since_ns) / 1e9 for x in samples if holds(x)), None)
+
+
 def _notices_cut(h: ScenarioHistory, r: ScenarioResult, limits: Mapping[str, Any]) -> list[Finding]:
-    """A partition with no RST: the bot must notice (by ping timeout) and reconnect."""
+    """A cut with no RST: each end declares the link dead within its ping interval + ping
+    timeout + ``link_close_allowance_s`` + two samples (``link_sample_s``), read from the bot's
+    ``/stats`` link state and the backend's list of publishers; the bot reconnects after the heal."""
+    out = []
     if r.extra.get("bot_reconnects") == 0:
-        return [Finding("error", "the bot never reconnected: it did not notice the dead link")]
-    return []
+        out.append(Finding("error", "the bot never reconnected: it did not notice the dead link"))
+    if not h.link:
+        return out
+    m = h.measured
+    slack = float(limits["link_close_allowance_s"]) + 2 * float(limits["link_sample_s"])
+    cut = [x for x in h.link if h.injected_ns <= x[0] <= h.healed_ns]
+    hold = (h.healed_ns - h.injected_ns) / 1e9
+    if any(x[1] == "" for x in h.link):
+        out.append(Finding("error", "the bot's /stats has no link.state (connected, reconnecting, open_circuit)"))
+    ends = (
+        ("bot", lambda x: x[1] not in ("connected", None, ""), "bot_ping_interval_s", "bot_ping_timeout_s"),
+        ("backend", lambda x: x[2] is False, "backend_ping_interval_s", "backend_ping_timeout_s"),
+    )
+    for end, dead, interval, timeout in ends:
+        bound = float(m[interval]) + float(m[timeout]) + slack
+        noticed = _first(cut, dead, h.injected_ns)
+        r.extra[f"{end}_noticed_cut_s"] = None if noticed is None else round(noticed, 2)
+        r.extra[f"{end}_notice_bound_s"] = bound
+        if noticed is None:
+            out.append(
+                Finding(
+                    "error",
+                    f"CUT NOT NOTICED: the {end} still held the link at the heal, {hold:.1f}s after the cut "
+                    f"(bound {bound:g}s: its ping interval + ping timeout + close allowance + 2 samples)",
+                )
+            )
+        elif noticed > bound:
+            out.append(
+                Finding(
+                    "error",
+                    f"the {end} noticed the cut after {noticed:.1f}s > {bound:g}s (ping interval + ping timeout + close allowance + 2 samples)",
+                )
+            )
+    back = _first([x for x in h.link if x[0] >= h.healed_ns], lambda x: x[1] == "connected", h.healed_ns)
+    r.extra["bot_link_back_s"] = None if back is None else round(back, 2)
+    return out
 
 
 def _queue_overflow(h: ScenarioHistory, r: ScenarioResult, limits: Mapping[str, Any]) -> list[Finding]:

@@ -69,6 +69,8 @@ SQLITE_MAX_INT = 2**63 - 1
 RATE_LIMITED = 1008
 #: How long a closing client's reader may take to drain frames it already received.
 DRAIN_READER_S = 2.0
+#: How long a closing handshake may take (a dead link's included), as the bot's.
+CLOSE_TIMEOUT_S = 2.0
 #: Graceful stop: how long publishers get to finish their close handshake.
 STOP_PUBLISHERS_S = 1.0
 #: Graceful stop: how long, in total, client senders get to flush what is queued.
@@ -350,7 +352,9 @@ class Backend:
             max_size=self.config.max_frame_bytes,
             ping_interval=self.config.ping_interval or None,
             ping_timeout=self.config.ping_timeout or None,
-            close_timeout=5,
+            # A dead peer never answers the close: after a keepalive timeout this is how long
+            # the link still counts as up (ping interval + timeout + this = detection time).
+            close_timeout=CLOSE_TIMEOUT_S,
             open_timeout=self.config.handshake_timeout,
             create_connection=_connection_class(self._on_handshake_timeout),
             # No permessage-deflate: per-client compression of every frame costs more

@@ -82,6 +82,16 @@ class Publisher:
         self.last_disconnect_at: float | None = None
         self.last_disconnect_reason: str | None = None
         self.next_retry_at: float | None = None
+        #: connecting (before the first handshake) | connected | reconnecting (backing off) |
+        #: open_circuit (the long wait after MAX_RETRIES failures in a row), and since when
+        self.link_state = "connecting"
+        self.link_since = time.time()
+        self.link_backoff_s: float | None = None
+
+    def _enter(self, state: str, backoff_s: float | None = None) -> None:
+        if state != self.link_state:
+            self.link_state, self.link_since = state, time.time()
+        self.link_backoff_s = backoff_s
 
     @property
     def reconnects(self) -> int:
@@ -111,7 +121,9 @@ class Publisher:
             self.last_disconnect_reason = reason
             if self._stop.is_set():
                 break
+            long_waits = self.backoff.long_waits
             delay = self.backoff.next_delay()
+            self._enter("open_circuit" if self.backoff.long_waits > long_waits else "reconnecting", delay)
             self.next_retry_at = time.time() + delay
             log.warning(
                 "link to %s down (%s); retry in %.2fs (failures in a row: %d)",
@@ -210,6 +222,7 @@ class Publisher:
             self.connected = True
             self.connections += 1
             self.last_connected_at = time.time()
+            self._enter("connected")
             self.backoff.reset()
             log.info(
                 "connected to %s as run %s: acked_seq=%d, resending %d, last_seq=%d",
@@ -370,4 +383,9 @@ class Publisher:
             ),
             "old_runs_pending": {r: self.core.old_run_depth(r) for r in self.core.old_runs()},
             "old_runs_delivered": self.old_runs_delivered,
+            "link": {
+                "state": self.link_state,
+                "since": round(self.link_since, 3),
+                "backoff_s": None if self.link_backoff_s is None else round(self.link_backoff_s, 3),
+            },
         }

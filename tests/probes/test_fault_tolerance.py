@@ -126,9 +126,23 @@ def test_bot_crash(cfg, ctx, record, limits):
 
 
 def test_network_partition(cfg, ctx, record, limits):
-    """Cut the bot's link with docker network disconnect (no RST): the bot notices by ping timeout."""
+    """Cut the bot's link with docker network disconnect (no RST): both ends notice by ping
+    timeout within their ping interval + timeout, and the bot reconnects after the heal."""
     fault = get_fault("partition", ctx, target=cfg.proxy_service)
-    history = _scenario(cfg, limits, "network_partition", fault, hold_key="partition_hold_s")
+    history = _scenario(
+        cfg,
+        limits,
+        "network_partition",
+        fault,
+        hold_key="partition_hold_s",
+        sample_link_every_s=float(limits["link_sample_s"]),
+    )
+    history.measured.update(
+        bot_ping_interval_s=float(cfg.setting("SYSTEM__WEBSOCKET_PING_INTERVAL", "2")),
+        bot_ping_timeout_s=float(cfg.setting("SYSTEM__WEBSOCKET_PING_TIMEOUT", "4")),
+        backend_ping_interval_s=float(cfg.setting("SYSTEM__PING_INTERVAL", "2")),
+        backend_ping_timeout_s=float(cfg.setting("SYSTEM__PING_TIMEOUT", "4")),
+    )
     history.promises.append("notices_cut")
     _judge(record, limits, history)
 

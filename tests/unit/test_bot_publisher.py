@@ -215,3 +215,36 @@ def test_nothing_listening_keeps_retrying_and_buffering():
         await asyncio.wait_for(task, 5)
 
     run(scenario())
+
+
+def test_link_state_goes_connecting_reconnecting_open_circuit_and_connected():
+    """``/stats`` names the link's state and when it entered it: connecting before any
+    handshake, reconnecting while it backs off, open_circuit on the long wait after
+    MAX_RETRIES failures in a row, connected once a backend answers."""
+
+    async def scenario() -> None:
+        core = PublisherCore("run-link-0001", MemoryOutbox(), 50)
+        pub = Publisher(config_for(1), core, Backoff(0.01, 3, long_wait=0.2))
+        assert pub.stats()["link"]["state"] == "connecting"
+        seen: set[str] = set()
+        task = asyncio.create_task(pub.run())
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline and "open_circuit" not in seen:
+            seen.add(pub.stats()["link"]["state"])
+            await asyncio.sleep(0.002)
+        link = pub.stats()["link"]
+        assert {"reconnecting", "open_circuit"} <= seen, seen
+        assert link["since"] <= time.time() and link["backoff_s"] is not None
+        pub.stop()
+        await asyncio.wait_for(task, 5)
+
+        backend = FakeBackend()
+        async with serve(backend.handler, "127.0.0.1", 0) as server:
+            port = server.sockets[0].getsockname()[1]
+            live = Publisher(config_for(port), PublisherCore("run-link-0002", MemoryOutbox(), 50))
+            task = asyncio.create_task(live.run())
+            assert await wait_for(lambda: live.stats()["link"]["state"] == "connected", 5)
+            live.stop()
+            await asyncio.wait_for(task, 5)
+
+    run(scenario())

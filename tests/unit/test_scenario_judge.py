@@ -21,6 +21,8 @@ from wsrig.scenario_judge import judge_durability, judge_history, judge_resume, 
 
 LIMITS = {
     "recovery_bound_s": 15,
+    "link_close_allowance_s": 2,
+    "link_sample_s": 0.1,
     "overflow_rss_growth_max_mb": 30,
     "reconnect_fd_growth_max": 10,
     "reconnect_rss_growth_max_mb": 20,
@@ -433,3 +435,55 @@ def test_a_resume_history_round_trips(tmp_path):
     h = _resume(HONEST, resumed=True)
     again = load_history(h.save(history_path(tmp_path, "fault_tolerance", h.name)))
     assert judge_history(again, {}, "fault_tolerance") == judge_resume(h)
+
+
+# --- a cut link is noticed ----------------------------------------------------------------
+
+PING = {"bot_ping_interval_s": 1, "bot_ping_timeout_s": 2, "backend_ping_interval_s": 1, "backend_ping_timeout_s": 2}
+
+
+def _cut(bot_dead_s: float | None, backend_dead_s: float | None, state: str = "reconnecting") -> ScenarioHistory:
+    """A partition from 100 s to 105 s, both ends sampled every 100 ms; bound 1 + 2 + 2 + 0.2 = 5.2 s."""
+    h = clean()
+    h.promises, h.measured = ["notices_cut"], dict(PING)
+    h.healed_ns = INJECT + 8 * S
+    for i in range(-5, 100):
+        t = INJECT + i * S // 10
+        after = (t - INJECT) / S
+        bot = state if bot_dead_s is not None and bot_dead_s <= after < 8 else "connected"
+        backend = not (backend_dead_s is not None and backend_dead_s <= after < 8)
+        h.link.append([t, bot, backend])
+    return h
+
+
+def test_both_ends_noticing_within_their_bound_pass_and_are_timed():
+    r = judge_scenario(_cut(4.4, 4.6), LIMITS)
+    assert r.passed, r.findings
+    assert (r.extra["bot_noticed_cut_s"], r.extra["backend_noticed_cut_s"], r.extra["bot_notice_bound_s"]) == (
+        4.4,
+        4.6,
+        5.2,
+    )
+    assert r.extra["bot_link_back_s"] == 0.0
+
+
+def test_an_end_that_never_notices_the_cut_is_named():
+    found = [f.message for f in judge_scenario(_cut(None, 4.5), LIMITS).findings if f.severity == "error"]
+    assert any(m.startswith("CUT NOT NOTICED: the bot still held the link at the heal, 8.0s") for m in found), found
+    found = [f.message for f in judge_scenario(_cut(4.5, None), LIMITS).findings if f.severity == "error"]
+    assert any(m.startswith("CUT NOT NOTICED: the backend") for m in found), found
+
+
+def test_an_end_that_notices_late_fails_and_open_circuit_counts_as_noticed():
+    found = [f.message for f in judge_scenario(_cut(4.4, 6.5), LIMITS).findings if f.severity == "error"]
+    assert found == [
+        "the backend noticed the cut after 6.5s > 5.2s (ping interval + ping timeout + close allowance + 2 samples)"
+    ]
+    assert judge_scenario(_cut(3.9, 4.0, state="open_circuit"), LIMITS).passed
+
+
+def test_a_bot_without_a_link_state_is_a_finding():
+    h = _cut(4.0, 4.0)
+    for x in h.link:
+        x[1] = ""
+    assert any("has no link.state" in f.message for f in judge_scenario(h, LIMITS).findings)
