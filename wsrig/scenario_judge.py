@@ -223,11 +223,38 @@ def _reconnect_cycles(h: ScenarioHistory, r: ScenarioResult, limits: Mapping[str
     return out
 
 
+def _fresh_run_after_restart(h: ScenarioHistory, r: ScenarioResult, limits: Mapping[str, Any]) -> list[Finding]:
+    """A restarted bot publishes under a new run_id (PROTOCOL.md: one run_id per process), or,
+    if it keeps its run_id, numbers on above what the old process had produced: seqs it
+    numbers again from 1 collide with acked ones, and a backend takes them as duplicates."""
+    before, after = h.stat("before"), h.stat("after")
+    if before.get("started_at") and after.get("started_at"):
+        restarted = before["started_at"] != after["started_at"]
+    else:  # a bot that does not say when it started: its uptime went back
+        restarted = float(after.get("uptime_s", 0)) < float(before.get("uptime_s", 0))
+    r.extra["bot_restarted"] = restarted
+    if not restarted:
+        return [Finding("error", "the bot was not restarted (same started_at): the scenario tested nothing")]
+    if h.new_run_id != h.run_id:
+        return []
+    old_last, new_last = int(before.get("last_seq", 0)), int(after.get("last_seq", 0))
+    if new_last <= old_last:
+        return [
+            Finding(
+                "error",
+                f"RUN ID REUSED: the restarted bot publishes run {h.run_id[:8]} again, its last seq {new_last} is not "
+                f"above the {old_last} the old process had produced: those seqs collide with acked ones (LOST as duplicates)",
+            )
+        ]
+    return []
+
+
 #: A scenario's own promises beyond the stream's (named in ``ScenarioHistory.promises``).
 PROMISES: dict[str, Callable[[ScenarioHistory, ScenarioResult, Mapping[str, Any]], list[Finding]]] = {
     "notices_cut": _notices_cut,
     "queue_overflow": _queue_overflow,
     "reconnect_cycles": _reconnect_cycles,
+    "fresh_run_after_restart": _fresh_run_after_restart,
 }
 
 

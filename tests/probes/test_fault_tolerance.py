@@ -93,7 +93,9 @@ def test_dashboard_offline_at_startup(cfg, ctx, record, limits):
         await asyncio.to_thread(ctx.stack.restart, cfg.bot_service)
         progress("offline_at_startup: bot restarted while the dashboard is down")
 
-    _judge(record, limits, _scenario(cfg, limits, "dashboard_offline_at_startup", fault, during=restart_bot))
+    history = _scenario(cfg, limits, "dashboard_offline_at_startup", fault, during=restart_bot)
+    history.promises.append("fresh_run_after_restart")
+    _judge(record, limits, history)
 
 
 def test_dashboard_crash(cfg, ctx, record, limits):
@@ -122,7 +124,9 @@ def test_acked_means_durable(cfg, ctx, record, limits):
 
 def test_bot_crash(cfg, ctx, record, limits):
     """SIGKILL the bot, restart it (new run_id): the old run's data stays intact, trading resumes."""
-    _judge(record, limits, _scenario(cfg, limits, "bot_crash", get_fault("crash", ctx, target="bot")))
+    history = _scenario(cfg, limits, "bot_crash", get_fault("crash", ctx, target="bot"))
+    history.promises.append("fresh_run_after_restart")
+    _judge(record, limits, history)
 
 
 def test_network_partition(cfg, ctx, record, limits):

@@ -487,3 +487,43 @@ def test_a_bot_without_a_link_state_is_a_finding():
     for x in h.link:
         x[1] = ""
     assert any("has no link.state" in f.message for f in judge_scenario(h, LIMITS).findings)
+
+
+# --- a restarted publisher never reuses a run id with colliding seqs ------------------
+
+
+def _restarted(new_run: str, new_last: int) -> ScenarioHistory:
+    h = clean()
+    h.name, h.promises = "bot_crash", ["fresh_run_after_restart"]
+    h.stats["before"] = _stats(20, 120, 6, started_at="2026-12-05T05:00:00Z", reconnects=0)
+    h.new_run_id = new_run
+    after = _stats(new_last, 10, 1, run=new_run, started_at="2026-12-05T05:10:00Z")
+    h.stats["after"] = h.stats["final"] = after
+    return h
+
+
+def test_a_restart_under_a_new_run_id_keeps_its_promise():
+    r = judge_scenario(_restarted("run-b", 5), LIMITS)
+    assert not [f for f in r.findings if "RUN ID" in f.message or "not restarted" in f.message]
+    assert r.extra["bot_restarted"] is True
+
+
+def test_a_restart_that_reuses_the_run_id_from_seq_1_is_loss():
+    found = [f.message for f in judge_scenario(_restarted("run-a", 5), LIMITS).findings]
+    assert any(
+        m.startswith("RUN ID REUSED: the restarted bot publishes run run-a again, its last seq 5") for m in found
+    )
+
+
+def test_a_restart_that_keeps_its_run_id_and_numbers_on_is_allowed():
+    found = [f.message for f in judge_scenario(_restarted("run-a", 80), LIMITS).findings]
+    assert not any("RUN ID REUSED" in m for m in found)
+
+
+def test_a_bot_that_was_not_restarted_tested_nothing():
+    h = _restarted("run-b", 5)
+    h.stats["after"]["started_at"] = h.stats["before"]["started_at"]
+    assert any("was not restarted" in f.message for f in judge_scenario(h, LIMITS).findings)
+    h.stats["before"].pop("started_at"), h.stats["after"].pop("started_at")
+    h.stats["before"]["uptime_s"], h.stats["after"]["uptime_s"] = 300.0, 4.0
+    assert judge_scenario(h, LIMITS).extra["bot_restarted"] is True
