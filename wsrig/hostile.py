@@ -435,6 +435,29 @@ def check_counters(tally: FuzzTally, deltas: Mapping[str, Any], errors_seen: Map
     return problems
 
 
+def check_dead_letters(
+    expected_by_code: Mapping[str, int], before: Mapping[str, Any], after: Mapping[str, Any]
+) -> list[str]:
+    """Every rejected publisher frame is dead-lettered: between two status snapshots the
+    backend's ``dead_letters.by_code`` rose by exactly the rejections expected, so each frame
+    sent is accounted for (stored or broadcast, declared dropped, or dead-lettered)."""
+    if "dead_letters" not in after:
+        return ["the backend's status has no dead_letters: rejected frames are not accounted for"]
+    old = (before.get("dead_letters") or {}).get("by_code") or {}
+    new = after["dead_letters"].get("by_code") or {}
+    got = {k: int(v) - int(old.get(k, 0)) for k, v in new.items() if int(v) - int(old.get(k, 0))}
+    want = {k: int(v) for k, v in expected_by_code.items() if v}
+    if got == want:
+        return []
+    missing = sum(want.values()) - sum(got.values())
+    diff = {
+        k: f"rejected {want.get(k, 0)}, dead-lettered {got.get(k, 0)}"
+        for k in sorted(set(want) | set(got))
+        if want.get(k, 0) != got.get(k, 0)
+    }
+    return [f"DEAD LETTERS do not account for the rejected frames ({missing:+d} unaccounted): {diff}"]
+
+
 def _by_seq(envelopes: Iterable[Mapping[str, Any]]) -> dict[int, Mapping[str, Any]]:
     out: dict[int, Mapping[str, Any]] = {}
     for env in envelopes:

@@ -66,6 +66,8 @@ class Config:
     max_frame_bytes: int = 1_048_576
     client_queue_size: int = 10_000
     ring_buffer_size: int = 50_000
+    #: rejected publisher frames kept for /api/dead_letters (the oldest go first)
+    dead_letter_capacity: int = 10_000
     group_commit_ms: int = 5
     ping_interval: float = 2.0
     ping_timeout: float = 4.0
@@ -112,6 +114,7 @@ class Config:
             max_frame_bytes=_int(env, "SYSTEM__MAX_FRAME_BYTES", d.max_frame_bytes, 1024),
             client_queue_size=_int(env, "SYSTEM__CLIENT_QUEUE_SIZE", d.client_queue_size, 1),
             ring_buffer_size=_int(env, "SYSTEM__RING_BUFFER_SIZE", d.ring_buffer_size, 1),
+            dead_letter_capacity=_int(env, "SYSTEM__DEAD_LETTER_CAPACITY", d.dead_letter_capacity, 0),
             group_commit_ms=_int(env, "SYSTEM__GROUP_COMMIT_MS", d.group_commit_ms),
             ping_interval=_float(env, "SYSTEM__PING_INTERVAL", d.ping_interval),
             ping_timeout=_float(env, "SYSTEM__PING_TIMEOUT", d.ping_timeout),

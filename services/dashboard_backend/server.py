@@ -42,6 +42,7 @@ from wscontract import (
 
 from .batching import BatchingConnection, text_frame
 from .config import Config
+from .deadletter import DeadLetters
 from .fanout import Client, Entry, Group, Hub, Outgoing, Subscription, declared_of, symbol_of
 from .fastcheck import EnvelopeCheck
 from .gcwatch import FullCollections, GcWatch, take_over_full_collections
@@ -275,6 +276,8 @@ class Backend:
         self.store: Store | None = None
         self.committer: GroupCommitter | None = None
         self.publishers: dict[str, _Publisher] = {}
+        #: every rejected publisher frame, with its reason (/api/dead_letters)
+        self.dead_letters = DeadLetters(config.dead_letter_capacity)
         self._streams: dict[int, _Stream] = {}
         #: Clients with frames queued since the last ``_flush`` (which is scheduled).
         self._dirty: list[_Stream] = []
@@ -308,6 +311,7 @@ class Backend:
             "/api/trades": self._http_trades,
             "/api/events": self._http_events,
             "/api/receive_times": self._http_receive_times,
+            "/api/dead_letters": self._http_dead_letters,
             "/metrics": self._http_metrics,
         }
 
@@ -510,6 +514,10 @@ class Backend:
                 self.counters.oversize_closes += 1
             elif close_sent is not None and close_sent.code == 1007:
                 self.counters.invalid_utf8_closes += 1
+            if path == "/ws" and close_sent is not None and close_sent.code in (1007, 1009):
+                # The frame never reached us whole: the letter keeps the reason, not the bytes.
+                code = "too_big" if close_sent.code == 1009 else "invalid_utf8"
+                self.dead_letters.add(code, f"closed {close_sent.code}: {close_sent.reason}", b"")
 
     # --- publishers (/ws) -----------------------------------------------------
 
@@ -581,11 +589,13 @@ class Backend:
             obj = parse_frame(raw)
         except Invalid as exc:
             self.ingest.reject(exc.code)
+            self.dead_letters.add(exc.code, exc.detail, raw, source="hello")
             await ws.send(_error("expected_hello", f"first frame must be a hello: {exc.detail}"))
             await ws.close(1008, "expected hello")
             return None
         if obj.get("type") != "hello":
             self.ingest.reject("expected_hello")
+            self.dead_letters.add("expected_hello", "first frame must be a hello", raw, source="hello")
             await ws.send(_error("expected_hello", "first frame must be a hello"))
             await ws.close(1008, "expected hello")
             return None
@@ -593,6 +603,10 @@ class Backend:
         token = self.config.auth_token
         if not isinstance(auth, str) or not hmac.compare_digest(auth.encode("utf-8", "replace"), token.encode()):
             self.counters.auth_failures += 1
+            masked = json.dumps({**obj, "auth": "***"})  # a wrong token may be a near-right one
+            self.dead_letters.add(
+                "auth_failed", "authentication failed", masked, source="hello", run_id=obj.get("run_id")
+            )
             log.warning("publisher from %s: authentication failed", _remote(ws))
             await ws.close(1008, "authentication failed")
             return None
@@ -600,6 +614,8 @@ class Backend:
             validate_control(obj)
         except Invalid as exc:
             self.ingest.reject(exc.code)
+            masked = json.dumps({**obj, "auth": "***"})
+            self.dead_letters.add(exc.code, exc.detail, masked, source="hello", run_id=obj.get("run_id"))
             await ws.send(_error(exc.code, exc.detail))
             await ws.close(1008, "invalid hello")
             return None
@@ -612,6 +628,7 @@ class Backend:
             obj = parse_frame(raw)
         except Invalid as exc:
             self.ingest.reject(exc.code)
+            self.dead_letters.add(exc.code, exc.detail, raw, run_id=pub.run_id)
             return _error(exc.code, exc.detail)
         seq = _int_seq(obj)
         run_id = obj.get("run_id")
@@ -625,9 +642,11 @@ class Backend:
                     self.hub.skip(run_id, seq)
             else:
                 self.ingest.reject(exc.code)
+            self.dead_letters.add(exc.code, exc.detail, raw, run_id=run_id, seq=seq)
             return _error(exc.code, exc.detail, seq)
         if run_id != pub.run_id:
             self.ingest.reject("run_mismatch")
+            self.dead_letters.add("run_mismatch", "envelope run_id is not this hello's", raw, run_id=run_id, seq=seq)
             return _error("run_mismatch", f"envelope run_id {run_id!r} is not this hello's", seq)
         assert seq is not None
         text = raw if isinstance(raw, str) else raw.decode()
@@ -951,6 +970,7 @@ class Backend:
             "counters": self.all_counters(),
             "runs": {r: v.serialize() for r, v in self.ingest.runs().items()},
             "ring_size": len(self.hub.ring),
+            "dead_letters": self.dead_letters.summary(),
             "uptime_s": round(time.monotonic() - self._started, 3),
             "rss_bytes": _rss_bytes(),
             "open_fds": _open_fds(),
@@ -1003,6 +1023,22 @@ class Backend:
         texts = await asyncio.to_thread(self.store.events, run_id, types, after_seq, limit)
         body = ('{"events":[' + ",".join(texts) + f'],"count":{len(texts)}}}').encode()
         return _response(200, body, "application/json")
+
+    async def _http_dead_letters(self, query: dict[str, list[str]]) -> Response:
+        """Rejected publisher frames, oldest first: ``?after_id=&run_id=&code=&limit=``."""
+        try:
+            after_id = int(query.get("after_id", ["0"])[0])
+            limit = int(query.get("limit", ["1000"])[0])
+        except ValueError:
+            return _json_response(400, {"error": "after_id and limit must be integers"})
+        if not 0 <= limit <= TRADES_LIMIT_MAX:
+            return _json_response(400, {"error": f"limit must be in [0, {TRADES_LIMIT_MAX}]"})
+        run_id = query.get("run_id", [""])[0] or None
+        code = query.get("code", [""])[0] or None
+        letters = self.dead_letters.query(after_id, run_id, code, limit)
+        return _json_response(
+            200, {**self.dead_letters.summary(), "letters": [d.serialize() for d in letters], "count": len(letters)}
+        )
 
     async def _http_receive_times(self, query: dict[str, list[str]]) -> Response:
         """``?run_id=&after_seq=&limit=``: when each stored envelope of a run was received."""

@@ -232,6 +232,8 @@ def test_invalid_input_gets_error_frames(cfg, record):
         e.update(over)
         return e
 
+    status_before = backend_status(cfg)
+
     async def body() -> tuple[list[tuple[str, str, str | None, int]], int, int]:
         out = []
         async with Publisher(cfg.ingest_url, cfg.auth_token) as pub:
@@ -279,7 +281,15 @@ def test_invalid_input_gets_error_frames(cfg, record):
             return out, acked, stored
 
     results, acked, stored = run(body())
-    names = []
+    letters = hostile.check_dead_letters(Counter(want for _, want, _, _ in results), status_before, backend_status(cfg))
+    _case(
+        record,
+        "invalid_dead_lettered",
+        "every rejected frame in the dead-letter store, by code",
+        "; ".join(letters) or "all dead-lettered",
+        [f"invalid input: {p}" for p in letters],
+    )
+    names = ["invalid_dead_lettered"]
     for name, want, got, counted in results:
         problems = []
         if got != want:
@@ -645,6 +655,7 @@ def test_fuzz(cfg, record, limits, rig_limits, bot_run_id):
     after = dict(status_after["counters"])
     deltas = hostile.counter_deltas(before, after)
     problems = [f"fuzz: {p}" for p in hostile.check_counters(tally, deltas, out["errors_seen"])]
+    problems += [f"fuzz: {p}" for p in hostile.check_dead_letters(tally.rejected_by_code, status_before, status_after)]
     if out["publisher_closed"] is not None:
         problems.append(
             f"fuzz: the fuzz publisher's connection was closed ({out['publisher_closed']}) although every frame fits the protocol"

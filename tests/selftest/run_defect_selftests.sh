@@ -52,6 +52,7 @@ DEFECTS=(
     "backend-resume-lies|dashboard|test_resume_is_honest|resume_after_restart|RESUME LIED|a resume is answered complete whenever the ring reaches back to the resume point, holes or not"
     "bot-no-ping|bot|test_network_partition|network_partition|CUT NOT NOTICED: the bot|the bot sends no keepalive pings: a cut link looks alive"
     "bot-reuses-run-id|bot|test_bot_crash|bot_crash|RUN ID REUSED|every bot process publishes the same run_id from seq 1"
+    "backend-unlettered-rejects|dashboard|test_invalid_input_gets_error_frames|invalid_dead_lettered|DEAD LETTERS do not account|schema violations are answered and counted but not dead-lettered|security"
     "backend-duplicates|dashboard|test_backend_hang|backend_hang|DUPLICATED|a resume replays from the client's last seq inclusive (off-by-one)"
     "bot-silent-drop|bot|test_queue_overflow|queue_overflow|queue never overflowed|bot drops from its full queue without declaring a gap"
     "backend-slow-fanout|dashboard|test_sustained_rate|sustained|sustained P99 = [0-9.]+ms breaks the threshold|backend waits 200 ms before each write to a client (deliberate slowdown)|load"

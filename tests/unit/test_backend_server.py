@@ -636,3 +636,53 @@ def test_live_fanout_with_lanes_joining_mid_stream_and_paced_flushes(tmp_path, f
                 await ws.close()
 
     asyncio.run(asyncio.wait_for(go(), 15))
+
+
+def test_every_rejected_publisher_frame_is_dead_lettered(tmp_path):
+    """Invalid JSON, a schema violation, a run mismatch, a wrong token and an oversize frame:
+    each is kept with its code, run, seq and (truncated) bytes, counted in the status API and
+    readable over HTTP; the wrong token is masked; valid frames leave no letter."""
+
+    async def go() -> None:
+        async with running(tmp_path, dead_letter_capacity=5) as backend:
+            pub, _ = await publisher(backend)
+            bad = json.loads(envelope(2))
+            del bad["ts_ns"]
+            frames = ["{not json", json.dumps(bad), envelope(3, run_id="another-run-0000"), "x" * 2000]
+            for text in frames:
+                await pub.send(text)
+                await recv_json(pub)
+            await pub.send(envelope(1))
+            await wait_ack(pub, 2)  # the rejected seq 2 counts as accounted
+            intruder = await connect(f"ws://127.0.0.1:{backend.port}/ws")
+            await intruder.send(hello(token="wrong-token-xyz"))
+            assert await closed_code(intruder) == 1008
+            big = await connect(f"ws://127.0.0.1:{backend.port}/ws")
+            await big.send(hello("run-big-0000"))
+            await recv_json(big)
+            await big.send("y" * (70 * 1024))
+            assert await closed_code(big) == 1009
+            await asyncio.sleep(0.1)
+
+            status, body = await http_get(backend, "/api/dead_letters")
+            assert status == 200
+            codes = [d["code"] for d in body["letters"]]
+            assert body["total"] == 6 and body["kept"] == 5 and body["evicted"] == 1
+            assert codes == ["schema_violation", "run_mismatch", "invalid_json", "auth_failed", "too_big"]
+            schema, mismatch, junk, auth, too_big = body["letters"]
+            assert (schema["run_id"], schema["seq"]) == (RUN, 2) and json.loads(schema["raw"]) == bad
+            assert (mismatch["run_id"], mismatch["seq"]) == ("another-run-0000", 3)
+            assert junk["size"] == 2000 and len(junk["raw"]) == 512
+            assert auth["source"] == "hello" and "wrong-token" not in auth["raw"] and '"***"' in auth["raw"]
+            assert too_big["raw"] == "" and "1009" in too_big["detail"]
+            _, only = await http_get(backend, f"/api/dead_letters?run_id={RUN}&code=schema_violation")
+            assert [d["seq"] for d in only["letters"]] == [2]
+            _, after = await http_get(backend, f"/api/dead_letters?after_id={too_big['id'] - 1}")
+            assert [d["code"] for d in after["letters"]] == ["too_big"]
+            assert (await http_get(backend, "/api/dead_letters?limit=x"))[0] == 400
+            _, st = await http_get(backend, "/api/websocket/status")
+            assert st["dead_letters"]["by_code"] == {
+                "auth_failed": 1, "invalid_json": 2, "run_mismatch": 1, "schema_violation": 1, "too_big": 1,
+            }  # fmt: skip
+
+    asyncio.run(go())

@@ -184,3 +184,15 @@ def test_check_unchanged():
     assert hostile.check_unchanged("bot", [a], [a, b]) == []
     assert "vanished" in hostile.check_unchanged("bot", [a, b], [b])[0]
     assert "changed" in hostile.check_unchanged("bot", [a], [{**a, "source": "x"}])[0]
+
+
+def test_dead_letters_must_account_for_every_rejected_frame():
+    before = {"dead_letters": {"by_code": {"invalid_json": 3}}}
+    after = {"dead_letters": {"by_code": {"invalid_json": 5, "schema_violation": 1}}}
+    assert hostile.check_dead_letters({"invalid_json": 2, "schema_violation": 1}, before, after) == []
+    [problem] = hostile.check_dead_letters({"invalid_json": 2, "schema_violation": 2, "run_mismatch": 1}, before, after)
+    assert problem.startswith("DEAD LETTERS do not account for the rejected frames (+2 unaccounted)")
+    assert "run_mismatch': 'rejected 1, dead-lettered 0" in problem
+    assert hostile.check_dead_letters({"invalid_json": 1}, {}, {"counters": {}}) == [
+        "the backend's status has no dead_letters: rejected frames are not accounted for"
+    ]
