@@ -166,7 +166,7 @@ async def _wait_settled(cfg: RigConfig, timeout: float) -> dict[str, Any]:
 
 
 async def _sample_link(cfg: RigConfig, run_id: str, out: list[list[Any]], every_s: float) -> None:
-    """``[t_ns, bot's link state, backend lists the bot's publisher]`` every ``every_s``
+    """``[t_ns, bot's link state, backend lists the bot's publisher, t_end_ns]`` every ``every_s``
     (None where an end did not answer, "" for a /stats without a link state): when each end
     declared the link dead, and when it was back."""
     while True:
@@ -180,7 +180,7 @@ async def _sample_link(cfg: RigConfig, run_id: str, out: list[list[Any]], every_
             backend = any(p.get("run_id") == run_id for p in status.get("publishers", []))
         except Exception:
             backend = None
-        out.append([t, bot, backend])
+        out.append([t, bot, backend, time.time_ns()])
         await asyncio.sleep(every_s)
 
 
