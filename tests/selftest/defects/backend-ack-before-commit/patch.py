@@ -8,24 +8,27 @@ milliseconds later, so nothing looks wrong until the process dies inside that wi
 the publisher has been told "stored" for envelopes that never reached the disk.
 """
 
-from pathlib import Path
+from _edit import replace_once
 
-EDITS = [
-    (
-        Path("/app/dashboard_backend/ingest.py"),
-        "        if critical:\n            run.pending.add(seq)\n        else:\n            run.mark(seq, seq)\n",
-        "        run.mark(seq, seq)  # DEFECT: critical counted as accounted before its commit\n",
-    ),
-    (
-        Path("/app/dashboard_backend/server.py"),
-        "            wm = self.ingest.durable_watermark(pub.run_id)\n",
-        "            wm = self.ingest.watermark(pub.run_id)  # DEFECT: acks what is not persisted\n",
-    ),
-]
-
-for target, old, new in EDITS:
-    text = target.read_text()
-    if text.count(old) != 1:
-        raise SystemExit(f"backend-ack-before-commit: the line to patch is not found exactly once in {target}")
-    target.write_text(text.replace(old, new))
-print("backend-ack-before-commit: Ingest.accept and the acker patched (critical acked on receipt)")
+replace_once(
+    "backend-ack-before-commit",
+    "/app/dashboard_backend/ingest.py",
+    [
+        (
+            "        if critical:\n            run.pending.add(seq)\n        else:\n            run.mark(seq, seq)\n",
+            "        run.mark(seq, seq)  # DEFECT: critical counted as accounted before its commit\n",
+        )
+    ],
+    "Ingest.accept: critical accounted on receipt",
+)
+replace_once(
+    "backend-ack-before-commit",
+    "/app/dashboard_backend/server.py",
+    [
+        (
+            "            wm = self.ingest.durable_watermark(pub.run_id)\n",
+            "            wm = self.ingest.watermark(pub.run_id)  # DEFECT: acks what is not persisted\n",
+        )
+    ],
+    "the acker: the in-memory watermark",
+)

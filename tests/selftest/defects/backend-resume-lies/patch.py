@@ -7,17 +7,17 @@ ring is refilled with the stored critical envelopes only, so the ephemeral ones 
 between are gone and the client is told it missed nothing.
 """
 
-from pathlib import Path
+from _edit import replace_once
 
-TARGET = Path("/app/dashboard_backend/fanout.py")
-OLD = "        return entries, _covers(held, after_seq + 1, last)\n"
-NEW = (
-    "        oldest = min((row[1] for row in self.ring if row[0] == run_id), default=None)  # DEFECT\n"
-    "        return entries, oldest is not None and oldest <= after_seq + 1\n"
+replace_once(
+    "backend-resume-lies",
+    "/app/dashboard_backend/fanout.py",
+    [
+        (
+            "        return entries, _covers(held, after_seq + 1, last)\n",
+            "        oldest = min((row[1] for row in self.ring if row[0] == run_id), default=None)  # DEFECT\n"
+            "        return entries, oldest is not None and oldest <= after_seq + 1\n",
+        )
+    ],
+    "Hub.replay: resumed=true when the ring reaches back",
 )
-
-text = TARGET.read_text()
-if text.count(OLD) != 1:
-    raise SystemExit(f"backend-resume-lies: Hub.replay's completeness rule not found exactly once in {TARGET}")
-TARGET.write_text(text.replace(OLD, NEW))
-print(f"backend-resume-lies: patched Hub.replay in {TARGET} (resumed=true when the ring reaches back)")

@@ -6,14 +6,16 @@ frame is gone: nobody can account for it afterwards (issue: every rejected frame
 delivered, declared dropped, or dead-lettered; nothing else).
 """
 
-from pathlib import Path
+from _edit import replace_once
 
-TARGET = Path("/app/dashboard_backend/server.py")
-OLD = "            self.dead_letters.add(exc.code, exc.detail, raw, run_id=run_id, seq=seq)\n"
-NEW = "            pass  # DEFECT: schema violations are not dead-lettered\n"
-
-text = TARGET.read_text()
-if text.count(OLD) != 1:
-    raise SystemExit(f"backend-unlettered-rejects: the schema-violation dead letter not found exactly once in {TARGET}")
-TARGET.write_text(text.replace(OLD, NEW))
-print(f"backend-unlettered-rejects: patched Backend._on_frame in {TARGET}")
+replace_once(
+    "backend-unlettered-rejects",
+    "/app/dashboard_backend/server.py",
+    [
+        (
+            "            self.dead_letters.add(exc.code, exc.detail, raw, run_id=run_id, seq=seq)\n",
+            "            pass  # DEFECT: schema violations are not dead-lettered\n",
+        )
+    ],
+    "Backend._on_frame: schema violations not dead-lettered",
+)

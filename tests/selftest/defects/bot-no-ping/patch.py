@@ -5,14 +5,16 @@ bot until TCP gives up, minutes later: it keeps "sending" into the void and neve
 reconnects by itself. Everything else is untouched.
 """
 
-from pathlib import Path
+from _edit import replace_once
 
-TARGET = Path("/app/trading_bot/publisher.py")
-OLD = "            ping_interval=self.config.ping_interval,\n"
-NEW = "            ping_interval=None,  # DEFECT: no keepalive pings\n"
-
-text = TARGET.read_text()
-if text.count(OLD) != 1:
-    raise SystemExit(f"bot-no-ping: the connect call's ping_interval not found exactly once in {TARGET}")
-TARGET.write_text(text.replace(OLD, NEW))
-print(f"bot-no-ping: patched Publisher._connect in {TARGET} (no keepalive pings)")
+replace_once(
+    "bot-no-ping",
+    "/app/trading_bot/publisher.py",
+    [
+        (
+            "            ping_interval=self.config.ping_interval,\n",
+            "            ping_interval=None,  # DEFECT: no keepalive pings\n",
+        )
+    ],
+    "Publisher._connect: no keepalive pings",
+)

@@ -5,14 +5,16 @@ name, so a restarted bot numbers the same run again from 1; the backend has alre
 acknowledged those seqs and takes the new envelopes for duplicates.
 """
 
-from pathlib import Path
+from _edit import replace_once
 
-TARGET = Path("/app/trading_bot/app.py")
-OLD = "        self.run_id = run_id or str(uuid.uuid4())\n"
-NEW = '        self.run_id = run_id or str(uuid.uuid5(uuid.NAMESPACE_DNS, "wsrig-bot"))  # DEFECT: same run_id every start\n'
-
-text = TARGET.read_text()
-if text.count(OLD) != 1:
-    raise SystemExit(f"bot-reuses-run-id: the run_id assignment not found exactly once in {TARGET}")
-TARGET.write_text(text.replace(OLD, NEW))
-print(f"bot-reuses-run-id: patched App.__init__ in {TARGET} (fixed run_id)")
+replace_once(
+    "bot-reuses-run-id",
+    "/app/trading_bot/app.py",
+    [
+        (
+            "        self.run_id = run_id or str(uuid.uuid4())\n",
+            '        self.run_id = run_id or str(uuid.uuid5(uuid.NAMESPACE_DNS, "wsrig-bot"))  # DEFECT: fixed run_id\n',
+        )
+    ],
+    "App.__init__: the same run_id every start",
+)
