@@ -9,9 +9,9 @@ and judges it again, as Jepsen re-checks a stored history. Nothing here does I/O
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Self, cast
 
 from wsrig.history import Observed, SeqSet, observed_from_frames
 
@@ -88,8 +88,27 @@ def excused_by_refusals(observed: list[Observed], refused_at: list[tuple[str, in
     return out
 
 
+class _Stored:
+    """A history kept as compact JSON; read back with the fields this version knows, its
+    client logs (``_logs``) rebuilt."""
+
+    _logs: ClassVar[tuple[str, ...]] = ()
+
+    def save(self, path: Path) -> Path:
+        path.write_text(json.dumps(asdict(cast(Any, self)), separators=(",", ":")))
+        return path
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Self:
+        d = dict(d)
+        for key in cls._logs:
+            d[key] = ClientLog.from_dict(d[key]) if d.get(key) else None
+        known = {f.name for f in fields(cast(Any, cls))}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
 @dataclass
-class ScenarioHistory:
+class ScenarioHistory(_Stored):
     """Everything one run of traffic -> fault -> hold -> heal -> settle recorded.
 
     ``stats`` holds the bot's ``/stats`` at ``start`` (settled), ``before`` the fault,
@@ -122,30 +141,18 @@ class ScenarioHistory:
     #: on (None where an end did not answer), when the scenario samples the link
     link: list[list[Any]] = field(default_factory=list)
     version: int = 1
+    _logs: ClassVar[tuple[str, ...]] = ("live", "replay")
 
     def stat(self, when: str) -> dict[str, Any]:
         return dict(self.stats.get(when) or {})
-
-    def save(self, path: Path) -> Path:
-        path.write_text(json.dumps(asdict(self), separators=(",", ":")))
-        return path
 
     @classmethod
     def load(cls, path: Path) -> ScenarioHistory:
         return cls.from_dict(json.loads(path.read_text()))
 
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> ScenarioHistory:
-        d = dict(d)
-        d["live"] = ClientLog.from_dict(d["live"])
-        d["replay"] = ClientLog.from_dict(d["replay"]) if d.get("replay") else None
-        d["stored"] = {r: [int(s) for s in seqs] for r, seqs in d.get("stored", {}).items()}
-        known = set(cls.__dataclass_fields__)
-        return cls(**{k: v for k, v in d.items() if k in known})
-
 
 @dataclass
-class SlowClientHistory:
+class SlowClientHistory(_Stored):
     """One client read nothing while the rig's own publisher sent 4 KB frames.
 
     ``other`` is a normal client's view of that publisher's run (``produced``:
@@ -167,20 +174,11 @@ class SlowClientHistory:
     rig: list[dict[str, Any]]
     kind: str = "slow_client"
     version: int = 1
-
-    def save(self, path: Path) -> Path:
-        path.write_text(json.dumps(asdict(self), separators=(",", ":")))
-        return path
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> SlowClientHistory:
-        d = {**d, "other": ClientLog.from_dict(d["other"])}
-        known = set(cls.__dataclass_fields__)
-        return cls(**{k: v for k, v in d.items() if k in known})
+    _logs: ClassVar[tuple[str, ...]] = ("other",)
 
 
 @dataclass
-class DurabilityHistory:
+class DurabilityHistory(_Stored):
     """The rig's publisher sent critical envelopes 1..``sent`` of ``run_id`` while the backend
     was SIGKILLed; per kill (``kills``): when (``at_ns``), the highest seq acked before the
     process died (``acked_before``), the highest seq sent (``sent_before``) and the
@@ -203,18 +201,9 @@ class DurabilityHistory:
     kind: str = "durability"
     version: int = 1
 
-    def save(self, path: Path) -> Path:
-        path.write_text(json.dumps(asdict(self), separators=(",", ":")))
-        return path
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> DurabilityHistory:
-        known = set(cls.__dataclass_fields__)
-        return cls(**{k: v for k, v in d.items() if k in known})
-
 
 @dataclass
-class ResumeHistory:
+class ResumeHistory(_Stored):
     """A client resumed run ``run_id`` after seq ``resume_after`` across a ``hole``
     (``restart`` of the backend, or ``overflow`` of its ring). The rig's publisher sent
     seqs 1..``final_seq`` (every ``critical_every``-th critical), all acked: up to
@@ -236,16 +225,7 @@ class ResumeHistory:
     stored: list[int] = field(default_factory=list)
     kind: str = "resume"
     version: int = 1
-
-    def save(self, path: Path) -> Path:
-        path.write_text(json.dumps(asdict(self), separators=(",", ":")))
-        return path
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> ResumeHistory:
-        d = {**d, "client": ClientLog.from_dict(d["client"])}
-        known = set(cls.__dataclass_fields__)
-        return cls(**{k: v for k, v in d.items() if k in known})
+    _logs: ClassVar[tuple[str, ...]] = ("client",)
 
 
 History = ScenarioHistory | SlowClientHistory | DurabilityHistory | ResumeHistory

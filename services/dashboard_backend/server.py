@@ -178,13 +178,15 @@ def _connection_class(on_timeout: Callable[[], None]) -> type[BatchingConnection
     return _Connection
 
 
-def _paging(query: dict[str, list[str]]) -> tuple[int, int] | Response:
-    """``after_seq`` and ``limit`` of a store query, or the 400 response saying what is wrong."""
+def _paging(
+    query: dict[str, list[str]], after: str = "after_seq", default_limit: int = 10000
+) -> tuple[int, int] | Response:
+    """``after`` (a seq or an id) and ``limit`` of a query, or the 400 response saying what is wrong."""
     try:
-        after_seq = int(query.get("after_seq", ["0"])[0])
-        limit = int(query.get("limit", ["10000"])[0])
+        after_seq = int(query.get(after, ["0"])[0])
+        limit = int(query.get("limit", [str(default_limit)])[0])
     except ValueError:
-        return _json_response(400, {"error": "after_seq and limit must be integers"})
+        return _json_response(400, {"error": f"{after} and limit must be integers"})
     if not 0 <= limit <= TRADES_LIMIT_MAX:
         return _json_response(400, {"error": f"limit must be in [0, {TRADES_LIMIT_MAX}]"})
     return after_seq, limit
@@ -1026,13 +1028,10 @@ class Backend:
 
     async def _http_dead_letters(self, query: dict[str, list[str]]) -> Response:
         """Rejected publisher frames, oldest first: ``?after_id=&run_id=&code=&limit=``."""
-        try:
-            after_id = int(query.get("after_id", ["0"])[0])
-            limit = int(query.get("limit", ["1000"])[0])
-        except ValueError:
-            return _json_response(400, {"error": "after_id and limit must be integers"})
-        if not 0 <= limit <= TRADES_LIMIT_MAX:
-            return _json_response(400, {"error": f"limit must be in [0, {TRADES_LIMIT_MAX}]"})
+        paging = _paging(query, "after_id", 1000)
+        if isinstance(paging, Response):
+            return paging
+        after_id, limit = paging
         run_id = query.get("run_id", [""])[0] or None
         code = query.get("code", [""])[0] or None
         letters = self.dead_letters.query(after_id, run_id, code, limit)

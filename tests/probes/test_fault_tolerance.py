@@ -57,6 +57,14 @@ def _save(record, history: History) -> str:
     return history.save(history_path(_results(), record.stage, history.name)).name
 
 
+def _conclude(record, history: History, row: dict) -> None:
+    """Record a judged row (with its history's file name) and its findings; end the test by it."""
+    row = record.scenario(**row, history=_save(record, history))
+    for f in row["findings"]:
+        record.finding(f["severity"], f"{history.name}: {f['message']}")
+    conclude(row)
+
+
 def _judge(record, limits, history: ScenarioHistory) -> None:
     """Store the history, then let the judge decide (``wsrig judge`` can do it again offline)."""
     name = _save(record, history)
@@ -116,10 +124,7 @@ def test_acked_means_durable(cfg, ctx, record, limits):
             restart_timeout_s=float(limits["durable_restart_timeout_s"]),
         )
     )
-    row = record.scenario(**judge_durability(history), history=_save(record, history))
-    for f in row["findings"]:
-        record.finding(f["severity"], f"{history.name}: {f['message']}")
-    conclude(row)
+    _conclude(record, history, judge_durability(history))
 
 
 def test_bot_crash(cfg, ctx, record, limits):
@@ -254,10 +259,7 @@ def test_slow_subscriber(cfg, ctx, record, limits, rig_limits):
         )
 
     history = run(body())
-    row = record.scenario(**judge_slow_client(history, limits, rig_limits), history=_save(record, history))
-    for f in row["findings"]:
-        record.finding(f["severity"], f"slow_subscriber: {f['message']}")
-    conclude(row)
+    _conclude(record, history, judge_slow_client(history, limits, rig_limits))
 
 
 @pytest.mark.parametrize("hole", ["restart", "overflow"])
@@ -277,7 +279,4 @@ def test_resume_is_honest(cfg, ctx, record, limits, hole):
             timeout_s=float(limits["resume_timeout_s"]),
         )
     )
-    row = record.scenario(**judge_resume(history), history=_save(record, history))
-    for f in row["findings"]:
-        record.finding(f["severity"], f"{history.name}: {f['message']}")
-    conclude(row)
+    _conclude(record, history, judge_resume(history))

@@ -12,6 +12,7 @@ from pathlib import Path
 TARGET = Path("/app/dashboard_backend/fanout.py")
 # (old, new) for the versions of Hub.replay seen so far; exactly one must match.
 CANDIDATES = [
+    ("if e_run != run_id or seq <= after_seq:", "if e_run != run_id or seq < after_seq:  # DEFECT"),
     ("if e.run_id != run_id or e.seq <= after_seq:", "if e.run_id != run_id or e.seq < after_seq:  # DEFECT"),
     (
         "e.run_id == run_id and e.seq > after_seq and sub.matches(e.type, e.symbol)",

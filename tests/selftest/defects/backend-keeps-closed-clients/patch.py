@@ -8,15 +8,15 @@ check (``stability_repeat_growth_mb``, config/thresholds.toml) can catch it.
 
 from pathlib import Path
 
+from _edit import replace_once
+
 TARGET = Path("/app/dashboard_backend/server.py")
-OLD = "            self._client_ws.pop(client.id, None)\n"
+OLD = "            self._streams.pop(client.id, None)\n"
 NEW = (
-    "            self._client_ws.pop(client.id, None)\n"
+    "            self._streams.pop(client.id, None)\n"
     "            self.__dict__.setdefault('_closed_clients', []).append((client, ws))  # DEFECT: leak\n"
 )
 
-text = TARGET.read_text()
-if text.count(OLD) != 1:
-    raise SystemExit(f"backend-keeps-closed-clients: the client clean-up not found exactly once in {TARGET}")
-TARGET.write_text(text.replace(OLD, NEW))
-print(f"backend-keeps-closed-clients: patched Backend._client in {TARGET} (closed clients kept)")
+replace_once(
+    "backend-keeps-closed-clients", str(TARGET), [(OLD, NEW)], "Backend._client (closed clients kept)"
+)

@@ -8,12 +8,10 @@ Everything else is untouched.
 
 from pathlib import Path
 
+from _edit import replace_once
+
 TARGET = Path("/app/dashboard_backend/server.py")
 OLD = "if origins and origin not in origins and not (origin is None and self.config.allow_missing_origin):"
 NEW = "if False:  # DEFECT: origin allow-list not enforced"
 
-text = TARGET.read_text()
-if text.count(OLD) != 1:
-    raise SystemExit(f"backend-no-origin-check: the origin test not found exactly once in {TARGET}")
-TARGET.write_text(text.replace(OLD, NEW))
-print(f"backend-no-origin-check: patched Backend._admit in {TARGET}")
+replace_once("backend-no-origin-check", str(TARGET), [(OLD, NEW)], "Backend._admit")

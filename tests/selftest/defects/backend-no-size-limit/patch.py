@@ -7,12 +7,10 @@ connection sending a bigger frame with 1009 (docs/SECURITY.md). The defect passe
 
 from pathlib import Path
 
+from _edit import replace_once
+
 TARGET = Path("/app/dashboard_backend/server.py")
 OLD = "max_size=self.config.max_frame_bytes,"
 NEW = "max_size=None,  # DEFECT: no frame size limit"
 
-text = TARGET.read_text()
-if text.count(OLD) != 1:
-    raise SystemExit(f"backend-no-size-limit: max_size not found exactly once in {TARGET}")
-TARGET.write_text(text.replace(OLD, NEW))
-print(f"backend-no-size-limit: patched Backend.start in {TARGET}")
+replace_once("backend-no-size-limit", str(TARGET), [(OLD, NEW)], "Backend.start")

@@ -7,12 +7,10 @@ the stream just arrives late, so only the latency threshold (config/thresholds.t
 
 from pathlib import Path
 
+from _edit import replace_once
+
 TARGET = Path("/app/dashboard_backend/server.py")
 OLD = "                idle.clear()\n"
 NEW = "                idle.clear()\n                await asyncio.sleep(0.2)  # DEFECT: slow fan-out\n"
 
-text = TARGET.read_text()
-if text.count(OLD) != 1:
-    raise SystemExit(f"backend-slow-fanout: the sender's idle.clear() not found exactly once in {TARGET}")
-TARGET.write_text(text.replace(OLD, NEW))
-print(f"backend-slow-fanout: patched Backend._sender in {TARGET} (200 ms before each write)")
+replace_once("backend-slow-fanout", str(TARGET), [(OLD, NEW)], "Backend._sender (200 ms before each write)")

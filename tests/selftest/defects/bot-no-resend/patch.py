@@ -9,6 +9,8 @@ acked, is never sent again. Only new messages flow after a reconnect.
 
 from pathlib import Path
 
+from _edit import replace_once
+
 TARGET = Path("/app/trading_bot/publisher_core.py")
 OLD = "        frames = self._outbox.pending_after(self.run_id, acked_seq) if self.buffering else []\n"
 NEW = (
@@ -16,8 +18,4 @@ NEW = (
     "        frames = self._outbox.pending_after(self.run_id, acked_seq) if self.buffering and not self._max_sent else []\n"
 )
 
-text = TARGET.read_text()
-if text.count(OLD) != 1:
-    raise SystemExit(f"bot-no-resend: expected exactly one target line in {TARGET}, found {text.count(OLD)}")
-TARGET.write_text(text.replace(OLD, NEW))
-print(f"bot-no-resend: patched PublisherCore.on_welcome in {TARGET}")
+replace_once("bot-no-resend", str(TARGET), [(OLD, NEW)], "PublisherCore.on_welcome")

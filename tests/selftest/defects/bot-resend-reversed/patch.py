@@ -10,12 +10,10 @@ dashboard client: ephemeral ones are lost outright.
 
 from pathlib import Path
 
+from _edit import replace_once
+
 TARGET = Path("/app/trading_bot/publisher.py")
 OLD = "        for frame in first:\n            await ws.send(frame.text)\n"
 NEW = "        for frame in reversed(first):  # DEFECT bot-resend-reversed\n            await ws.send(frame.text)\n"
 
-text = TARGET.read_text()
-if text.count(OLD) != 1:
-    raise SystemExit(f"bot-resend-reversed: expected exactly one target in {TARGET}, found {text.count(OLD)}")
-TARGET.write_text(text.replace(OLD, NEW))
-print(f"bot-resend-reversed: patched Publisher._sender in {TARGET}")
+replace_once("bot-resend-reversed", str(TARGET), [(OLD, NEW)], "Publisher._sender")

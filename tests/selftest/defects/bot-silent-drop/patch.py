@@ -8,12 +8,10 @@ records it for a gap, so the loss is never declared to the backend.
 
 from pathlib import Path
 
+from _edit import replace_once
+
 TARGET = Path("/app/trading_bot/publisher_core.py")
 OLD = "                self._pending_drops.append((old_seq, old_type))\n"
 NEW = "                pass  # DEFECT bot-silent-drop: the drop is never declared in a gap\n"
 
-text = TARGET.read_text()
-if text.count(OLD) != 1:
-    raise SystemExit(f"bot-silent-drop: expected exactly one target line in {TARGET}, found {text.count(OLD)}")
-TARGET.write_text(text.replace(OLD, NEW))
-print(f"bot-silent-drop: patched PublisherCore._produce in {TARGET}")
+replace_once("bot-silent-drop", str(TARGET), [(OLD, NEW)], "PublisherCore._produce")
