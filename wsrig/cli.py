@@ -20,7 +20,7 @@ from typing import Any
 import click
 import psutil
 
-from wsrig.config import RigConfig, load_config, thresholds_for
+from wsrig.config import RigConfig, load_config
 from wsrig.cpusets import plan_cpus
 from wsrig.load.resources import port_path
 from wsrig.report import publish
@@ -267,20 +267,14 @@ def judge(results: Path, thresholds_file: Path | None) -> None:
 
     if not (results / "test_summary.json").is_file():
         raise click.ClickException(f"{results} has no test_summary.json: not a finished run")
-    recorded = json.loads((results / "test_summary.json").read_text())
-    thresholds = None
-    if thresholds_file is not None:
-        thresholds = thresholds_for(tomllib.loads(thresholds_file.read_text()), recorded.get("profile", "quick"))
-    out = rejudge(results, thresholds)
+    out = rejudge(results, tomllib.loads(thresholds_file.read_text()) if thresholds_file else None)
     for stage, names in out.judged.items():
         click.echo(f"judged from histories: {stage}: {', '.join(names)}")
     if out.carried:
         click.echo(f"taken as recorded (their probes write no history yet): {', '.join(out.carried)}")
     for change in out.changes:
         click.echo(f"changed: {change}")
-    before = {s["name"]: sorted(f["message"] for f in s["findings"]) for s in recorded["stages"]}
-    after = {s["name"]: sorted(f["message"] for f in s["findings"]) for s in out.summary["stages"]}
-    differ = [name for name in before if before[name] != after.get(name)]
+    differ = out.findings_differ
     click.echo(f"findings: {'as recorded' if not differ else 'differ in ' + ', '.join(differ)}")
     _echo_verdict(out.summary, results)
 

@@ -160,6 +160,19 @@ class Subscriber:
         )
 
 
+async def publisher_session(url: str, token: str, run_id: str, timeout_s: float) -> Publisher:
+    """An open ``Publisher`` on ``run_id``, retried while the backend (re)starts; the caller
+    closes it (``__aexit__``)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return await Publisher(url, token, run_id).__aenter__()
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.2)
+
+
 class Publisher:
     """A publisher on ``/ws`` with its own run_id (load, hostile-input and size probes).
 

@@ -16,7 +16,7 @@ import random
 import time
 
 from wsrig import messages
-from wsrig.clients import Publisher, get_json
+from wsrig.clients import Publisher, get_json, publisher_session
 from wsrig.config import RigConfig
 from wsrig.probe import progress
 from wsrig.scenario_history import DurabilityHistory
@@ -26,19 +26,6 @@ __all__ = ["run_durability"]
 
 #: A critical type that touches no position or portfolio (the bot's state stays its own).
 TYPE = "alert"
-
-
-async def _connect(cfg: RigConfig, run_id: str, timeout_s: float) -> Publisher:
-    """A publisher session on the run, retried while the backend restarts."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        pub = Publisher(cfg.ingest_url, cfg.auth_token, run_id)
-        try:
-            return await pub.__aenter__()
-        except Exception:
-            if time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(0.2)
 
 
 async def _send_until_dead(pub: Publisher, outbox: dict[int, str], next_seq: int, window: int) -> int:
@@ -99,7 +86,7 @@ async def run_durability(
     next_seq = 1
     history = DurabilityHistory(name="acked_durable", run_id=run_id, seed=seed, window=window, kills=[])
     for k in range(kills + 1):
-        pub = await _connect(cfg, run_id, restart_timeout_s)
+        pub = await publisher_session(cfg.ingest_url, cfg.auth_token, run_id, restart_timeout_s)
         welcome = int((pub.welcome or {}).get("acked_seq", 0))
         if history.kills:
             history.kills[-1]["welcome_acked"] = welcome

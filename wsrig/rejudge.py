@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from wsrig.config import thresholds_for
 from wsrig.righealth import worst_status
 from wsrig.scenario_history import HISTORY_SUFFIX, load_history
 from wsrig.scenario_judge import judge_history
@@ -25,10 +26,21 @@ __all__ = ["Rejudged", "rejudge"]
 
 @dataclass
 class Rejudged:
-    summary: dict[str, Any]
+    recorded: dict[str, Any]  # the run's own test_summary.json
+    summary: dict[str, Any]  # the same, judged again
     judged: dict[str, list[str]] = field(default_factory=dict)  # stage -> scenarios judged from histories
     carried: list[str] = field(default_factory=list)  # stages taken as recorded
     changes: list[str] = field(default_factory=list)  # scenarios whose verdict changed
+
+    @property
+    def findings_differ(self) -> list[str]:
+        """Stages whose findings are not the ones the run recorded."""
+
+        def messages(summary: dict[str, Any]) -> dict[str, list[str]]:
+            return {s["name"]: sorted(f["message"] for f in s["findings"]) for s in summary["stages"]}
+
+        before, after = messages(self.recorded), messages(self.summary)
+        return [name for name in before if before[name] != after.get(name)]
 
 
 def _row_status(row: dict[str, Any]) -> str:
@@ -72,12 +84,14 @@ def _stage(results: Path, stage: dict[str, Any], thresholds: dict[str, Any], out
         stage["status"] = status
 
 
-def rejudge(results: Path, thresholds: dict[str, Any] | None = None) -> Rejudged:
-    """The run in ``results`` judged again; ``thresholds`` (profile applied) default to the run's."""
-    summary = copy.deepcopy(json.loads((results / "test_summary.json").read_text()))
-    if thresholds is not None:
-        summary["thresholds"] = thresholds
-    out = Rejudged(summary)
+def rejudge(results: Path, tables: dict[str, Any] | None = None) -> Rejudged:
+    """The run in ``results`` judged again, under the run's own thresholds or under ``tables``
+    (a thresholds.toml as read, the run's profile applied to it)."""
+    recorded = json.loads((results / "test_summary.json").read_text())
+    summary = copy.deepcopy(recorded)
+    if tables is not None:
+        summary["thresholds"] = thresholds_for(tables, recorded.get("profile", "quick"))
+    out = Rejudged(recorded, summary)
     for stage in summary["stages"]:
         _stage(results, stage, summary["thresholds"], out)
     summary["verdict"] = verdict_of([s["status"] for s in summary["stages"] if s["status"] != "skipped"])

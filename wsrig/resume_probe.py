@@ -18,9 +18,10 @@ import time
 from websockets.asyncio.client import connect
 
 from wsrig import messages
-from wsrig.clients import MAX_FRAME, Publisher, get_json
+from wsrig.clients import MAX_FRAME, Publisher, publisher_session
 from wsrig.config import RigConfig
 from wsrig.probe import progress
+from wsrig.scenario import stored_critical_seqs
 from wsrig.scenario_history import ClientLog, ResumeHistory
 from wsrig.stack import DockerStack
 
@@ -40,20 +41,6 @@ async def _publish(pub: Publisher, count: int, window: int, timeout_s: float) ->
             await pub.wait_ack(pub.seq - window // 2, timeout_s)
         await pub.publish(_type(pub.seq + 1))
     await pub.wait_ack(pub.seq, timeout_s)
-
-
-async def _session(cfg: RigConfig, run_id: str, last_sent: int, timeout_s: float) -> Publisher:
-    """A publisher session on the run that goes on after ``last_sent`` (retried during a restart)."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            pub = await Publisher(cfg.ingest_url, cfg.auth_token, run_id).__aenter__()
-            pub.seq = max(pub.seq, last_sent)
-            return pub
-        except Exception:
-            if time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(0.2)
 
 
 async def run_resume_honesty(
@@ -83,7 +70,8 @@ async def run_resume_honesty(
         progress(f"{name}: SIGKILL and restart of the backend (seq {last_sent} of run {run_id[:14]} acked)")
         await asyncio.to_thread(stack.kill, cfg.dashboard_service)
         await asyncio.to_thread(stack.start, cfg.dashboard_service)
-    pub = await _session(cfg, run_id, last_sent, timeout_s)
+    pub = await publisher_session(cfg.ingest_url, cfg.auth_token, run_id, timeout_s)
+    pub.seq = max(pub.seq, last_sent)  # go on after what was sent, whatever the welcome says
     frames: list[tuple[int, dict]] = []
     snapshot: dict = {}
     subscribe = messages.subscribe(resume=(run_id, resume_after))
@@ -107,7 +95,7 @@ async def run_resume_honesty(
             await asyncio.sleep(0.05)
         reader.cancel()
     await pub.__aexit__(None, None, None)
-    body = await asyncio.to_thread(get_json, f"{cfg.dashboard_url}/api/events?run_id={run_id}&limit=1000000", 10.0)
+    stored = await asyncio.to_thread(stored_critical_seqs, cfg, run_id)
     progress(f"{name}: resumed={snapshot.get('resumed')}, {len(frames)} envelopes after seq {resume_after}")
     return ResumeHistory(
         name=name,
@@ -120,5 +108,5 @@ async def run_resume_honesty(
         critical_every=CRITICAL_EVERY,
         resumed=snapshot.get("resumed"),
         client=ClientLog.of(frames, 1, [], []),
-        stored=sorted(int(e["seq"]) for e in body.get("events", [])),
+        stored=sorted(stored),
     )

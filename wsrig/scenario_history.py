@@ -137,18 +137,15 @@ class ScenarioHistory(_Stored):
     require_trades: bool = True
     measured: dict[str, Any] = field(default_factory=dict)
     promises: list[str] = field(default_factory=list)
-    #: ``[t_ns, bot's link state, backend lists the bot's publisher]`` from the injection
-    #: on (None where an end did not answer), when the scenario samples the link
+    #: ``[t_start_ns, bot's link state, backend lists the bot's publisher, t_end_ns]`` from
+    #: just before the injection on (None where an end did not answer, "" for a /stats
+    #: without a link state), when the scenario samples the link
     link: list[list[Any]] = field(default_factory=list)
     version: int = 1
     _logs: ClassVar[tuple[str, ...]] = ("live", "replay")
 
     def stat(self, when: str) -> dict[str, Any]:
         return dict(self.stats.get(when) or {})
-
-    @classmethod
-    def load(cls, path: Path) -> ScenarioHistory:
-        return cls.from_dict(json.loads(path.read_text()))
 
 
 @dataclass
@@ -231,13 +228,15 @@ class ResumeHistory(_Stored):
 History = ScenarioHistory | SlowClientHistory | DurabilityHistory | ResumeHistory
 
 
+_KINDS: dict[str | None, type[History]] = {
+    None: ScenarioHistory,  # a fault scenario's history has no ``kind``
+    "slow_client": SlowClientHistory,
+    "durability": DurabilityHistory,
+    "resume": ResumeHistory,
+}
+
+
 def load_history(path: Path) -> History:
-    """Any kind of fault-stage history, by its ``kind`` field (a fault scenario has none)."""
+    """Any kind of fault-stage history, by its ``kind`` field."""
     data = json.loads(path.read_text())
-    if data.get("kind") == "slow_client":
-        return SlowClientHistory.from_dict(data)
-    if data.get("kind") == "durability":
-        return DurabilityHistory.from_dict(data)
-    if data.get("kind") == "resume":
-        return ResumeHistory.from_dict(data)
-    return ScenarioHistory.from_dict(data)
+    return _KINDS[data.get("kind")].from_dict(data)

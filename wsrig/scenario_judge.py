@@ -91,6 +91,21 @@ class ScenarioResult:
         }
 
 
+def _row(name: str, fault: str, findings: list[Finding], status: str | None = None, **fields: Any) -> dict[str, Any]:
+    """A judged scenario row. Its verdict is derived from the findings (an error fails it)
+    unless the judge names one (``invalid``: the rig could not measure)."""
+    if status is None:
+        status = "failed" if any(f.severity == "error" for f in findings) else "passed"
+    return {
+        "name": name,
+        "fault": fault,
+        "passed": status == "passed",
+        "status": status,
+        **fields,
+        "findings": [f.serialize() for f in findings],
+    }
+
+
 def _produced(h: ScenarioHistory, observed: list[Observed]) -> list[Produced]:
     """The windows each run is judged over: the same run from the settled start to the end,
     or, when the bot restarted, the old run up to what it had produced and the new one from 1."""
@@ -370,27 +385,27 @@ def judge_slow_client(h: SlowClientHistory, limits: Mapping[str, Any], rig_limit
     status = scenario_status([f.message for f in findings if f.severity == "error"], timing, [], lag)
     if status == "failed":
         findings += [Finding("error", t) for t in timing]
-    return {
-        "name": h.name,
-        "passed": status == "passed",
-        "status": status,
-        "invalid_reasons": lag if status == "invalid" else [],
-        "rig_health": rig.serialize(),
-        "fault": "slow client",
-        "latency_ms": summary.serialize(),
-        "slow_client_close_code": h.slow_close_code,
-        "slow_client_disconnects": cut,
-        "backend_rss_growth_mb": round(growth_mb, 1),
+    return _row(
+        h.name,
+        "slow client",
+        findings,
+        status,
+        invalid_reasons=lag if status == "invalid" else [],
+        rig_health=rig.serialize(),
+        latency_ms=summary.serialize(),
+        slow_client_close_code=h.slow_close_code,
+        slow_client_disconnects=cut,
+        backend_rss_growth_mb=round(growth_mb, 1),
         **other,
-        "findings": [f.serialize() for f in findings],
-    }
+    )
 
 
 def judge_durability(h: DurabilityHistory) -> dict[str, Any]:
     """Acked means durable: every seq the backend acked before a SIGKILL is in its store after
     the restart, an acked seq read back at once is there, its welcome never goes below what
-    it had acked, nothing is stored twice, and by the end every envelope sent is acked and stored. At least one kill must have landed
-    with envelopes in flight, or the scenario tested nothing."""
+    it had acked, nothing is stored twice, and by the end every envelope sent is acked and
+    stored. At least one kill must have landed with envelopes in flight, or the scenario
+    tested nothing."""
     count = Counter(h.stored)
     have = set(count)
     findings: list[Finding] = []
@@ -456,22 +471,19 @@ def judge_durability(h: DurabilityHistory) -> dict[str, Any]:
     if h.final_acked < h.sent:
         why = f" ({h.settle_error})" if h.settle_error else ""
         findings.append(Finding("error", f"only seq {h.final_acked} of {h.sent} sent was acked in the end{why}"))
-    passed = not any(f.severity == "error" for f in findings)
-    return {
-        "name": h.name,
-        "fault": f"SIGKILL of the backend x{len(h.kills)} under critical traffic",
-        "passed": passed,
-        "status": "passed" if passed else "failed",
-        "sent": h.sent,
-        "stored": len(have),
-        "acked_lost": len(counted) + len(late),
-        "stored_twice": len(twice),
-        "reads_after_ack": len(h.read_after_ack),
-        "acked_not_stored_reads": len(unread),
-        "kills": kills,
-        "seed": h.seed,
-        "findings": [f.serialize() for f in findings],
-    }
+    return _row(
+        h.name,
+        f"SIGKILL of the backend x{len(h.kills)} under critical traffic",
+        findings,
+        sent=h.sent,
+        stored=len(have),
+        acked_lost=len(counted) + len(late),
+        stored_twice=len(twice),
+        reads_after_ack=len(h.read_after_ack),
+        acked_not_stored_reads=len(unread),
+        kills=kills,
+        seed=h.seed,
+    )
 
 
 def judge_resume(h: ResumeHistory) -> dict[str, Any]:
@@ -529,23 +541,20 @@ def judge_resume(h: ResumeHistory) -> dict[str, Any]:
     hole_made = bool(missing) or h.resumed is False
     if not hole_made:
         findings.append(Finding("info", f"no hole after the {h.hole}: the backend replayed every seq"))
-    passed = not any(f.severity == "error" for f in findings)
-    return {
-        "name": h.name,
-        "fault": f"resume across the backend's {h.hole}",
-        "passed": passed,
-        "status": "passed" if passed else "failed",
-        "resumed": h.resumed,
-        "resume_after": h.resume_after,
-        "expected_after_resume": len(expected),
-        "received": len(seen),
-        "missing_declared_incomplete": len(missing) if h.resumed is False else 0,
-        "missing_stored_critical": len(missing_stored),
-        "lost": len(missing_live),
-        "duplicated": len(twice),
-        "reordered": len(late),
-        "findings": [f.serialize() for f in findings],
-    }
+    return _row(
+        h.name,
+        f"resume across the backend's {h.hole}",
+        findings,
+        resumed=h.resumed,
+        resume_after=h.resume_after,
+        expected_after_resume=len(expected),
+        received=len(seen),
+        missing_declared_incomplete=len(missing) if h.resumed is False else 0,
+        missing_stored_critical=len(missing_stored),
+        lost=len(missing_live),
+        duplicated=len(twice),
+        reordered=len(late),
+    )
 
 
 def judge_history(h: History, thresholds: Mapping[str, Any], stage: str) -> dict[str, Any]:

@@ -178,6 +178,11 @@ def _connection_class(on_timeout: Callable[[], None]) -> type[BatchingConnection
     return _Connection
 
 
+def _masked(hello: dict[str, Any]) -> str:
+    """A hello as it may be kept: its token hidden (a wrong token may be a near-right one)."""
+    return json.dumps({**hello, "auth": "***"})
+
+
 def _paging(
     query: dict[str, list[str]], after: str = "after_seq", default_limit: int = 10000
 ) -> tuple[int, int] | Response:
@@ -590,14 +595,12 @@ class Backend:
         try:
             obj = parse_frame(raw)
         except Invalid as exc:
-            self.ingest.reject(exc.code)
-            self.dead_letters.add(exc.code, exc.detail, raw, source="hello")
+            self._reject(exc.code, exc.detail, raw, source="hello")
             await ws.send(_error("expected_hello", f"first frame must be a hello: {exc.detail}"))
             await ws.close(1008, "expected hello")
             return None
         if obj.get("type") != "hello":
-            self.ingest.reject("expected_hello")
-            self.dead_letters.add("expected_hello", "first frame must be a hello", raw, source="hello")
+            self._reject("expected_hello", "first frame must be a hello", raw, source="hello")
             await ws.send(_error("expected_hello", "first frame must be a hello"))
             await ws.close(1008, "expected hello")
             return None
@@ -605,9 +608,9 @@ class Backend:
         token = self.config.auth_token
         if not isinstance(auth, str) or not hmac.compare_digest(auth.encode("utf-8", "replace"), token.encode()):
             self.counters.auth_failures += 1
-            masked = json.dumps({**obj, "auth": "***"})  # a wrong token may be a near-right one
+            # counted as an auth failure, not as a rejected frame; kept all the same
             self.dead_letters.add(
-                "auth_failed", "authentication failed", masked, source="hello", run_id=obj.get("run_id")
+                "auth_failed", "authentication failed", _masked(obj), source="hello", run_id=obj.get("run_id")
             )
             log.warning("publisher from %s: authentication failed", _remote(ws))
             await ws.close(1008, "authentication failed")
@@ -615,13 +618,30 @@ class Backend:
         try:
             validate_control(obj)
         except Invalid as exc:
-            self.ingest.reject(exc.code)
-            masked = json.dumps({**obj, "auth": "***"})
-            self.dead_letters.add(exc.code, exc.detail, masked, source="hello", run_id=obj.get("run_id"))
+            self._reject(exc.code, exc.detail, _masked(obj), source="hello", run_id=obj.get("run_id"))
             await ws.send(_error(exc.code, exc.detail))
             await ws.close(1008, "invalid hello")
             return None
         return obj
+
+    def _reject(
+        self,
+        code: str,
+        detail: str,
+        raw: str | bytes,
+        *,
+        source: str = "publisher",
+        run_id: object = None,
+        seq: object = None,
+        own: bool = False,
+    ) -> bool:
+        """Count a rejected frame and keep it as a dead letter. ``own``: it is of the
+        publisher's own run, so its seq counts as accounted; returns whether that seq was new."""
+        self.dead_letters.add(code, detail, raw, source=source, run_id=run_id, seq=seq)
+        if own and isinstance(run_id, str) and isinstance(seq, int):
+            return self.ingest.reject(code, run_id, seq)
+        self.ingest.reject(code)
+        return False
 
     def _on_frame(self, pub: _Publisher, raw: str | bytes) -> str | None:
         """Process one publisher frame; return an error frame to send back, if any."""
@@ -629,8 +649,7 @@ class Backend:
         try:
             obj = parse_frame(raw)
         except Invalid as exc:
-            self.ingest.reject(exc.code)
-            self.dead_letters.add(exc.code, exc.detail, raw, run_id=pub.run_id)
+            self._reject(exc.code, exc.detail, raw, run_id=pub.run_id)
             return _error(exc.code, exc.detail)
         seq = _int_seq(obj)
         run_id = obj.get("run_id")
@@ -638,17 +657,12 @@ class Backend:
             if not self.envelope_ok(obj):
                 validate_envelope(obj)
         except Invalid as exc:
-            if run_id == pub.run_id:
-                if self.ingest.reject(exc.code, run_id, seq):
-                    assert seq is not None
-                    self.hub.skip(run_id, seq)
-            else:
-                self.ingest.reject(exc.code)
-            self.dead_letters.add(exc.code, exc.detail, raw, run_id=run_id, seq=seq)
+            if self._reject(exc.code, exc.detail, raw, run_id=run_id, seq=seq, own=run_id == pub.run_id):
+                assert isinstance(run_id, str) and seq is not None
+                self.hub.skip(run_id, seq)
             return _error(exc.code, exc.detail, seq)
         if run_id != pub.run_id:
-            self.ingest.reject("run_mismatch")
-            self.dead_letters.add("run_mismatch", "envelope run_id is not this hello's", raw, run_id=run_id, seq=seq)
+            self._reject("run_mismatch", "envelope run_id is not this hello's", raw, run_id=run_id, seq=seq)
             return _error("run_mismatch", f"envelope run_id {run_id!r} is not this hello's", seq)
         assert seq is not None
         text = raw if isinstance(raw, str) else raw.decode()

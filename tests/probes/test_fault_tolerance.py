@@ -66,16 +66,12 @@ def _conclude(record, history: History, row: dict) -> None:
 
 
 def _judge(record, limits, history: ScenarioHistory) -> None:
-    """Store the history, then let the judge decide (``wsrig judge`` can do it again offline)."""
-    name = _save(record, history)
+    """Let the judge decide a fault scenario (``wsrig judge`` can do it again offline)."""
     result = judge_scenario(history, limits)
     if result.latency_samples:  # the report's latency-over-time chart, fault window shaded
         rows = latency_over_time(result.latency_samples)
         record.add_series(_results(), f"{result.name}_latency", "latency", LATENCY_OVER_TIME_COLUMNS, rows, unit="ms")
-    record.scenario(**result.serialize(), history=name)
-    for f in result.findings:
-        record.finding(f.severity, f"{result.name}: {f.message}")
-    assert result.passed, f"{result.name}: " + "; ".join(f.message for f in result.findings if f.severity == "error")
+    _conclude(record, history, result.serialize())
 
 
 def _scenario(cfg, limits, name, fault, hold_key="hold_s", **kw) -> ScenarioHistory:

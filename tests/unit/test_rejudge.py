@@ -61,7 +61,7 @@ def test_the_run_judged_again_gives_its_verdict_and_findings(tmp_path):
 def test_tighter_thresholds_fail_the_run_and_name_the_change(tmp_path):
     h = clean()
     h.live = ClientLog.of(_late(5), 1, [], [])  # recovery 5 s: passes under 15, fails under 2
-    out = rejudge(_run(tmp_path, h), {"fault_tolerance": {**LIMITS, "recovery_bound_s": 2}})
+    out = rejudge(_run(tmp_path, h), {"quick": {"fault_tolerance": {**LIMITS, "recovery_bound_s": 2}}})
     assert out.summary["verdict"] == "fail"
     assert out.changes == ["fault_tolerance/dashboard_crash: passed -> failed"]
     assert any("> bound 2s" in f["message"] for f in out.summary["stages"][1]["findings"])

@@ -215,7 +215,7 @@ def test_a_stored_history_is_judged_the_same(tmp_path, defect):
     if defect:
         h.live = ClientLog.of(_frames(list(range(11, 50))), 1, [], [])
     path = h.save(history_path(tmp_path, "fault_tolerance", h.name))
-    again = ScenarioHistory.load(path)
+    again = load_history(path)
     assert judge_scenario(again, LIMITS).serialize() == judge_scenario(copy.deepcopy(h), LIMITS).serialize()
 
 

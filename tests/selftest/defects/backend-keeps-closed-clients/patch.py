@@ -17,6 +17,4 @@ NEW = (
     "            self.__dict__.setdefault('_closed_clients', []).append((client, ws))  # DEFECT: leak\n"
 )
 
-replace_once(
-    "backend-keeps-closed-clients", str(TARGET), [(OLD, NEW)], "Backend._client (closed clients kept)"
-)
+replace_once("backend-keeps-closed-clients", str(TARGET), [(OLD, NEW)], "Backend._client (closed clients kept)")

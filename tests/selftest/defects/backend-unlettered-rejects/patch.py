@@ -13,8 +13,9 @@ replace_once(
     "/app/dashboard_backend/server.py",
     [
         (
-            "            self.dead_letters.add(exc.code, exc.detail, raw, run_id=run_id, seq=seq)\n",
-            "            pass  # DEFECT: schema violations are not dead-lettered\n",
+            "            if self._reject(exc.code, exc.detail, raw, run_id=run_id, seq=seq, own=run_id == pub.run_id):\n",
+            "            own = run_id == pub.run_id and isinstance(seq, int)  # DEFECT: counted, not dead-lettered\n"
+            "            if self.ingest.reject(exc.code, run_id, seq) if own else self.ingest.reject(exc.code):\n",
         )
     ],
     "Backend._on_frame: schema violations not dead-lettered",
