@@ -8,7 +8,7 @@ with the defect and asserts the finding (tests/unit/test_checkers.py).
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -26,7 +26,7 @@ __all__ = [
     "check_stream",
     "check_trading_continued",
     "examples",
-    "judge_other_client",
+    "judge_other_clients",
     "recovery_seconds",
     "scan_order",
 ]
@@ -360,32 +360,36 @@ def check_trading_continued(
     return True, None
 
 
-def judge_other_client(
-    produced: Produced, other_client: Iterable[Observed], bot_before: Mapping[str, Any], bot_after: Mapping[str, Any]
+def judge_other_clients(
+    produced: Produced,
+    clients: Sequence[Iterable[Observed]],
+    bot_before: Mapping[str, Any],
+    bot_after: Mapping[str, Any],
 ) -> tuple[dict[str, Any], list[Finding]]:
-    """While one client is slow: did another client get the run, and did the bot trade on?
+    """While some clients are slow: did every other client get the run, and did the bot trade on?
 
     The promise "one slow client harms no other" is measured, not assumed: every envelope
-    of ``produced`` (the rig's own publisher run during the fault) must reach the other
+    of ``produced`` (the rig's own publisher run during the fault) must reach each other
     client once and in order (``check_delivery``), and the bot's tick counter must advance
     (``check_trading_continued``; trades are not required in a ten-second window).
-    Returns the row's fields (``lost``, ``duplicated``, ``reordered``, ``trading_continued``)
-    and the findings.
+    Returns the row's fields (``lost``, ``duplicated``, ``reordered`` summed over the
+    clients, ``trading_continued``) and the findings, each naming its client.
     """
-    report = check_delivery([produced], [o for o in other_client if o.run_id == produced.run_id])[produced.run_id]
+    fields: dict[str, Any] = {"produced": 0, "others_received": [], "lost": 0, "duplicated": 0, "reordered": 0}
+    findings: list[Finding] = []
+    for k, client in enumerate(clients, 1):
+        seen = [o for o in client if o.run_id == produced.run_id]
+        report = check_delivery([produced], seen)[produced.run_id]
+        findings += [Finding(f.severity, f"other client {k}: {f.message}") for f in report.findings()]
+        fields["produced"] = report.produced
+        fields["others_received"].append(report.observed)
+        fields["lost"] += len(report.undeclared_drops)
+        fields["duplicated"] += len(report.duplicated)
+        fields["reordered"] += len(report.reordered)
     trading, stalled = check_trading_continued(bot_before, bot_after, require_trades=False)
-    findings = [Finding(f.severity, f"the other client: {f.message}") for f in report.findings()]
     if stalled is not None:
         findings.append(stalled)
-    fields = {
-        "produced": report.produced,
-        "other_client_received": report.observed,
-        "lost": len(report.undeclared_drops),
-        "duplicated": len(report.duplicated),
-        "reordered": len(report.reordered),
-        "trading_continued": trading,
-    }
-    return fields, findings
+    return {**fields, "trading_continued": trading}, findings
 
 
 def check_counts_agree(

@@ -267,7 +267,10 @@ def judge(results: Path, thresholds_file: Path | None) -> None:
 
     if not (results / "test_summary.json").is_file():
         raise click.ClickException(f"{results} has no test_summary.json: not a finished run")
-    out = rejudge(results, tomllib.loads(thresholds_file.read_text()) if thresholds_file else None)
+    try:
+        out = rejudge(results, tomllib.loads(thresholds_file.read_text()) if thresholds_file else None)
+    except ValueError as exc:  # a history this rig cannot read (older version, unknown kind)
+        raise click.ClickException(str(exc)) from exc
     for stage, names in out.judged.items():
         click.echo(f"judged from histories: {stage}: {', '.join(names)}")
     if out.carried:

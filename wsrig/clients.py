@@ -226,11 +226,13 @@ class Publisher:
     def close_code(self) -> int | None:
         return None if self.ws is None else self.ws.close_code
 
-    async def publish(self, msg_type: str, data: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Send the next envelope; returns it."""
+    async def publish(
+        self, msg_type: str, data: dict[str, Any] | None = None, ts_ns: int | None = None
+    ) -> dict[str, Any]:
+        """Send the next envelope (stamped now, or at ``ts_ns``); returns it."""
         assert self.ws is not None
         self.seq += 1
-        env = messages.envelope(self.run_id, self.seq, msg_type, data)
+        env = messages.envelope(self.run_id, self.seq, msg_type, data, ts_ns=ts_ns)
         await self.ws.send(json.dumps(env))
         return env
 

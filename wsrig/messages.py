@@ -30,15 +30,21 @@ def new_run_id(prefix: str = "rig") -> str:
 
 
 def envelope(
-    run_id: str, seq: int, msg_type: str, data: dict[str, Any] | None = None, source: str = "wsrig"
+    run_id: str,
+    seq: int,
+    msg_type: str,
+    data: dict[str, Any] | None = None,
+    source: str = "wsrig",
+    ts_ns: int | None = None,
 ) -> dict[str, Any]:
+    """An envelope stamped now, or at ``ts_ns`` (an open-loop publisher stamps its intended send time)."""
     return {
         "v": 1,
         "type": msg_type,
         "source": source,
         "run_id": run_id,
         "seq": seq,
-        "ts_ns": time.time_ns(),
+        "ts_ns": time.time_ns() if ts_ns is None else ts_ns,
         "data": dict(SAMPLE_DATA[msg_type] if data is None else data),
     }
 

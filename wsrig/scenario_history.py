@@ -93,6 +93,7 @@ class _Stored:
     client logs (``_logs``) rebuilt."""
 
     _logs: ClassVar[tuple[str, ...]] = ()
+    _log_lists: ClassVar[tuple[str, ...]] = ()
 
     def save(self, path: Path) -> Path:
         path.write_text(json.dumps(asdict(cast(Any, self)), separators=(",", ":")))
@@ -103,6 +104,8 @@ class _Stored:
         d = dict(d)
         for key in cls._logs:
             d[key] = ClientLog.from_dict(d[key]) if d.get(key) else None
+        for key in cls._log_lists:
+            d[key] = [ClientLog.from_dict(log) for log in d.get(key) or []]
         known = {f.name for f in fields(cast(Any, cls))}
         return cls(**{k: v for k, v in d.items() if k in known})
 
@@ -150,28 +153,49 @@ class ScenarioHistory(_Stored):
 
 @dataclass
 class SlowClientHistory(_Stored):
-    """One client read nothing while the rig's own publisher sent 4 KB frames.
+    """One slow client harms no other, measured in one run against its own baseline.
 
-    ``other`` is a normal client's view of that publisher's run (``produced``:
-    ``run_id``, ``first_seq``, ``last_seq``); ``latencies_ms`` its end-to-end latencies
-    on the bot's run; ``status_*`` the backend's status API and ``bot_*`` the bot's
-    ``/stats`` before and after; ``rig`` the normal client's own health
-    (``ProcessHealth`` fields), so a late rig is told from a slow system.
+    The rig's publisher sent ``rate`` 4 KB frames/s of run ``produced`` (``run_id``,
+    ``first_seq``, ``last_seq``) on a fixed schedule, each stamped (``ts_ns``) with its
+    intended send time. ``others`` are normal clients' views of that run: alone during
+    ``baseline`` and, during ``harm``, while one client read nothing and one read
+    ``reader_rate`` frames/s (both ``[start_ns, end_ns)`` of intended times, epoch ns).
+    ``polls`` are the backend's status read throughout: ``[t_ns, answered, the
+    non-reader's queue depth or None when not listed, the slow reader's, the
+    slow_client_disconnects counter]``; ``slow_reader`` what that client read
+    (``frames``, ``close_code``). ``status_*`` the backend's status API and ``bot_*`` the
+    bot's ``/stats`` before and after; ``rig`` the rig's own health (``ProcessHealth``
+    fields), so a late rig is told from a slow system.
     """
 
     name: str
     produced: dict[str, Any]
-    other: ClientLog
-    latencies_ms: list[float]
-    slow_close_code: int | None
+    rate: float
+    reader_rate: float
+    baseline: list[int]
+    harm: list[int]
+    others: list[ClientLog]
+    polls: list[list[Any]]
+    slow_reader: dict[str, Any]
     status_before: dict[str, Any]
     status_after: dict[str, Any]
     bot_before: dict[str, Any]
     bot_after: dict[str, Any]
     rig: list[dict[str, Any]]
     kind: str = "slow_client"
-    version: int = 1
-    _logs: ClassVar[tuple[str, ...]] = ("other",)
+    version: int = 2
+    _log_lists: ClassVar[tuple[str, ...]] = ("others",)
+
+    def latencies(self) -> list[tuple[int, float]]:
+        """``(intended ns, ms from intended send to receipt)`` of every frame of the run any
+        other client received."""
+        run = self.produced["run_id"]
+        return [
+            (int(f["ts_ns"]), (t - int(f["ts_ns"])) / 1e6)
+            for log in self.others
+            for t, f in log.frames
+            if f.get("run_id") == run and "ts_ns" in f
+        ]
 
 
 @dataclass
@@ -239,4 +263,14 @@ _KINDS: dict[str | None, type[History]] = {
 def load_history(path: Path) -> History:
     """Any kind of fault-stage history, by its ``kind`` field."""
     data = json.loads(path.read_text())
-    return _KINDS[data.get("kind")].from_dict(data)
+    kind = data.get("kind")
+    cls = _KINDS.get(kind)
+    if cls is None:
+        raise ValueError(f"{path.name}: unknown history kind {kind!r}")
+    want = next(f.default for f in fields(cast(Any, cls)) if f.name == "version")
+    if data.get("version", 1) != want:
+        raise ValueError(
+            f"{path.name}: a version {data.get('version', 1)} {kind} history; this rig reads version {want}"
+            " (run the stage again to record it)"
+        )
+    return cls.from_dict(data)

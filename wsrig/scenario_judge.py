@@ -19,7 +19,7 @@ from wsrig.checkers import (
     check_gap_declarations,
     check_trading_continued,
     examples,
-    judge_other_client,
+    judge_other_clients,
     recovery_seconds,
     scan_order,
 )
@@ -350,27 +350,85 @@ def judge_scenario(h: ScenarioHistory, limits: Mapping[str, Any]) -> ScenarioRes
     return r
 
 
-def judge_slow_client(h: SlowClientHistory, limits: Mapping[str, Any], rig_limits: RigLimits) -> dict[str, Any]:
-    """The slow-subscriber row: the other client got the run whole, once, in order, within
-    ``slow_client_p99_ms``; the slow one was cut (``slow_client_disconnects`` rose); the
-    backend's memory stayed within ``backend_rss_growth_max_mb``; the bot traded on.
+#: Fewest latency samples a window (baseline or harm) must hold for its P99 to be compared.
+MIN_WINDOW_SAMPLES = 200
 
-    A late normal client only adds to its own P99: a broken latency bound with a lagging
+
+def _non_reader_cut_s(h: SlowClientHistory) -> tuple[bool, float | None, float]:
+    """Whether the backend ever listed the client that read nothing; seconds from the harm
+    window's start (when it stopped reading) to the first answered status that no longer
+    lists it (None: listed to the end); and how long the polls covered."""
+    start = h.harm[0]
+    answered = [row for row in h.polls if row[1]]
+    listed = any(row[2] is not None for row in answered)
+    last = max([(row[0] - start) / 1e9 for row in answered], default=0.0)
+    for t, _, depth, _, _ in answered:
+        if t >= start and depth is None:
+            return listed, (t - start) / 1e9, last
+    return listed, None, last
+
+
+def judge_slow_client(h: SlowClientHistory, limits: Mapping[str, Any], rig_limits: RigLimits) -> dict[str, Any]:
+    """One slow client harms no other, judged as a difference within one run.
+
+    The other clients' latency (from each frame's intended send time) while one client
+    read nothing and one read slowly, against the same clients' latency without them: the
+    P99 may rise by at most ``slow_client_harm_p99_ms`` and stay under
+    ``slow_client_p99_ms``. Each other client got the run whole, once, in order; the
+    client that read nothing was cut (policy: close 1013, ``slow_client_disconnects``
+    rose) within ``slow_client_cut_max_s`` of its last read; the backend's memory stayed
+    within ``backend_rss_growth_max_mb``; the bot traded on.
+
+    A late rig only adds to the others' latency: a broken latency bound with a lagging
     rig is ``invalid``, never ``failed``; a correctness finding fails whatever the rig did.
     """
     produced = Produced(
         str(h.produced["run_id"]), last_seq=int(h.produced["last_seq"]), first_seq=int(h.produced["first_seq"])
     )
-    other, findings = judge_other_client(produced, h.other.observed(), h.bot_before, h.bot_after)
+    other, findings = judge_other_clients(produced, [c.observed() for c in h.others], h.bot_before, h.bot_after)
     rig = RigHealth(tuple(ProcessHealth(**p) for p in h.rig))
     lag = rig.lagging(rig_limits)
-    summary = LatencySummary.from_ms(h.latencies_ms)
+    samples = h.latencies()
+    alone = LatencySummary.from_ms(ms for t, ms in samples if h.baseline[0] <= t < h.baseline[1])
+    harmed = LatencySummary.from_ms(ms for t, ms in samples if h.harm[0] <= t < h.harm[1])
+    added = round(harmed.p99 - alone.p99, 3)
     growth_mb = (int(h.status_after.get("rss_bytes") or 0) - int(h.status_before.get("rss_bytes") or 0)) / 2**20
+    listed, cut_s, polled_s = _non_reader_cut_s(h)
 
     def disconnects(status: Mapping[str, Any]) -> int:
         return int(status.get("counters", {}).get("slow_client_disconnects", 0))
 
     cut = disconnects(h.status_after) - disconnects(h.status_before)
+    if min(alone.count, harmed.count) < MIN_WINDOW_SAMPLES:
+        findings.append(
+            Finding(
+                "error",
+                f"nothing to compare: the others received {alone.count} frames of the run without the slow"
+                f" clients and {harmed.count} with them (at least {MIN_WINDOW_SAMPLES} each)",
+            )
+        )
+    if not listed and cut < 1:
+        findings.append(
+            Finding(
+                "error", "the client that read nothing never appeared in the backend's client list: nothing was tested"
+            )
+        )
+    elif cut_s is None:
+        findings.append(
+            Finding(
+                "error",
+                f"SLOW CLIENT NOT CUT: the client that read nothing was still connected {polled_s:.1f}s after it"
+                f" stopped reading (bound {limits['slow_client_cut_max_s']}s; policy: close 1013 when its queue is full)",
+            )
+        )
+    elif cut_s > float(limits["slow_client_cut_max_s"]):
+        findings.append(
+            Finding(
+                "error",
+                f"SLOW CLIENT CUT LATE: the client that read nothing was cut {cut_s:.1f}s after it stopped"
+                f" reading, past the bound {limits['slow_client_cut_max_s']}s",
+            )
+        )
     if cut < 1:
         findings.append(
             Finding("error", "the slow client was never cut (slow_client_disconnects did not rise; policy: close 1013)")
@@ -378,22 +436,29 @@ def judge_slow_client(h: SlowClientHistory, limits: Mapping[str, Any], rig_limit
     if growth_mb > float(limits["backend_rss_growth_max_mb"]):
         findings.append(Finding("error", f"backend memory grew {growth_mb:.1f} MB with a slow client"))
     timing = []
-    if summary.p99 > float(limits["slow_client_p99_ms"]):
+    if added > float(limits["slow_client_harm_p99_ms"]):
         timing.append(
-            f"other client's P99 {summary.p99} ms > {limits['slow_client_p99_ms']} ms while one client was slow"
+            f"SLOW CLIENT HARMED THE OTHERS: their P99 went from {alone.p99} ms without slow clients to"
+            f" {harmed.p99} ms while one read nothing and one read {h.reader_rate:g} frames/s"
+            f" (+{added} ms, bound +{limits['slow_client_harm_p99_ms']} ms)"
         )
+    if harmed.p99 > float(limits["slow_client_p99_ms"]):
+        timing.append(f"other clients' P99 {harmed.p99} ms > {limits['slow_client_p99_ms']} ms while clients were slow")
     status = scenario_status([f.message for f in findings if f.severity == "error"], timing, [], lag)
     if status == "failed":
         findings += [Finding("error", t) for t in timing]
     return _row(
         h.name,
-        "slow client",
+        "slow clients",
         findings,
         status,
         invalid_reasons=lag if status == "invalid" else [],
         rig_health=rig.serialize(),
-        latency_ms=summary.serialize(),
-        slow_client_close_code=h.slow_close_code,
+        latency_ms=harmed.serialize(),
+        baseline_latency_ms=alone.serialize(),
+        harm_added_p99_ms=added,
+        non_reader_cut_s=None if cut_s is None else round(cut_s, 2),
+        slow_reader_frames=int(h.slow_reader.get("frames", 0)),
         slow_client_disconnects=cut,
         backend_rss_growth_mb=round(growth_mb, 1),
         **other,

@@ -20,6 +20,7 @@ __all__ = [
     "HttpReady",
     "Readiness",
     "WebSocketReady",
+    "settle",
     "wait_until",
     "wait_until_async",
 ]
@@ -53,6 +54,17 @@ def wait_until(
         if time.monotonic() >= deadline:
             raise _timed_out(timeout, what, last_error)
         time.sleep(interval)
+
+
+async def settle(condition: Callable[[], bool], timeout: float, interval: float = 0.05) -> bool:
+    """Poll ``condition`` for up to ``timeout`` without raising: what is still missing then is
+    the judge's to report, from the history, not the probe's to decide."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() >= deadline:
+            return False
+        await asyncio.sleep(interval)
+    return True
 
 
 async def wait_until_async(

@@ -3,26 +3,21 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import requests
 
-from wsrig import messages
-from wsrig.clients import Publisher, Subscriber
 from wsrig.durability import run_durability
 from wsrig.faults import FaultContext, get_fault
-from wsrig.history import Produced
-from wsrig.looplag import watch_loop
 from wsrig.probe import backend_status, bot_stats, conclude, progress, run
 from wsrig.resume_probe import run_resume_honesty
 from wsrig.scenario import run_scenario
-from wsrig.scenario_history import ClientLog, History, ScenarioHistory, SlowClientHistory, history_path
+from wsrig.scenario_history import History, ScenarioHistory, history_path
 from wsrig.scenario_judge import judge_durability, judge_resume, judge_scenario, judge_slow_client
+from wsrig.slow_clients import run_slow_clients
 from wsrig.stack import DockerStack
 from wsrig.stats import LATENCY_OVER_TIME_COLUMNS, latency_over_time
 
@@ -196,65 +191,13 @@ def test_slow_link(cfg, ctx, record, limits):
     _judge(record, limits, _scenario(cfg, limits, "slow_link", get_fault("slow_link", ctx)))
 
 
-async def _until(condition: Callable[[], bool], timeout_s: float) -> None:
-    """Poll ``condition`` for up to ``timeout_s``; whatever is still missing then is the judge's to report."""
-    deadline = time.monotonic() + timeout_s
-    while not condition() and time.monotonic() < deadline:
-        await asyncio.sleep(0.05)
-
-
 def test_slow_subscriber(cfg, ctx, record, limits, rig_limits):
-    """One client reads nothing: another client still gets every envelope of the run, once, in
-    order, within the latency threshold; the slow one is cut (1013); the bot trades on."""
-    from websockets.asyncio.client import connect
-
-    hold, settle_s = float(limits["slow_client_hold_s"]), float(limits["settle_timeout_s"])
-    status_before = backend_status(cfg)
-
-    async def body() -> SlowClientHistory:
-        # The slow client: a raw socket-level reader that never reads (tiny receive buffer).
-        slow = await connect(cfg.stream_url, max_queue=1, max_size=2**24, ping_interval=None)
-        await slow.send(json.dumps(messages.subscribe(snapshot=False)))
-        bot_before = await asyncio.to_thread(bot_stats, cfg)
-        bot_run = bot_before["run_id"]
-        async with (
-            watch_loop("normal client") as lag,
-            Subscriber(cfg.stream_url, messages.subscribe(snapshot=False)) as normal,
-        ):
-            progress(f"slow_subscriber: one client reads nothing for {hold:.0f}s while 4 KB frames flow")
-            async with Publisher(cfg.ingest_url, cfg.auth_token) as pub:
-                first_seq = pub.seq + 1
-                data = dict(messages.SAMPLE_DATA["market_data"], padding="x" * 4096)
-                t_end = time.monotonic() + hold
-                while time.monotonic() < t_end:
-                    for _ in range(20):
-                        await pub.publish("market_data", data)
-                    await asyncio.sleep(0.05)
-                produced = Produced(pub.run_id, last_seq=pub.seq, first_seq=first_seq)
-                # Everything sent is acked (validated, broadcast) before the other client is read.
-                await _until(lambda: pub.acked >= produced.last_seq, settle_s)
-            seen = lambda: max((f.get("seq", 0) for _, f in normal.frames if f.get("run_id") == pub.run_id), default=0)  # noqa: E731
-            await _until(lambda: seen() >= produced.last_seq, settle_s)
-            latencies = [(recv - f["ts_ns"]) / 1e6 for recv, f in normal.frames if f.get("run_id") == bot_run]
-            other = ClientLog.of(normal.frames, 1, [], [])
-        status = await asyncio.to_thread(backend_status, cfg)
-        bot_after = await asyncio.to_thread(bot_stats, cfg)
-        code = slow.close_code
-        slow.transport.abort()
-        return SlowClientHistory(
-            name="slow_subscriber",
-            produced={"run_id": produced.run_id, "first_seq": produced.first_seq, "last_seq": produced.last_seq},
-            other=other,
-            latencies_ms=latencies,
-            slow_close_code=code,
-            status_before=status_before,
-            status_after=status,
-            bot_before=bot_before,
-            bot_after=bot_after,
-            rig=[lag.health().serialize()],
-        )
-
-    history = run(body())
+    """Other clients' latency with one client reading nothing and one reading slowly, against
+    their own latency without them in the same run; each gets the run whole, once, in
+    order; the non-reader is cut (1013) in bounded time; the bot trades on."""
+    history = run(run_slow_clients(cfg, limits))
+    rows = latency_over_time([(t / 1e9, ms) for t, ms in history.latencies()])
+    record.add_series(_results(), "slow_subscriber_latency", "latency", LATENCY_OVER_TIME_COLUMNS, rows, unit="ms")
     _conclude(record, history, judge_slow_client(history, limits, rig_limits))
 
 

@@ -49,6 +49,7 @@ DEFECTS=(
     "bot-no-resend|bot|test_dashboard_crash|dashboard_crash|did not settle|bot resends nothing it holds after a reconnect"
     "bot-resend-reversed|bot|test_network_partition|network_partition|LOST|bot resends its backlog newest first after a reconnect"
     "backend-ack-before-commit|dashboard|test_acked_means_durable|acked_durable|ACKED BUT|backend acks critical envelopes on receipt, before their commit"
+    "backend-one-write-lock|dashboard|test_slow_subscriber|slow_subscriber|SLOW CLIENT HARMED THE OTHERS|every client write goes through one lock, held while that client's socket drains"
     "backend-resume-lies|dashboard|test_resume_is_honest|resume_after_restart|RESUME LIED|a resume is answered complete whenever the ring reaches back to the resume point, holes or not"
     "bot-no-ping|bot|test_network_partition|network_partition|CUT NOT NOTICED: the bot|the bot sends no keepalive pings: a cut link looks alive"
     "bot-reuses-run-id|bot|test_bot_crash|bot_crash|RUN ID REUSED|every bot process publishes the same run_id from seq 1"

@@ -6,7 +6,7 @@ from wsrig.checkers import (
     check_gap_declarations,
     check_stream,
     check_trading_continued,
-    judge_other_client,
+    judge_other_clients,
     recovery_seconds,
 )
 from wsrig.history import Observed, Produced, SeqSet
@@ -248,7 +248,7 @@ def test_gap_declaring_a_critical_drop_is_reported():
     assert any("critical" in f.message for f in findings)
 
 
-# --- judge_other_client: one slow client harms no other ---------------------------------
+# --- judge_other_clients: one slow client harms no other ---------------------------------
 
 
 def _other(seqs, run="pub-run"):
@@ -259,14 +259,14 @@ def _bot_ticks(ticks):
     return {"trading": {"ticks": ticks, "trades": 0}}
 
 
-def test_other_client_clean():
-    fields, findings = judge_other_client(
-        Produced("pub-run", last_seq=5), _other([1, 2, 3, 4, 5]), _bot_ticks(1), _bot_ticks(9)
+def test_other_clients_clean():
+    fields, findings = judge_other_clients(
+        Produced("pub-run", last_seq=5), [_other([1, 2, 3, 4, 5])] * 2, _bot_ticks(1), _bot_ticks(9)
     )
     assert findings == []
     assert fields == {
         "produced": 5,
-        "other_client_received": 5,
+        "others_received": [5, 5],
         "lost": 0,
         "duplicated": 0,
         "reordered": 0,
@@ -274,29 +274,31 @@ def test_other_client_clean():
     }
 
 
-def test_other_client_starved_by_the_slow_one_is_loss():
-    # A backend that stops serving everyone behind a stuck client: seqs 4-5 never arrive.
-    fields, findings = judge_other_client(
-        Produced("pub-run", last_seq=5), _other([1, 2, 3]), _bot_ticks(1), _bot_ticks(9)
+def test_an_other_client_starved_by_the_slow_one_is_loss_named_by_client():
+    # A backend that stops serving everyone behind a stuck client: seqs 4-5 never reach client 2.
+    fields, findings = judge_other_clients(
+        Produced("pub-run", last_seq=5), [_other([1, 2, 3, 4, 5]), _other([1, 2, 3])], _bot_ticks(1), _bot_ticks(9)
     )
     assert fields["lost"] == 2
-    assert any("LOST 2" in f.message and f.severity == "error" for f in findings)
+    assert any(f.message.startswith("other client 2:") and "LOST 2" in f.message for f in findings)
 
 
 def test_other_client_duplicates_and_reorders_are_found():
-    fields, findings = judge_other_client(
-        Produced("pub-run", last_seq=4), _other([1, 3, 2, 3, 4]), _bot_ticks(1), _bot_ticks(9)
+    fields, findings = judge_other_clients(
+        Produced("pub-run", last_seq=4), [_other([1, 3, 2, 3, 4])], _bot_ticks(1), _bot_ticks(9)
     )
     assert (fields["duplicated"], fields["reordered"]) == (1, 1)
     text = " ".join(f.message for f in findings)
     assert "DUPLICATED" in text and "REORDERED" in text
 
 
-def test_other_client_ignores_other_runs_and_flags_stalled_trading():
+def test_other_client_ignores_other_runs_and_flags_stalled_trading_once():
     observed = _other([1, 2]) + _other([7, 8], run="bot-run")
-    fields, findings = judge_other_client(Produced("pub-run", last_seq=2), observed, _bot_ticks(4), _bot_ticks(4))
+    fields, findings = judge_other_clients(
+        Produced("pub-run", last_seq=2), [observed, observed], _bot_ticks(4), _bot_ticks(4)
+    )
     assert fields["lost"] == 0 and fields["trading_continued"] is False
-    assert [f.message for f in findings if "trading stalled" in f.message]
+    assert len([f.message for f in findings if "trading stalled" in f.message]) == 1
 
 
 def test_scan_order_names_repeats_and_late_arrivals():

@@ -226,71 +226,159 @@ def test_the_judge_reads_its_bound_from_the_thresholds_it_is_given():
     assert not judge_scenario(h, {**LIMITS, "recovery_bound_s": 2}).passed
 
 
-# --- the slow-subscriber scenario -------------------------------------------------
+# --- the slow-subscriber scenario: one slow client harms no other ---------------------
 
 RIG = RigLimits(loop_lag_p99_ms=10, loop_lag_max_ms=50, generator_lag_p99_ms=20, us_per_delivery=20)
-SLOW = {"slow_client_p99_ms": 100, "backend_rss_growth_max_mb": 100}
+SLOW = {
+    "slow_client_p99_ms": 100,
+    "slow_client_harm_p99_ms": 20,
+    "slow_client_cut_max_s": 10,
+    "backend_rss_growth_max_mb": 100,
+}
+MS = 1_000_000  # ns
+BASELINE, HARM = [10 * S, 15 * S], [16 * S, 26 * S]
+
+
+def _slow_frames(latency_ms=lambda ts: 3.0) -> list[tuple[int, dict]]:
+    """The rig's run, one frame due every 10 ms from 9 s to 27 s, received ``latency_ms(due)`` later."""
+    frames = []
+    for seq in range(1, 1801):
+        due = 9 * S + (seq - 1) * 10 * MS
+        frames.append(
+            (due + int(latency_ms(due) * MS), {"run_id": "pub", "seq": seq, "type": "market_data", "ts_ns": due})
+        )
+    return frames
+
+
+def _polls(cut_at_ns: int | None = 21 * S) -> list[list]:
+    """The status every 0.2 s: the non-reader listed from 16 s until ``cut_at_ns``, the counter 3 -> 4 then."""
+    rows = []
+    for i in range(int(9 * S // (S // 5)), int(28 * S // (S // 5))):
+        t = i * (S // 5)
+        cut = cut_at_ns is not None and t >= cut_at_ns
+        listed = t >= 16 * S and not cut
+        rows.append([t, True, 1500 if listed else None, 40 if t >= 16 * S else None, 4 if cut else 3])
+    return rows
 
 
 def slow_clean() -> SlowClientHistory:
-    """The rig's publisher sent seqs 1..200; the other client saw all; the slow one was cut."""
-    frames = [(i * S, {"run_id": "pub", "seq": i, "type": "market_data", "ts_ns": i * S}) for i in range(1, 201)]
+    """Two others got seqs 1..1800 within 3 ms; the non-reader was cut 5 s after it stopped reading."""
     return SlowClientHistory(
         name="slow_subscriber",
-        produced={"run_id": "pub", "first_seq": 1, "last_seq": 200},
-        other=ClientLog.of(frames, 1, [], []),
-        latencies_ms=[5.0] * 200,
-        slow_close_code=1013,
+        produced={"run_id": "pub", "first_seq": 1, "last_seq": 1800},
+        rate=100,
+        reader_rate=50,
+        baseline=list(BASELINE),
+        harm=list(HARM),
+        others=[ClientLog.of(_slow_frames(), 1, [], [None]) for _ in range(2)],
+        polls=_polls(),
+        slow_reader={"frames": 300, "close_code": None},
         status_before={"rss_bytes": 50 * 2**20, "counters": {"slow_client_disconnects": 3}},
         status_after={"rss_bytes": 60 * 2**20, "counters": {"slow_client_disconnects": 4}},
         bot_before={"trading": {"ticks": 10, "trades": 1}},
         bot_after={"trading": {"ticks": 30, "trades": 1}},
-        rig=[{"name": "normal client", "loop_lag_p99_ms": 1.0, "loop_lag_max_ms": 5.0, "cpu_s": 0.5}],
+        rig=[{"name": "others and slow clients", "loop_lag_p99_ms": 1.0, "loop_lag_max_ms": 5.0, "cpu_s": 0.5}],
     )
+
+
+def _found(h: SlowClientHistory) -> str:
+    return " | ".join(f["message"] for f in judge_slow_client(h, SLOW, RIG)["findings"])
 
 
 def test_a_clean_slow_client_history_passes():
     row = judge_slow_client(slow_clean(), SLOW, RIG)
     assert row["status"] == "passed", row["findings"]
     assert (row["lost"], row["duplicated"], row["reordered"], row["trading_continued"]) == (0, 0, 0, True)
+    assert row["non_reader_cut_s"] == 5.0 and row["harm_added_p99_ms"] == 0.0
+    assert row["baseline_latency_ms"]["count"] == 1000 and row["latency_ms"]["count"] == 2000
 
 
-def test_the_other_client_losing_or_reordering_fails():
+def test_an_other_client_losing_or_reordering_fails():
     h = slow_clean()
-    h.other.frames = [f for f in h.other.frames if f[1]["seq"] != 50]
-    h.other.frames[10], h.other.frames[11] = h.other.frames[11], h.other.frames[10]
+    frames = [f for f in h.others[1].frames if f[1]["seq"] != 50]
+    frames[10], frames[11] = frames[11], frames[10]
+    h.others[1] = ClientLog.of(frames, 1, [], [None])
     row = judge_slow_client(h, SLOW, RIG)
     assert row["status"] == "failed" and row["lost"] == 1 and row["reordered"] == 1
+    assert "other client 2:" in _found(h)
 
 
-def test_a_slow_client_never_cut_and_a_growing_backend_fail():
+def test_one_write_lock_stalling_everyone_behind_the_slow_client_fails_on_the_difference():
+    # A backend that writes every client under one lock: while the non-reader's socket is
+    # full, every other client waits; their latency during the harm window is seconds.
     h = slow_clean()
-    h.status_after = {"rss_bytes": 300 * 2**20, "counters": {"slow_client_disconnects": 3}}
-    found = " ".join(f["message"] for f in judge_slow_client(h, SLOW, RIG)["findings"])
-    assert "never cut" in found and "backend memory grew 250.0 MB" in found
-
-
-def test_the_bot_stopping_while_a_client_is_slow_fails():
-    h = slow_clean()
-    h.bot_after = h.bot_before
+    stalled = lambda due: 3.0 if not 18 * S <= due < 21 * S else (21 * S - due) / MS  # noqa: E731
+    h.others = [ClientLog.of(_slow_frames(stalled), 1, [], [None]) for _ in range(2)]
     row = judge_slow_client(h, SLOW, RIG)
-    assert row["status"] == "failed" and not row["trading_continued"]
+    assert row["status"] == "failed"
+    assert "SLOW CLIENT HARMED THE OTHERS: their P99 went from 3.0 ms without slow clients to" in _found(h)
 
 
-def test_the_others_latency_fails_with_a_healthy_rig_and_is_invalid_with_a_late_one():
+def test_the_gate_is_the_difference_against_the_same_runs_baseline():
     h = slow_clean()
-    h.latencies_ms = [5.0] * 190 + [400.0] * 10
-    row = judge_slow_client(h, SLOW, RIG)
-    assert row["status"] == "failed" and any("P99" in f["message"] for f in row["findings"])
-    h.rig = [{"name": "normal client", "loop_lag_p99_ms": 30.0, "loop_lag_max_ms": 120.0, "cpu_s": 0.5}]
+    # Slow all along (a busy host): 60 -> 65 ms is no harm, under the absolute bound too.
+    h.others = [ClientLog.of(_slow_frames(lambda due: 60.0 if due < HARM[0] else 65.0), 1, [], [None])] * 2
+    assert judge_slow_client(h, SLOW, RIG)["status"] == "passed"
+    # Fast alone, 30 ms more with the slow clients: harm, though under the absolute bound.
+    h.others = [ClientLog.of(_slow_frames(lambda due: 3.0 if due < HARM[0] else 33.0), 1, [], [None])] * 2
+    assert "SLOW CLIENT HARMED THE OTHERS" in _found(h)
+
+
+def test_the_others_latency_is_invalid_with_a_late_rig():
+    h = slow_clean()
+    h.others = [ClientLog.of(_slow_frames(lambda due: 3.0 if due < HARM[0] else 400.0), 1, [], [None])] * 2
+    h.rig = [{"name": "others and slow clients", "loop_lag_p99_ms": 30.0, "loop_lag_max_ms": 120.0, "cpu_s": 0.5}]
     row = judge_slow_client(h, SLOW, RIG)
     assert row["status"] == "invalid" and row["invalid_reasons"] and not row["findings"]
+
+
+def test_a_non_reader_never_cut_or_cut_late_fails():
+    h = slow_clean()
+    h.polls = _polls(cut_at_ns=None)
+    h.status_after = h.status_before
+    found = _found(h)
+    assert "SLOW CLIENT NOT CUT: the client that read nothing was still connected 11.8s after" in found
+    assert "never cut (slow_client_disconnects did not rise" in found
+    h = slow_clean()
+    h.polls = _polls(cut_at_ns=27 * S)
+    assert "SLOW CLIENT CUT LATE: the client that read nothing was cut 11.0s after it stopped reading" in _found(h)
+
+
+def test_an_unanswered_status_is_not_a_cut():
+    h = slow_clean()
+    h.polls = [[t, False, None, None, None] if 17 * S <= t < 18 * S else row for row in h.polls for t in [row[0]]]
+    assert judge_slow_client(h, SLOW, RIG)["non_reader_cut_s"] == 5.0
+
+
+def test_a_scenario_that_tested_nothing_fails():
+    h = slow_clean()
+    h.polls = [[t, True, None, None, 3] for t, *_ in h.polls]
+    h.status_after = h.status_before
+    assert "never appeared in the backend's client list: nothing was tested" in _found(h)
+    h = slow_clean()
+    h.harm = [26 * S, 26 * S + S // 2]
+    assert "nothing to compare" in _found(h)
+
+
+def test_a_growing_backend_and_a_stopped_bot_fail():
+    h = slow_clean()
+    h.status_after = {**h.status_after, "rss_bytes": 300 * 2**20}
+    h.bot_after = h.bot_before
+    row = judge_slow_client(h, SLOW, RIG)
+    assert "backend memory grew 250.0 MB" in _found(h) and not row["trading_continued"]
 
 
 def test_a_slow_client_history_round_trips(tmp_path):
     h = slow_clean()
     again = load_history(h.save(history_path(tmp_path, "fault_tolerance", h.name)))
     assert judge_slow_client(again, SLOW, RIG) == judge_slow_client(h, SLOW, RIG)
+
+
+def test_a_history_of_another_version_is_refused_with_a_reason(tmp_path):
+    path = history_path(tmp_path, "fault_tolerance", "slow_subscriber")
+    path.write_text('{"kind": "slow_client", "version": 1, "name": "slow_subscriber"}')
+    with pytest.raises(ValueError, match="a version 1 slow_client history; this rig reads version 2"):
+        load_history(path)
 
 
 # --- acked means durable -------------------------------------------------------------
