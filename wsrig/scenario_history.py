@@ -156,8 +156,9 @@ class SlowClientHistory(_Stored):
     """One slow client harms no other, measured in one run against its own baseline.
 
     The rig's publisher sent ``rate`` 4 KB frames/s of run ``produced`` (``run_id``,
-    ``first_seq``, ``last_seq``) on a fixed schedule, each stamped (``ts_ns``) with its
-    intended send time. ``others`` are normal clients' views of that run: alone during
+    ``first_seq``, ``last_seq``) on a fixed schedule from ``schedule_start_ns``, each
+    stamped (``ts_ns``) with its intended send time; the others were read until
+    ``read_until_ns``. ``others`` are normal clients' views of that run: alone during
     ``baseline`` and, during ``harm``, while one client read nothing and one read
     ``reader_rate`` frames/s (both ``[start_ns, end_ns)`` of intended times, epoch ns).
     ``polls`` are the backend's status read throughout: ``[t_ns, answered, the
@@ -182,20 +183,30 @@ class SlowClientHistory(_Stored):
     bot_before: dict[str, Any]
     bot_after: dict[str, Any]
     rig: list[dict[str, Any]]
+    schedule_start_ns: int = 0
+    read_until_ns: int = 0
     kind: str = "slow_client"
     version: int = 2
     _log_lists: ClassVar[tuple[str, ...]] = ("others",)
 
+    def intended_ns(self, seq: int) -> int:
+        """When the schedule meant ``seq`` to leave (the publisher stamps the same)."""
+        return self.schedule_start_ns + int((seq - int(self.produced["first_seq"])) * (1e9 / self.rate))
+
     def latencies(self) -> list[tuple[int, float]]:
-        """``(intended ns, ms from intended send to receipt)`` of every frame of the run any
-        other client received."""
-        run = self.produced["run_id"]
-        return [
-            (int(f["ts_ns"]), (t - int(f["ts_ns"])) / 1e6)
-            for log in self.others
-            for t, f in log.frames
-            if f.get("run_id") == run and "ts_ns" in f
-        ]
+        """``(intended ns, ms from intended send to receipt)`` of every frame of the run, per
+        other client; a frame a client never received counts as late as the reading went on
+        (``read_until_ns``), so a stalled client shows in the latency, not only as loss."""
+        run, first, last = self.produced["run_id"], int(self.produced["first_seq"]), int(self.produced["last_seq"])
+        out: list[tuple[int, float]] = []
+        for log in self.others:
+            got = {int(f["seq"]) for _, f in log.frames if f.get("run_id") == run}
+            out += [(int(f["ts_ns"]), (t - int(f["ts_ns"])) / 1e6) for t, f in log.frames if f.get("run_id") == run]
+            for seq in range(first, last + 1):
+                if seq not in got:
+                    due = self.intended_ns(seq)
+                    out.append((due, (self.read_until_ns - due) / 1e6))
+        return out
 
 
 @dataclass

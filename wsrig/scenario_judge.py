@@ -371,10 +371,12 @@ def _non_reader_cut_s(h: SlowClientHistory) -> tuple[bool, float | None, float]:
 def judge_slow_client(h: SlowClientHistory, limits: Mapping[str, Any], rig_limits: RigLimits) -> dict[str, Any]:
     """One slow client harms no other, judged as a difference within one run.
 
-    The other clients' latency (from each frame's intended send time) while one client
+    The other clients' latency (from each frame's intended send time; a frame never
+    received counts as late as the reading went on) while one client
     read nothing and one read slowly, against the same clients' latency without them: the
     P99 may rise by at most ``slow_client_harm_p99_ms`` and stay under
-    ``slow_client_p99_ms``. Each other client got the run whole, once, in order; the
+    ``slow_client_p99_ms``. Each other client got the run whole, once, in order, and was
+    never closed; the
     client that read nothing was cut (policy: close 1013, ``slow_client_disconnects``
     rose) within ``slow_client_cut_max_s`` of its last read; the backend's memory stayed
     within ``backend_rss_growth_max_mb``; the bot traded on.
@@ -433,6 +435,15 @@ def judge_slow_client(h: SlowClientHistory, limits: Mapping[str, Any], rig_limit
         findings.append(
             Finding("error", "the slow client was never cut (slow_client_disconnects did not rise; policy: close 1013)")
         )
+    for k, log in enumerate(h.others, 1):
+        for code in [c for c in log.close_codes if c is not None]:
+            findings.append(
+                Finding(
+                    "error",
+                    f"SLOW CLIENT HARMED THE OTHERS: other client {k}, which read all it was sent,"
+                    f" was closed by the backend (code {code})",
+                )
+            )
     if growth_mb > float(limits["backend_rss_growth_max_mb"]):
         findings.append(Finding("error", f"backend memory grew {growth_mb:.1f} MB with a slow client"))
     timing = []

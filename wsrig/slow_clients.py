@@ -38,10 +38,10 @@ WARM_UP_S = 1.0
 POLL_S = 0.2
 
 
-async def _send_on_schedule(pub: Publisher, rate: float, stop: asyncio.Event) -> None:
-    """Open loop: frame *i* is due at start + i/rate and stamped with that time, sent or late."""
+async def _send_on_schedule(pub: Publisher, rate: float, start: int, stop: asyncio.Event) -> None:
+    """Open loop: frame *i* is due at ``start`` + i/rate and stamped with that time, sent or late."""
     data = dict(messages.SAMPLE_DATA["market_data"], symbol=SYMBOL, padding="x" * PADDING)
-    start, period, i = time.time_ns(), 1e9 / rate, 0
+    period, i = 1e9 / rate, 0
     while not stop.is_set():
         due = start + int(i * period)
         ahead = due - time.time_ns()
@@ -109,7 +109,8 @@ async def run_slow_clients(cfg: RigConfig, limits: dict[str, Any]) -> SlowClient
         pub = await stack.enter_async_context(Publisher(cfg.ingest_url, cfg.auth_token))
         first_seq = pub.seq + 1
         poller = asyncio.create_task(_poll(cfg, polls, stop_polling))
-        sender = asyncio.create_task(_send_on_schedule(pub, rate, stop_sending))
+        schedule_start = time.time_ns()
+        sender = asyncio.create_task(_send_on_schedule(pub, rate, schedule_start, stop_sending))
         progress(f"slow_subscriber: {len(others)} clients alone for {baseline_s:.0f}s at {rate:g} frames/s")
         await asyncio.sleep(WARM_UP_S)
         baseline = [time.time_ns()]
@@ -134,10 +135,12 @@ async def run_slow_clients(cfg: RigConfig, limits: dict[str, Any]) -> SlowClient
 
         def everyone_has(seq: int) -> bool:
             return all(
-                any(f.get("run_id") == pub.run_id and f.get("seq", 0) >= seq for _, f in reversed(o.frames)) for o in others
+                any(f.get("run_id") == pub.run_id and f.get("seq", 0) >= seq for _, f in reversed(o.frames))
+                for o in others
             )
 
         await settle(lambda: everyone_has(last_seq), settle_s)
+        read_until = time.time_ns()
         stop_polling.set()
         await poller
         logs = [
@@ -160,4 +163,6 @@ async def run_slow_clients(cfg: RigConfig, limits: dict[str, Any]) -> SlowClient
         bot_before=bot_before,
         bot_after=await asyncio.to_thread(bot_stats, cfg),
         rig=[lag.health().serialize()],
+        schedule_start_ns=schedule_start,
+        read_until_ns=read_until,
     )

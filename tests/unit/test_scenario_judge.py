@@ -278,6 +278,8 @@ def slow_clean() -> SlowClientHistory:
         bot_before={"trading": {"ticks": 10, "trades": 1}},
         bot_after={"trading": {"ticks": 30, "trades": 1}},
         rig=[{"name": "others and slow clients", "loop_lag_p99_ms": 1.0, "loop_lag_max_ms": 5.0, "cpu_s": 0.5}],
+        schedule_start_ns=9 * S,
+        read_until_ns=28 * S,
     )
 
 
@@ -312,6 +314,22 @@ def test_one_write_lock_stalling_everyone_behind_the_slow_client_fails_on_the_di
     row = judge_slow_client(h, SLOW, RIG)
     assert row["status"] == "failed"
     assert "SLOW CLIENT HARMED THE OTHERS: their P99 went from 3.0 ms without slow clients to" in _found(h)
+
+
+def test_others_cut_off_behind_the_slow_client_fail_on_their_close_and_their_latency():
+    # Seen live with that defect: the others' queues filled behind the lock and the backend
+    # closed them (1013) too; what they never received counts as late as the reading went on.
+    h = slow_clean()
+    stopped = [f for f in _slow_frames() if f[1]["seq"] <= 800]  # due until 17 s
+    h.others = [ClientLog.of(stopped, 1, [], [1013]) for _ in range(2)]
+    row = judge_slow_client(h, SLOW, RIG)
+    found = _found(h)
+    assert row["status"] == "failed" and row["lost"] == 2000
+    assert (
+        "SLOW CLIENT HARMED THE OTHERS: other client 2, which read all it was sent, was closed by the backend (code 1013)"
+        in found
+    )
+    assert row["latency_ms"]["p99"] > 10_000 and "their P99 went from 3.0 ms" in found
 
 
 def test_the_gate_is_the_difference_against_the_same_runs_baseline():
