@@ -117,6 +117,14 @@ WSRIG="${ROOT}/.venv/bin/wsrig"
 say "set-up: Docker engine"
 scripts/setup_docker.sh
 
+if [ "${RUN_BROWSER:-false}" = true ]; then
+    say "set-up: Chromium for the browser stage"
+    if ! scripts/setup_browser.sh; then
+        echo "WARNING: Chromium cannot run here: the browser stage is skipped (RUN_BROWSER=false)" >&2
+        export RUN_BROWSER=false
+    fi
+fi
+
 say "set-up: images (no registry needed)"
 scripts/build_images.sh
 

@@ -19,7 +19,7 @@ stamp="$(sha256sum pyproject.toml | cut -c1-16)"
 if [ "$(cat "${VENV}/.wsrig-installed" 2>/dev/null)" != "${stamp}" ]; then
     log "installing the rig and its dependencies into ${VENV}"
     "${VENV}/bin/python" -m pip install --disable-pip-version-check -q --upgrade pip >/dev/null 2>&1 || true
-    "${VENV}/bin/python" -m pip install --disable-pip-version-check -q -e '.[dev]'
+    "${VENV}/bin/python" -m pip install --disable-pip-version-check -q -e '.[dev,browser]'
     echo "${stamp}" > "${VENV}/.wsrig-installed"
 else
     log "${VENV} up to date"

@@ -65,6 +65,8 @@ class StageRecord:
     scenarios: list[dict[str, Any]] = field(default_factory=list)
     findings: list[dict[str, str]] = field(default_factory=list)
     series: list[dict[str, Any]] = field(default_factory=list)
+    #: screenshots (or any picture) in the results folder: ``{"file", "title"}``, shown inline in the report
+    pictures: list[dict[str, str]] = field(default_factory=list)
 
     def measure(self, name: str, value: Any, threshold: Any = None, op: str = "<=", unit: str = "") -> Check:
         """Record a value (and its threshold); returns the check so the probe can assert."""
@@ -112,6 +114,10 @@ class StageRecord:
         self.series = [s for s in self.series if s["name"] != name] + [item]
         return path
 
+    def add_picture(self, file: str, title: str) -> None:
+        """Show ``file`` (already in the results folder) in the stage's section of the report."""
+        self.pictures = [p for p in self.pictures if p["file"] != file] + [{"file": file, "title": title}]
+
     def serialize(self) -> dict[str, Any]:
         return {
             "stage": self.stage,
@@ -119,6 +125,7 @@ class StageRecord:
             "scenarios": self.scenarios,
             "findings": self.findings,
             "series": self.series,
+            "pictures": self.pictures,
         }
 
     def save(self, path: Path) -> None:

@@ -367,6 +367,8 @@ def render_markdown(
             if latency:
                 out += ["Latency:", "", *latency, ""]
         out += _charts_for(s["name"], charts)
+        for picture in s.get("pictures") or []:
+            out += [f"![{picture['title']}]({picture['file']})", ""]
         if s["findings"]:
             out += ["Findings:", "", *_findings(s), ""]
     env = summary.get("environment", {})

@@ -17,6 +17,7 @@ from wsrig.history import Observed, SeqSet, observed_from_frames
 
 __all__ = [
     "HISTORY_SUFFIX",
+    "BrowserHistory",
     "ClientLog",
     "DurabilityHistory",
     "ScenarioHistory",
@@ -39,6 +40,8 @@ def history_path(results: Path, stage: str, scenario: str) -> Path:
 def _trim(frame: dict[str, Any]) -> dict[str, Any]:
     """The fields a judge reads; a gap's ``data`` (its declared ranges) is kept, payloads are not."""
     keep: dict[str, Any] = {k: frame[k] for k in ("run_id", "seq", "type", "ts_ns") if k in frame}
+    if frame.get("type") == "snapshot":
+        keep.update(resumed=frame.get("resumed"), runs=frame.get("runs") or {})
     if frame.get("type") == "gap":
         keep["data"] = frame.get("data") or {}
     return keep
@@ -260,12 +263,50 @@ class ResumeHistory(_Stored):
     _logs: ClassVar[tuple[str, ...]] = ("client",)
 
 
-History = ScenarioHistory | SlowClientHistory | DurabilityHistory | ResumeHistory
+@dataclass
+class BrowserHistory(_Stored):
+    """What the dashboard page did in Chromium during one scenario.
+
+    ``page`` is every WebSocket frame the page received, as the browser's network layer
+    reported it (Playwright's ``framereceived``, not the page's own code): receive time
+    (epoch ns) and the frame trimmed as ``ClientLog`` trims it (a snapshot keeps its
+    ``resumed`` flag and ``runs``); ``page.connections`` the sockets the page opened.
+    ``states`` samples the page's connection state: ``[t_ns, data-state, data-seq]``.
+    ``comparisons`` are quiet moments: ``/api/state`` read twice around a read of the
+    page's DOM (``before``, ``dom``, ``after``). ``console`` holds the page's console
+    errors and warnings and uncaught exceptions (``[t_ns, kind, text]``), ``failed``
+    the requests that failed. ``produced`` is the run judged for completeness
+    (``run_id``, ``first_seq``, ``last_seq``); ``fault`` ``[injected_ns, healed_ns]``
+    when the backend was restarted under the page; ``sent`` what the rig published
+    itself (``rate``, ``count``, ``last_price``); ``page_stats`` the page's own counters
+    (``window.wsrigDashboard``) and ``long_tasks`` the main thread's long tasks
+    (``count``, ``total_ms``, ``max_ms``) from the browser's PerformanceObserver.
+    """
+
+    name: str
+    page: ClientLog
+    states: list[list[Any]] = field(default_factory=list)
+    comparisons: list[dict[str, Any]] = field(default_factory=list)
+    console: list[list[Any]] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    produced: dict[str, Any] = field(default_factory=dict)
+    fault: list[int] | None = None
+    sent: dict[str, Any] = field(default_factory=dict)
+    page_stats: dict[str, Any] = field(default_factory=dict)
+    long_tasks: dict[str, Any] = field(default_factory=dict)
+    screenshots: list[str] = field(default_factory=list)
+    kind: str = "browser"
+    version: int = 1
+    _logs: ClassVar[tuple[str, ...]] = ("page",)
+
+
+History = ScenarioHistory | SlowClientHistory | DurabilityHistory | ResumeHistory | BrowserHistory
 
 
 _KINDS: dict[str | None, type[History]] = {
     None: ScenarioHistory,  # a fault scenario's history has no ``kind``
     "slow_client": SlowClientHistory,
+    "browser": BrowserHistory,
     "durability": DurabilityHistory,
     "resume": ResumeHistory,
 }

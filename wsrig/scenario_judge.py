@@ -26,6 +26,7 @@ from wsrig.checkers import (
 from wsrig.history import FaultWindow, Observed, Produced
 from wsrig.righealth import ProcessHealth, RigHealth, RigLimits, scenario_status
 from wsrig.scenario_history import (
+    BrowserHistory,
     DurabilityHistory,
     History,
     ResumeHistory,
@@ -43,6 +44,7 @@ __all__ = [
     "judge_resume",
     "judge_scenario",
     "judge_slow_client",
+    "scenario_row",
 ]
 
 
@@ -91,7 +93,9 @@ class ScenarioResult:
         }
 
 
-def _row(name: str, fault: str, findings: list[Finding], status: str | None = None, **fields: Any) -> dict[str, Any]:
+def scenario_row(
+    name: str, fault: str, findings: list[Finding], status: str | None = None, **fields: Any
+) -> dict[str, Any]:
     """A judged scenario row. Its verdict is derived from the findings (an error fails it)
     unless the judge names one (``invalid``: the rig could not measure)."""
     if status is None:
@@ -458,7 +462,7 @@ def judge_slow_client(h: SlowClientHistory, limits: Mapping[str, Any], rig_limit
     status = scenario_status([f.message for f in findings if f.severity == "error"], timing, [], lag)
     if status == "failed":
         findings += [Finding("error", t) for t in timing]
-    return _row(
+    return scenario_row(
         h.name,
         "slow clients",
         findings,
@@ -547,7 +551,7 @@ def judge_durability(h: DurabilityHistory) -> dict[str, Any]:
     if h.final_acked < h.sent:
         why = f" ({h.settle_error})" if h.settle_error else ""
         findings.append(Finding("error", f"only seq {h.final_acked} of {h.sent} sent was acked in the end{why}"))
-    return _row(
+    return scenario_row(
         h.name,
         f"SIGKILL of the backend x{len(h.kills)} under critical traffic",
         findings,
@@ -617,7 +621,7 @@ def judge_resume(h: ResumeHistory) -> dict[str, Any]:
     hole_made = bool(missing) or h.resumed is False
     if not hole_made:
         findings.append(Finding("info", f"no hole after the {h.hole}: the backend replayed every seq"))
-    return _row(
+    return scenario_row(
         h.name,
         f"resume across the backend's {h.hole}",
         findings,
@@ -643,4 +647,8 @@ def judge_history(h: History, thresholds: Mapping[str, Any], stage: str) -> dict
         return judge_resume(h)
     if isinstance(h, SlowClientHistory):
         return judge_slow_client(h, limits, RigLimits.from_thresholds(dict(thresholds.get("rig_health", {}))))
+    if isinstance(h, BrowserHistory):
+        from wsrig.browser_judge import judge_browser  # it builds on this module
+
+        return judge_browser(h, limits)
     return judge_scenario(h, limits).serialize()

@@ -98,6 +98,7 @@ def _stage_entry(results: Path, name: str, selected: bool, flag: str) -> dict[st
         "findings": [],
         "scenarios": [],
         "series": [],
+        "pictures": [],
         "log": f"{name}.log",
         "junit": f"{name}.junit.xml",
     }
@@ -120,6 +121,7 @@ def _stage_entry(results: Path, name: str, selected: bool, flag: str) -> dict[st
         entry["scenarios"] = record.get("scenarios", [])
         entry["findings"] = list(record.get("findings", []))
         entry["series"] = list(record.get("series", []))
+        entry["pictures"] = list(record.get("pictures", []))
     for f in failures:
         if f not in entry["findings"]:
             entry["findings"].append(f)

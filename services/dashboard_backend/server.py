@@ -2,8 +2,9 @@
 
 ``/ws`` takes one publisher per run (hello, welcome, envelopes, acks), ``/ws/stream``
 serves dashboard clients (subscribe, snapshot, replay, live), and plain HTTP GETs are
-answered from ``process_request``. The decisions live in ``ingest``, ``fanout``,
-``state`` and ``store``; this module only moves frames between them and the sockets.
+answered from ``process_request`` (the API, and the live dashboard page: ``page``). The
+decisions live in ``ingest``, ``fanout``, ``state`` and ``store``; this module only moves
+frames between them and the sockets.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ from .fastcheck import EnvelopeCheck
 from .gcwatch import FullCollections, GcWatch, take_over_full_collections
 from .ingest import Ingest
 from .limits import TokenBucket
+from .page import CONTENT_SECURITY_POLICY, Page
 from .state import DashboardState
 from .store import GroupCommitter, Store
 from .turns import WriteTurns
@@ -209,7 +211,7 @@ def _json_response(status: int, body: Any) -> Response:
     return _response(status, data, "application/json")
 
 
-def _response(status: int, data: bytes, content_type: str) -> Response:
+def _response(status: int, data: bytes, content_type: str, extra: tuple[tuple[str, str], ...] = ()) -> Response:
     phrase = HTTPStatus(status).phrase
     headers = Headers(
         [
@@ -217,9 +219,27 @@ def _response(status: int, data: bytes, content_type: str) -> Response:
             ("Content-Length", str(len(data))),
             ("Cache-Control", "no-store"),
             ("Connection", "close"),
+            *extra,
         ]
     )
     return Response(status, phrase, headers, data)
+
+
+#: Headers of the dashboard page's files (``/``, ``/static/<name>``).
+PAGE_HEADERS = (
+    ("Content-Security-Policy", CONTENT_SECURITY_POLICY),
+    ("X-Content-Type-Options", "nosniff"),
+)
+
+
+def _same_origin(request: Request) -> bool:
+    """Whether the handshake's Origin is this backend's own page: ``http(s)://`` + its Host."""
+    origin = request.headers.get("Origin")
+    host = request.headers.get("Host")
+    if not origin or not host:
+        return False
+    origin, host = origin.lower(), host.lower()
+    return origin in (f"http://{host}", f"https://{host}")
 
 
 def _error(code: str, detail: str, seq: int | None = None) -> str:
@@ -310,6 +330,8 @@ class Backend:
         #: connection is lost. A set kept current by a callback, so admitting one more
         #: client costs O(1) instead of a walk over all of them.
         self._admitted: set[ServerConnection] = set()
+        #: The live dashboard page (static/), read once here.
+        self.page = Page()
         self._routes: dict[str, Callable[[dict[str, list[str]]], Awaitable[Response]]] = {
             "/health": self._http_health,
             "/ready": self._http_ready,
@@ -479,6 +501,8 @@ class Backend:
             return _json_response(503, {"error": "shutting down"})
         if path in ("/ws", "/ws/stream"):
             return self._admit(conn, request)
+        if Page.handles(path):
+            return self._http_page(path)
         route = self._routes.get(path)
         self.counters.http_requests[path if route else "other"] += 1
         if route is None:
@@ -492,7 +516,8 @@ class Backend:
     def _admit(self, conn: ServerConnection, request: Request) -> Response | None:
         """Origin allow-list, then the connection limit; None lets the upgrade proceed."""
         self.full_gc.arrived(time.monotonic())
-        origins = self.config.allowed_origins
+        # The page this backend serves (Origin http(s):// + its own Host) passes whatever the list.
+        origins = () if _same_origin(request) else self.config.allowed_origins
         origin = request.headers.get("Origin")
         if origins and origin not in origins and not (origin is None and self.config.allow_missing_origin):
             self.counters.origin_rejected += 1
@@ -928,6 +953,14 @@ class Backend:
             self._spawn(stream.ws.close(1013, "slow client: send queue full"))
 
     # --- HTTP -----------------------------------------------------------------
+
+    def _http_page(self, path: str) -> Response:
+        """``/`` (the dashboard page) and ``/static/<name>`` (its files); 404 for any other name."""
+        self.counters.http_requests["/" if path == "/" else "/static/"] += 1
+        asset = self.page.asset(path)
+        if asset is None:
+            return _json_response(404, {"error": "not found", "path": path[:200]})
+        return _response(200, asset.data, asset.content_type, PAGE_HEADERS)
 
     async def _http_health(self, query: dict[str, list[str]]) -> Response:
         return _json_response(200, {"status": "ok"})

@@ -50,6 +50,7 @@ DEFECTS=(
     "bot-resend-reversed|bot|test_network_partition|network_partition|LOST|bot resends its backlog newest first after a reconnect"
     "backend-ack-before-commit|dashboard|test_acked_means_durable|acked_durable|ACKED BUT|backend acks critical envelopes on receipt, before their commit"
     "backend-one-write-lock|dashboard|test_slow_subscriber|slow_subscriber|SLOW CLIENT HARMED THE OTHERS|every client write goes through one lock, held while that client's socket drains"
+    "backend-no-snapshot-on-resume|dashboard|test_page_across_a_backend_restart|page_across_a_backend_restart|THE PAGE DID NOT RECOVER|a resuming client gets the stream but never the snapshot that says whether it is whole|browser"
     "backend-resume-lies|dashboard|test_resume_is_honest|resume_after_restart|RESUME LIED|a resume is answered complete whenever the ring reaches back to the resume point, holes or not"
     "bot-no-ping|bot|test_network_partition|network_partition|CUT NOT NOTICED: the bot|the bot sends no keepalive pings: a cut link looks alive"
     "bot-reuses-run-id|bot|test_bot_crash|bot_crash|RUN ID REUSED|every bot process publishes the same run_id from seq 1"
@@ -156,15 +157,17 @@ else
 fi
 
 # --- helpers -------------------------------------------------------------------------
-# stage_probe STAGE -> "module marker"
+# stage_probe STAGE -> "module marker", from the stage registry (config/stages.toml)
 stage_probe() {
-    case "$1" in
-        fault_tolerance) echo "tests/probes/test_fault_tolerance.py fault" ;;
-        integration) echo "tests/probes/test_integration.py integration" ;;
-        security) echo "tests/probes/test_security.py security" ;;
-        load) echo "tests/probes/test_load.py load" ;;
-        *) die "no self-test wiring for stage $1" ;;
-    esac
+    python3 -c '
+import sys, tomllib
+for s in tomllib.load(open(sys.argv[1], "rb"))["stage"]:
+    if s["name"] == sys.argv[2]:
+        print("tests/probes/" + s["module"], s["marker"])
+        break
+else:
+    sys.exit(1)
+' "${ROOT}/config/stages.toml" "$1" || die "stage $1 is not in config/stages.toml"
 }
 
 # run_scenario DIR TEST BOT_IMAGE DASHBOARD_IMAGE [STAGE]: stack up, one scenario, logs, stack down.

@@ -1,0 +1,22 @@
+"""Defect backend-no-snapshot-on-resume: a client that resumes gets no snapshot.
+
+The contract answers every subscribe that asks for a snapshot with one, a resume
+included: its ``resumed`` flag is how a client learns whether it missed anything, and
+after a backend restart it is the only way back to the current state. Here a resuming
+client gets the live stream but never the snapshot, so a dashboard page that lost its
+connection cannot tell it is whole again. Ingest, storage and the stream are untouched.
+"""
+
+from _edit import replace_once
+
+replace_once(
+    "backend-no-snapshot-on-resume",
+    "/app/dashboard_backend/server.py",
+    [
+        (
+            "head = json.dumps(self.state.snapshot(resumed)) if want_snapshot else None",
+            "head = json.dumps(self.state.snapshot(resumed)) if want_snapshot and resume is None else None  # DEFECT",
+        )
+    ],
+    "Backend._client: no snapshot for a resuming client",
+)
