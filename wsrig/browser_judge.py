@@ -106,7 +106,10 @@ def _stream(h: BrowserHistory) -> tuple[list[Finding], dict[str, Any]]:
     if not h.produced:
         return [], {}
     run = str(h.produced["run_id"])
-    produced = Produced(run, first_seq=int(h.produced["first_seq"]), last_seq=int(h.produced["last_seq"]))
+    last = int(h.produced["last_seq"])
+    produced = Produced(
+        run, first_seq=int(h.produced["first_seq"]), last_seq=last, judge_upto=int(h.produced.get("judge_upto", last))
+    )
     observed = [o for o in h.page.observed() if o.run_id == run]
     excused = excused_by_refusals(observed, refused_resumes(h))
     report = check_delivery([produced], observed, None, excused)[run]

@@ -276,7 +276,8 @@ class BrowserHistory(_Stored):
     page's DOM (``before``, ``dom``, ``after``). ``console`` holds the page's console
     errors and warnings and uncaught exceptions (``[t_ns, kind, text]``), ``failed``
     the requests that failed. ``produced`` is the run judged for completeness
-    (``run_id``, ``first_seq``, ``last_seq``); ``fault`` ``[injected_ns, healed_ns]``
+    (``run_id``, ``first_seq``, ``last_seq``, and ``judge_upto``: loss is judged up to
+    there, what the publisher had acked when the page was awaited); ``fault`` ``[injected_ns, healed_ns]``
     when the backend was restarted under the page; ``sent`` what the rig published
     itself (``rate``, ``count``, ``last_price``); ``page_stats`` the page's own counters
     (``window.wsrigDashboard``) and ``long_tasks`` the main thread's long tasks

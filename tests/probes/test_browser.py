@@ -105,16 +105,28 @@ def _compare(cfg, p: _Page, limits) -> list[dict[str, Any]]:
 
 
 def _settle_on_run(cfg, p: _Page, limits) -> dict[str, Any]:
-    """The bot's run from the first seq the page saw to what the bot had acked, once the page has it."""
-    run = str(bot_stats(cfg)["run_id"])
-    acked = int(bot_stats(cfg).get("acked_seq", 0))
-    wait_on_page(p.page, lambda: p.rec.highest(run) >= acked, float(limits["settle_timeout_s"]))
-    return {"run_id": run, "first_seq": p.rec.first(run), "last_seq": acked}
+    """The bot's run from the first seq the page saw, judged up to the bot's last seq now:
+    awaited until the bot has it acked and the page has it (``_history`` adds the bot's
+    last seq at the end, for what arrives meanwhile)."""
+    stats = bot_stats(cfg)
+    run, target = str(stats["run_id"]), int(stats.get("last_seq", 0))
+
+    def settled() -> bool:
+        return p.rec.highest(run) >= target and int(bot_stats(cfg).get("acked_seq", 0)) >= target
+
+    wait_on_page(p.page, settled, float(limits["settle_timeout_s"]))
+    return {"run_id": run, "first_seq": p.rec.first(run), "judge_upto": target}
 
 
-def _history(name: str, p: _Page, **fields: Any) -> BrowserHistory:
-    log = ClientLog.of(p.rec.frames, p.rec.connections, [], [])
-    return BrowserHistory(name=name, page=log, console=p.rec.console, failed=p.rec.failed, **fields)
+def _history(name: str, cfg, p: _Page, produced: dict[str, Any], **fields: Any) -> BrowserHistory:
+    """The page's record so far; for the bot's run, its last seq read after the frames were
+    taken, so every seq the page received lies within what the bot says it produced."""
+    log = ClientLog.of(list(p.rec.frames), p.rec.connections, [], [])
+    if "judge_upto" in produced:
+        produced = {**produced, "last_seq": int(bot_stats(cfg).get("last_seq", 0))}
+    return BrowserHistory(
+        name=name, page=log, console=list(p.rec.console), failed=list(p.rec.failed), produced=produced, **fields
+    )
 
 
 def _conclude(record, limits, history: BrowserHistory) -> None:
@@ -134,9 +146,7 @@ def test_page_live(cfg, record, limits, page):
     comparisons = _compare(cfg, page, limits)
     shot = screenshot(page.page, _results(), "steady")
     record.add_picture(shot, "The dashboard page, live (steady state)")
-    _conclude(
-        record, limits, _history("page_live", page, produced=produced, comparisons=comparisons, screenshots=[shot])
-    )
+    _conclude(record, limits, _history("page_live", cfg, page, produced, comparisons=comparisons, screenshots=[shot]))
 
 
 def test_page_across_a_backend_restart(cfg, record, limits, page):
@@ -171,8 +181,9 @@ def test_page_across_a_backend_restart(cfg, record, limits, page):
         limits,
         _history(
             "page_across_a_backend_restart",
+            cfg,
             page,
-            produced=produced,
+            produced,
             states=states,
             comparisons=comparisons,
             fault=[injected, healed],
@@ -231,8 +242,9 @@ def test_page_keeps_up(cfg, record, limits, page):
         limits,
         _history(
             "page_keeps_up",
+            cfg,
             page,
-            produced=produced,
+            produced,
             sent=sent,
             page_stats=stats,
             long_tasks=dom.get("long_tasks", {}),

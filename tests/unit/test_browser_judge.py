@@ -184,3 +184,13 @@ def test_a_browser_history_round_trips_and_is_judged_by_kind(tmp_path):
     h = restart()
     again = load_history(h.save(history_path(tmp_path, "browser", h.name)))
     assert judge_history(again, {"browser": LIMITS}, "browser") == judge_browser(h, LIMITS)
+
+
+def test_seqs_after_the_settle_point_are_neither_lost_nor_unexpected():
+    # The page kept receiving while it was compared: seqs 11-12 arrived, 13-14 not yet.
+    h = live()
+    h.page.frames += [_env(11, 20 * S), _env(12, 21 * S)]
+    h.produced = {"run_id": "bot", "first_seq": 1, "judge_upto": 10, "last_seq": 14}
+    assert judge_browser(h, LIMITS)["status"] == "passed"
+    h.page.frames.append(_env(15, 22 * S))
+    assert "UNEXPECTED" in _messages(judge_browser(h, LIMITS))
