@@ -184,11 +184,17 @@ def gap_ranges(seqs: Iterable[int]) -> list[list[int]]:
 
 
 class Backoff:
-    """Capped exponential backoff with full jitter that never gives up.
+    """Capped exponential backoff with equal jitter that never gives up.
 
-    After failure n (1-based) the delay is uniform in [0, min(cap, base * 2**(n-1))].
-    The ``max_retries``-th failure in a row instead waits ``long_wait`` once and starts
-    counting again. ``reset()`` after a success.
+    After failure n (1-based) the delay is uniform in [c/2, c], c = min(cap, base *
+    2**(n-1)). The ``max_retries``-th failure in a row instead waits ``long_wait`` once
+    and starts counting again. ``reset()`` after a success.
+
+    Equal, not full, jitter: with delays down to 0 a burst of fast failures could reach
+    ``max_retries`` within a few seconds of an outage and open the circuit (60 s) on a
+    short one; the suite saw it once (dashboard offline for 6 s, the bot back after 66 s).
+    Equal jitter keeps the retries spread (no thundering herd) and gives the circuit a
+    floor: ``max_retries`` failures take at least half the sum of their ceilings.
     """
 
     def __init__(
@@ -215,7 +221,7 @@ class Backoff:
             self.long_waits += 1
             return self.long_wait
         ceiling = min(self.cap, self.base * math.pow(2.0, min(self.failures - 1, 60)))
-        return self._rand() * ceiling
+        return ceiling / 2 + self._rand() * ceiling / 2
 
     def reset(self) -> None:
         self.failures = 0

@@ -318,16 +318,24 @@ def test_stats_shape():
 # --- backoff -------------------------------------------------------------------------
 
 
-def test_backoff_exponential_capped_full_jitter():
-    """With rand=1 delays double from base up to the cap; rand scales them (full jitter)."""
+def test_backoff_exponential_capped_equal_jitter():
+    """With rand=1 delays double from base up to the cap; rand moves them within [c/2, c] (equal jitter)."""
     b = Backoff(0.5, max_retries=100, cap=30.0, rand=lambda: 1.0)
     delays = [b.next_delay() for _ in range(10)]
     assert delays[:7] == [0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 30.0]
     assert max(delays) == 30.0
     half = Backoff(0.5, max_retries=100, rand=lambda: 0.5)
-    assert [half.next_delay() for _ in range(3)] == [0.25, 0.5, 1.0]
+    assert [half.next_delay() for _ in range(3)] == [0.375, 0.75, 1.5]
     zero = Backoff(0.5, max_retries=100, rand=lambda: 0.0)
-    assert zero.next_delay() == 0.0
+    assert [zero.next_delay() for _ in range(3)] == [0.25, 0.5, 1.0]
+
+
+def test_a_short_outage_cannot_open_the_circuit():
+    """Even the fastest retries (rand=0) take 13.75 s to fail 10 times with the test
+    settings (0.5 s base, 4 s cap): a 6 s outage never reaches the 60 s long wait."""
+    fastest = Backoff(0.5, max_retries=10, cap=4.0, rand=lambda: 0.0)
+    delays = [fastest.next_delay() for _ in range(9)]
+    assert sum(delays) == 13.75 and fastest.long_waits == 0
 
 
 def test_backoff_long_wait_after_max_retries_then_starts_over():

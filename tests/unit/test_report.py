@@ -104,3 +104,12 @@ def test_passing_run_has_no_failure_section():
     text = render_markdown(s)
     assert "**PASS**" in text.splitlines()[0] and "What failed" not in text
     assert "Passed: fault_tolerance." in text
+
+
+def test_a_stages_pictures_are_shown_inline_in_its_section():
+    """The browser stage's screenshots (StageRecord.add_picture) appear as images in its section."""
+    s = summary([stage("browser", pictures=[{"file": "browser.steady.png", "title": "The page, live"}])])
+    text = render_markdown(s)
+    section = text[text.index("## browser") :]
+    assert "![The page, live](browser.steady.png)" in section
+    assert re.search(r'<img src="browser.steady.png" alt="The page, live"', _html(text))
