@@ -46,6 +46,8 @@ def test_every_frame_validates(window, record):
         except wscontract.Invalid as exc:
             invalid.append(f"seq {frame.get('seq')} ({frame.get('type')}, run {str(frame.get('run_id'))[:8]}): {exc}")
     record.measure("invalid_frames", len(invalid), 0)
+    for line in invalid[:10]:  # each names the seq, type, run, field and the validator's message
+        record.finding("error", f"INVALID FRAME on the client stream: {line}")
     assert not invalid, f"{len(invalid)} invalid frame(s), first: {invalid[:3]}"
 
 
