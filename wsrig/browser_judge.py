@@ -182,7 +182,12 @@ def _keeps_up(h: BrowserHistory, limits: Mapping[str, Any]) -> tuple[list[Findin
             f"the page's main thread was blocked {total:.0f} ms in {h.long_tasks.get('count', 0)} long tasks"
             f" under {h.sent.get('rate')} msg/s (bound {limits['long_task_total_max_ms']} ms)"
         )
-    fields = {"page_handled": handled, "long_tasks": h.long_tasks, "rate": h.sent.get("rate")}
+    fields = {
+        "page_handled": handled,
+        "long_tasks": int(h.long_tasks.get("count", 0)),
+        "long_task_ms": round(total, 1),
+        "rate": h.sent.get("rate"),
+    }
     return findings, timing, fields
 
 
