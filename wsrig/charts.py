@@ -97,8 +97,9 @@ def plan_charts(summary: dict[str, Any]) -> list[Chart]:
         def add(kind: str, title: str, series: list[dict[str, Any]] | None = None, stage_name: str = name) -> None:
             charts.append(Chart(stage_name, kind, title, f"chart_{stage_name}_{kind}.png", series or []))
 
-        if by_kind.get("latency"):
-            add("latency", f"{name}: end-to-end latency over time (fault windows shaded)", by_kind["latency"])
+        if by_kind.get("latency"):  # the title promises shading only when there are windows to shade
+            shaded = " (fault windows shaded)" if fault_spans(stage) else ""
+            add("latency", f"{name}: end-to-end latency over time{shaded}", by_kind["latency"])
         if latency_blocks(stage):
             add("percentiles", f"{name}: latency percentile distribution")
         if by_kind.get("throughput"):

@@ -6,6 +6,7 @@ own against a stack that is already up.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -19,10 +20,16 @@ from typing import Any
 
 import click
 import psutil
+from rich import box
+from rich.console import Console, Group, RenderableType
+from rich.padding import Padding
+from rich.table import Table
+from rich.text import Text
 
 from wsrig.config import RigConfig, load_config
 from wsrig.cpusets import plan_cpus
 from wsrig.load.resources import port_path
+from wsrig.progress import terminal_display
 from wsrig.report import publish
 from wsrig.stack import DockerStack, StackError, docker_client, remove_leftovers
 from wsrig.stages import STAGES, Stage, run_stage, stage_by_name
@@ -238,13 +245,66 @@ def summarize(results: Path, started_at: str, run_id: str) -> None:
 
 
 def _echo_verdict(summary: dict[str, Any], results: Path) -> None:
-    """The verdict line and the per-stage table, then exit with the verdict's code."""
-    click.echo(f"verdict: {summary['verdict'].upper()}  ({results / 'test_report.md'})")
-    for s in summary["stages"]:
-        click.echo(f"  {s['name']:16} {s['status']:8} {s['duration_s']:7.1f}s  {s.get('reason') or ''}")
-    if summary["verdict"] == "invalid":
-        click.echo(f"INVALID: the rig could not measure on this host (exit {EXIT_CODES['invalid']}); no stage failed")
+    """The verdict line and the per-stage table, then exit with the verdict's code.
+
+    On a terminal the table is a rich table; anywhere else (CI logs, pipes, files) it is
+    the plain text of ``verdict_lines``, which the README quotes.
+    """
+    if terminal_display(sys.stdout):
+        Console().print(verdict_view(summary, results))
+    else:
+        for line in verdict_lines(summary, results):
+            click.echo(line)
     sys.exit(EXIT_CODES.get(summary["verdict"], 1))
+
+
+def _invalid_note() -> str:
+    return f"INVALID: the rig could not measure on this host (exit {EXIT_CODES['invalid']}); no stage failed"
+
+
+def verdict_lines(summary: dict[str, Any], results: Path) -> list[str]:
+    """The verdict line, one line per stage and, for an invalid run, why: plain text."""
+    lines = [f"verdict: {summary['verdict'].upper()}  ({results / 'test_report.md'})"]
+    for s in summary["stages"]:
+        lines.append(f"  {s['name']:16} {s['status']:8} {s['duration_s']:7.1f}s  {s.get('reason') or ''}")
+    if summary["verdict"] == "invalid":
+        lines.append(_invalid_note())
+    return lines
+
+
+#: Stage statuses and verdicts (pass, fail, invalid); anything else is red.
+_STATUS_STYLE = {
+    "passed": "green",
+    "pass": "bold green",
+    "skipped": "yellow",
+    "not_run": "yellow",
+    "invalid": "yellow",
+}
+
+
+def verdict_view(summary: dict[str, Any], results: Path) -> RenderableType:
+    """What ``verdict_lines`` says, for a terminal: the verdict line and a rich table."""
+    verdict = str(summary["verdict"])
+    head = Text.assemble(
+        "verdict: ", (verdict.upper(), _STATUS_STYLE.get(verdict, "bold red")), f"  ({results / 'test_report.md'})"
+    )
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    table.add_column("stage", no_wrap=True)
+    table.add_column("status", no_wrap=True)
+    table.add_column("duration", justify="right", no_wrap=True)
+    table.add_column("reason", overflow="fold")
+    for s in summary["stages"]:
+        status = str(s["status"])
+        table.add_row(
+            Text(str(s["name"])),
+            Text(status, style=_STATUS_STYLE.get(status, "bold red")),
+            f"{s['duration_s']:.1f}s",
+            Text(str(s.get("reason") or "")),
+        )
+    parts: list[RenderableType] = [head, Padding(table, (0, 0, 0, 2))]
+    if verdict == "invalid":
+        parts.append(Text(_invalid_note(), style="yellow"))
+    return Group(*parts)
 
 
 @main.command()
@@ -285,7 +345,7 @@ def judge(results: Path, thresholds_file: Path | None) -> None:
 @main.command()
 @click.argument("results", type=click.Path(path_type=Path, file_okay=False, exists=True))
 def report(results: Path) -> None:
-    """Re-render test_report.md, its charts and junit.xml from RESULTS/test_summary.json."""
+    """Re-render test_report.md and .html, their charts and junit.xml from RESULTS/test_summary.json."""
     summary = json.loads((results / "test_summary.json").read_text())
     if "container_errors" not in summary.get("environment", {}):  # a summary from before they were kept
         summary.setdefault("environment", {})["container_errors"] = container_errors(results)
@@ -362,6 +422,85 @@ def bench_table(results: Path) -> None:
     if not summary_file.is_file():
         raise click.ClickException(f"no {summary_file}; run ./run_all_tests.sh or wsrig summarize first")
     click.echo(bench_markdown(json.loads(summary_file.read_text())))
+
+
+@main.command()
+@click.argument("results_root", metavar="[RESULTS_ROOT]", type=click.Path(path_type=Path), default="results")
+@click.option("--last", type=click.IntRange(min=1), default=None, help="runs shown (default: config/trend.toml, 10)")
+@click.option(
+    "--margin",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="relative margin before a figure is a regression, 0.2 = 20 %, for every figure (default: config/trend.toml)",
+)
+@click.option(
+    "--window",
+    type=click.IntRange(min=1),
+    default=None,
+    help="baseline: median of the previous N usable runs (default: config/trend.toml, 5)",
+)
+@click.option(
+    "--charts",
+    "charts_dir",
+    is_flag=False,
+    flag_value="",
+    default=None,
+    metavar="DIR",
+    help="write trend_<figure>.png per key figure into DIR (--charts alone: RESULTS_ROOT/trend)",
+)
+@click.option("--markdown", is_flag=True, help="print a GitHub Markdown table (for a CI job summary)")
+@click.option("--fail-on-regression", is_flag=True, help="exit 1 when the latest run regressed on some figure")
+def trend(
+    results_root: Path,
+    last: int | None,
+    margin: float | None,
+    window: int | None,
+    charts_dir: str | None,
+    markdown: bool,
+    fail_on_regression: bool,
+) -> None:
+    """Key figures of the runs in RESULTS_ROOT (default results/) over time, regressions marked.
+
+    Reads every full_suite_*/test_summary.json, judges each run's key figures against the
+    median of the previous runs (docs/TREND.md; thresholds in config/trend.toml) and ends
+    with one line: the latest run's regressions, or "no regression". Exit 0; 1 with
+    --fail-on-regression when the latest run regressed; 2 when no run could be read.
+    """
+    from wsrig.config import repo_root
+    from wsrig.trend import analyse, format_table, load_runs, load_settings
+
+    def warn(message: str) -> None:
+        click.echo(f"trend: {message}", err=True)
+
+    settings = load_settings(repo_root() / "config" / "trend.toml", warn)
+    overrides: dict[str, Any] = {"last": last, "margin": margin, "window": window}
+    if margin is not None:  # one margin for every figure in this call, per-figure ones included
+        overrides["margins"] = {}
+    settings = dataclasses.replace(settings, **{k: v for k, v in overrides.items() if v is not None})
+
+    if not results_root.is_dir():
+        warn(f"{results_root} is not a folder: no runs to read")
+        sys.exit(2)
+    frame = load_runs(results_root, warn)
+    if frame.empty:
+        warn(f"no usable run in {results_root} (no full_suite_*/test_summary.json that could be read)")
+        sys.exit(2)
+    result = analyse(frame, settings)
+    click.echo(format_table(result, settings.last, markdown=markdown))
+    if charts_dir is not None:
+        out = Path(charts_dir) if charts_dir else results_root / "trend"
+        try:
+            from wsrig.trend_charts import draw_trend_charts
+
+            written = draw_trend_charts(result, out, settings.last)
+        except ImportError:
+            warn("matplotlib is not installed (pip install 'wsrig[charts]'): no charts written")
+        except OSError as exc:
+            warn(f"charts not written to {out}: {exc}")
+        else:
+            warn(f"{len(written)} chart(s) written to {out}")
+    regressed = bool(result.regressions(result.latest))
+    sys.exit(1 if fail_on_regression and regressed else 0)
 
 
 @main.command("prune-results")

@@ -3,9 +3,10 @@
 Why two halves: the probes run inside a pytest subprocess whose stdout is a pipe, so
 they cannot draw on the terminal themselves. They *emit* tagged lines
 (``step()``, ``counters()``); the stage runner, whose stdout is the user's terminal,
-*feeds* each line to a ``Tracker`` (pure state, no I/O) and a ``LiveLine`` redraws one
-status line from it. ``LiveLine`` is quiet when stdout is not a TTY or ``CI=true``
-(logs and CI get the plain ``[progress]`` lines instead, never carriage returns).
+*feeds* each line to a ``Tracker`` (pure state, no I/O) and a ``LiveDisplay`` (a rich
+``Live``) redraws a small status display from it. ``LiveDisplay`` is quiet when stdout is
+not a TTY, with ``CI=true`` or ``TERM=dumb`` (logs and CI get the plain ``[progress]``
+lines instead, never carriage returns or escape codes); ``NO_COLOR`` drops its colours.
 
 The pytest hooks in ``tests/probes/conftest.py`` call ``step()`` for every test, so
 every stage gets ``i/n`` and a remaining-time estimate without code of its own;
@@ -18,22 +19,33 @@ import asyncio
 import contextlib
 import json
 import os
+import signal
 import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TextIO
+
+from rich import box
+from rich.console import Console, Group, RenderableType
+from rich.live import Live
+from rich.progress_bar import ProgressBar
+from rich.table import Table
+from rich.text import Text
 
 __all__ = [
     "COUNTERS_TAG",
     "STEP_TAG",
-    "LiveLine",
+    "LiveDisplay",
     "Tracker",
     "counters",
     "frame_counters",
     "live_enabled",
     "start_ticker",
+    "status_view",
     "step",
+    "terminal_display",
 ]
 
 STEP_TAG = "[progress:step] "
@@ -165,46 +177,141 @@ def _clock(seconds: float) -> str:
 # ---- drawing (in the stage runner): the only I/O --------------------------------------
 
 
-def live_enabled(stream: TextIO, environ: dict[str, str] | None = None) -> bool:
-    """A live line only on a terminal and never in CI (``CI=true``) or with RIG__PROGRESS=0."""
+def _off(value: str | None) -> bool:
+    return (value or "").strip().lower() in ("0", "false", "no", "off")
+
+
+def terminal_display(stream: TextIO, environ: Mapping[str, str] | None = None) -> bool:
+    """Whether ``stream`` takes a drawn display: a TTY, not CI (``CI=true``), not ``TERM=dumb``.
+
+    Everywhere else (pipes, log files, CI logs) the rig writes plain lines only: never a
+    carriage return or an escape code.
+    """
     env = os.environ if environ is None else environ
     if env.get("CI", "").strip().lower() in ("true", "1", "yes"):
         return False
-    if env.get("RIG__PROGRESS", "1").strip().lower() in ("0", "false", "no", "off"):
+    if env.get("TERM", "").strip().lower() in ("dumb", "unknown"):
         return False
     return bool(getattr(stream, "isatty", lambda: False)())
 
 
-class LiveLine:
-    """One status line redrawn in place; ordinary lines are printed above it."""
+def live_enabled(stream: TextIO, environ: Mapping[str, str] | None = None) -> bool:
+    """A live display only on a terminal (``terminal_display``) and not with RIG__PROGRESS=0."""
+    env = os.environ if environ is None else environ
+    return not _off(env.get("RIG__PROGRESS", "1")) and terminal_display(stream, env)
 
-    def __init__(self, stage: str, stream: TextIO | None = None, enabled: bool | None = None) -> None:
+
+def status_view(tracker: Tracker, now: float) -> RenderableType:
+    """What the live display shows: the stage, step i/n and its scenario, elapsed and
+    remaining time, and the step's counters as a small table."""
+    elapsed = Text.assemble(("elapsed ", "dim"), _clock(now - tracker.started))
+    if not tracker.i:
+        return Text.assemble((tracker.stage or "stage", "bold cyan"), "  starting  ", elapsed)
+    line = Table.grid(padding=(0, 1))
+    line.add_column(no_wrap=True)
+    line.add_column(no_wrap=True)
+    line.add_column(no_wrap=True)
+    line.add_column(no_wrap=True, overflow="ellipsis", ratio=1)
+    line.add_row(
+        Text(tracker.stage, style="bold cyan"),
+        ProgressBar(total=max(tracker.n, 1), completed=max(tracker.i - 1, 0), width=20),
+        Text(f"{tracker.i}/{tracker.n}", style="bold"),
+        Text(tracker.scenario),
+    )
+    left = tracker.remaining_s(now)
+    times = Text.assemble(
+        elapsed,
+        "  ",
+        ("remaining ", "dim"),
+        (f"~{_clock(left)}", "yellow") if left is not None else ("?", "dim"),
+    )
+    if not tracker.values:
+        return Group(line, times)
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, header_style="bold")
+    for key in tracker.values:
+        table.add_column(str(key), justify="right", no_wrap=True, overflow="ellipsis")
+    table.add_row(*(str(v) for v in tracker.values.values()))
+    return Group(line, times, table)
+
+
+class LiveDisplay:
+    """The stage's live display (a rich ``Live``), redrawn in place; ordinary lines are
+    printed above it. Off (see ``live_enabled``), progress tags are only swallowed and
+    ordinary lines are printed as they are: no carriage return, no escape code.
+
+    Use it as a context manager (or call ``close()``): the display is erased at the end.
+    """
+
+    def __init__(
+        self,
+        stage: str,
+        stream: TextIO | None = None,
+        enabled: bool | None = None,
+        console: Console | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        auto_refresh: bool = True,
+    ) -> None:
         self.stream = stream or sys.stdout
         self.enabled = live_enabled(self.stream) if enabled is None else enabled
-        self.tracker = Tracker(time.monotonic(), stage=stage)
-        self._shown = False
+        self.clock = clock
+        self.tracker = Tracker(clock(), stage=stage)
+        self.console = console
+        self.auto_refresh = auto_refresh
+        self._live: Live | None = None
+        self._sigterm: tuple[Any] | None = None  # the handler before ours, while ours is set
+
+    def __enter__(self) -> LiveDisplay:
+        self.redraw()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def view(self) -> RenderableType:
+        return status_view(self.tracker, self.clock())
 
     def feed(self, line: str) -> str | None:
         """Feed one output line of the probes; returns what is left for the log, if any."""
-        rest = self.tracker.feed(line, time.monotonic())
+        rest = self.tracker.feed(line, self.clock())
         if rest is not line:
             self.redraw()
         return rest
 
     def print(self, text: str) -> None:
-        self.clear()
-        print(text, file=self.stream, flush=True)
-        self.redraw()
+        if not self.enabled:
+            print(text, file=self.stream, flush=True)
+            return
+        self._start().console.print(text, markup=False, highlight=False, emoji=False, soft_wrap=True)
 
     def redraw(self) -> None:
-        if not self.enabled:
-            return
-        self.stream.write("\r\x1b[2K" + self.tracker.render(time.monotonic()))
-        self.stream.flush()
-        self._shown = True
+        if self.enabled:
+            self._start().refresh()
 
-    def clear(self) -> None:
-        if self.enabled and self._shown:
-            self.stream.write("\r\x1b[2K")
-            self.stream.flush()
-            self._shown = False
+    def close(self) -> None:
+        if self._live is not None:
+            self._live.stop()  # erases the display and shows the cursor again
+            self._live = None
+        if self._sigterm is not None:
+            signal.signal(signal.SIGTERM, self._sigterm[0] if self._sigterm[0] is not None else signal.SIG_DFL)
+            self._sigterm = None
+
+    def _start(self) -> Live:
+        if self._live is None:
+            console = self.console or Console(file=self.stream)
+            self._live = Live(
+                console=console,
+                get_renderable=self.view,
+                auto_refresh=self.auto_refresh,
+                refresh_per_second=2,
+                transient=True,  # erased at the end, as the stage's last lines are printed above it
+            )
+            if threading.current_thread() is threading.main_thread():
+                # run_all_tests.sh stops a stage with SIGTERM: unwind (close() restores the
+                # cursor the display hides) instead of dying with the terminal half-drawn
+                self._sigterm = (signal.signal(signal.SIGTERM, _exit_on_sigterm),)
+            self._live.start()
+        return self._live
+
+
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)

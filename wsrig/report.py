@@ -4,7 +4,7 @@ The same function serves ``run_all_tests.sh`` and ``wsrig report DIR``. The firs
 screen answers "did it pass, and if not, what broke and when": the verdict, then each
 failed stage with its failed scenarios and their error findings. Charts (``charts``,
 made by ``wsrig.charts``) and the merged JUnit file are passed in, so rendering reads
-no file.
+no file. ``wsrig.htmlreport`` renders the same text as ``test_report.html``.
 """
 
 from __future__ import annotations
@@ -390,13 +390,36 @@ def render_markdown(
 
 
 def publish(results: Path, summary: dict[str, Any]) -> Path:
-    """Charts, the merged JUnit file and test_report.md, all from the summary and the folder:
-    the one place a report is written (the suite, ``wsrig report`` and ``wsrig probe``)."""
+    """Charts, the merged JUnit file, test_report.md and test_report.html (the same report as
+    one self-contained page, ``wsrig.htmlreport``), all from the summary and the folder: the
+    one place a report is written (the suite, ``wsrig report`` and ``wsrig probe``).
+    Returns the Markdown report's path."""
     from wsrig.charts import make_charts
+    from wsrig.htmlreport import HTML_NAME, render_html
     from wsrig.junit import merge_files
 
     charts = [c.serialize() for c in make_charts(summary, results)]
     junit = merge_files(summary, results).name
     path = results / "test_report.md"
     path.write_text(render_markdown(summary, charts, junit))
+    trend = _trend_charts(results)
+    (results / HTML_NAME).write_text(render_html(summary, results, charts, junit, trend), encoding="utf-8")
     return path
+
+
+def _trend_charts(results: Path) -> list[Path]:
+    """The trend charts over this run and the earlier ones beside it (none when it is alone,
+    or when they cannot be drawn: the report never fails for its trend)."""
+    import sys
+
+    from wsrig.config import repo_root
+    from wsrig.trend import report_trend_charts
+
+    def warn(message: str) -> None:
+        print(f"trend: {message}", file=sys.stderr)
+
+    try:
+        return report_trend_charts(results, repo_root() / "config" / "trend.toml", warn)
+    except Exception as exc:  # a trend is a bonus: say why it is missing, keep the report
+        warn(f"no trend charts: {exc!r}")
+        return []

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from wsrig.config import repo_root
-from wsrig.progress import LiveLine
+from wsrig.progress import LiveDisplay
 
 __all__ = ["REGISTRY", "STAGES", "Stage", "load_stages", "run_stage", "stage_by_name", "write_status"]
 
@@ -92,8 +92,7 @@ def run_stage(stage: Stage, root: Path, results: Path, extra_args: list[str] | N
         "-o", f"junit_suite_name={stage.name}", "-v", "-rA", "--tb=short", "--capture=tee-sys", *(extra_args or []),
     ]  # fmt: skip
     t0 = time.monotonic()
-    live = LiveLine(stage.name)
-    with open(results / f"{stage.name}.log", "w") as log:
+    with open(results / f"{stage.name}.log", "w") as log, LiveDisplay(stage.name) as live:
         log.write(f"$ {' '.join(cmd)}\n")
         log.flush()
         proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -107,7 +106,6 @@ def run_stage(stage: Stage, root: Path, results: Path, extra_args: list[str] | N
             if line.startswith(("tests/", "PASSED", "FAILED", "ERROR")) or "[progress]" in line:
                 live.print(f"  [{stage.name}] {line.rstrip()}")
         code = proc.wait()
-        live.clear()
     duration = time.monotonic() - t0
     status = {0: "passed", 1: "failed", 5: "error"}.get(code, "error")
     reason = {5: "no test was collected", 2: "interrupted", 3: "internal error", 4: "usage error"}.get(code, "")

@@ -133,7 +133,7 @@ class RunView:
 
 @dataclass(slots=True)
 class IngestCounters:
-    """Counts of what the publisher side has seen."""
+    """Counts of what the publisher side has seen (reported as ``metrics.SERIES`` declares)."""
 
     received: int = 0
     received_by_type: Counter[str] = field(default_factory=Counter)
@@ -144,19 +144,6 @@ class IngestCounters:
     rejected_by_code: Counter[str] = field(default_factory=Counter)
     gaps_declared: int = 0
     declared_dropped: int = 0
-
-    def serialize(self) -> dict[str, Any]:
-        return {
-            "received": self.received,
-            "received_by_type": dict(self.received_by_type),
-            "unique": self.unique,
-            "duplicates": self.duplicates,
-            "late": self.late,
-            "rejected": self.rejected,
-            "rejected_by_code": dict(self.rejected_by_code),
-            "gaps_declared": self.gaps_declared,
-            "declared_dropped": self.declared_dropped,
-        }
 
 
 # --- the sequencer ----------------------------------------------------------------

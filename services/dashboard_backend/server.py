@@ -49,6 +49,8 @@ from .fastcheck import EnvelopeCheck
 from .gcwatch import FullCollections, GcWatch, take_over_full_collections
 from .ingest import Ingest
 from .limits import TokenBucket
+from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from .metrics import counters_json, exposition, registry_for, rss_bytes
 from .page import CONTENT_SECURITY_POLICY, Page
 from .state import DashboardState
 from .store import GroupCommitter, Store
@@ -84,7 +86,11 @@ STOP_CLOSE_S = 1.0
 
 @dataclass
 class ServerCounters:
-    """Counts kept by the glue (the sequencing ones live in ``IngestCounters``)."""
+    """Counts kept by the glue (the sequencing ones live in ``IngestCounters``).
+
+    Plain ints, incremented on the hot paths; ``metrics.SERIES`` declares how each one is
+    reported (status JSON key, Prometheus name), and they are read only then.
+    """
 
     broadcast: int = 0
     auth_failures: int = 0
@@ -254,14 +260,6 @@ def _int_seq(obj: dict[str, Any]) -> int | None:
     return seq if isinstance(seq, int) and not isinstance(seq, bool) else None
 
 
-def _rss_bytes() -> int | None:
-    try:
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, IndexError):
-        return None
-
-
 def _open_fds() -> int | None:
     try:
         return len(os.listdir("/proc/self/fd"))
@@ -288,9 +286,9 @@ class Backend:
 
     def __init__(self, config: Config) -> None:
         self.config = config
-        self.ingest = Ingest()
+        self.ingest: Ingest = Ingest()
         self.state = DashboardState()
-        self.hub = Hub(config.ring_buffer_size)
+        self.hub: Hub = Hub(config.ring_buffer_size)
         self.hub.lane_ready = self._lane_ready
         self.counters = ServerCounters()
         self.gc = GcWatch()
@@ -332,6 +330,8 @@ class Backend:
         self._admitted: set[ServerConnection] = set()
         #: The live dashboard page (static/), read once here.
         self.page = Page()
+        #: ``/metrics``: a registry of this backend's own, read off ``metrics.SERIES`` at each scrape.
+        self.registry = registry_for(self)
         self._routes: dict[str, Callable[[dict[str, list[str]]], Awaitable[Response]]] = {
             "/health": self._http_health,
             "/ready": self._http_ready,
@@ -970,32 +970,8 @@ class Backend:
         return _json_response(200 if ready else 503, {"ready": ready})
 
     def all_counters(self) -> dict[str, Any]:
-        c = self.counters
-        out = self.ingest.counters.serialize()
-        out.update(
-            broadcast=c.broadcast,
-            auth_failures=c.auth_failures,
-            oversize_closes=c.oversize_closes,
-            slow_client_disconnects=self.hub.slow_client_disconnects,
-            publisher_connections_total=c.publisher_connections_total,
-            client_connections_total=c.client_connections_total,
-            publisher_takeovers=c.publisher_takeovers,
-            bad_subscribe=c.bad_subscribe,
-            origin_rejected=c.origin_rejected,
-            internal_errors=c.internal_errors,
-            bad_requests=c.bad_requests,
-            handshake_timeouts=c.handshake_timeouts,
-            connections_refused=c.connections_refused,
-            rate_limit_closes=c.rate_limit_closes,
-            publisher_throttled=c.publisher_throttled,
-            invalid_utf8_closes=c.invalid_utf8_closes,
-            client_frames_ignored=c.client_frames_ignored,
-            committed=self.committer.committed if self.committer else 0,
-            commit_batches=self.committer.batches if self.committer else 0,
-            commit_errors=self.committer.errors if self.committer else 0,
-            commit_pending=self.committer.depth if self.committer else 0,
-        )
-        return out
+        """The status JSON's ``counters`` (declared in ``metrics.SERIES``)."""
+        return counters_json(self)
 
     def status(self) -> dict[str, Any]:
         """The ``/api/websocket/status`` body."""
@@ -1021,7 +997,7 @@ class Backend:
             "ring_size": len(self.hub.ring),
             "dead_letters": self.dead_letters.summary(),
             "uptime_s": round(time.monotonic() - self._started, 3),
-            "rss_bytes": _rss_bytes(),
+            "rss_bytes": rss_bytes(),
             "open_fds": _open_fds(),
         }
 
@@ -1101,98 +1077,8 @@ class Backend:
         return _json_response(200, {"run_id": run_id, "recv_ns": rows, "count": len(rows)})
 
     async def _http_metrics(self, query: dict[str, list[str]]) -> Response:
-        return _response(200, self.metrics().encode(), "text/plain; version=0.0.4")
+        return _response(200, exposition(self.registry), METRICS_CONTENT_TYPE)
 
     def metrics(self) -> str:
-        """Prometheus text exposition of the counters and gauges."""
-        c = self.all_counters()
-        lines: list[str] = []
-
-        def metric(name: str, kind: str, help_: str, samples: list[tuple[str, Any]]) -> None:
-            lines.append(f"# HELP {name} {help_}")
-            lines.append(f"# TYPE {name} {kind}")
-            for labels, value in samples:
-                lines.append(f"{name}{labels} {value}")
-
-        def counter(name: str, help_: str, value: Any) -> None:
-            metric(name, "counter", help_, [("", value)])
-
-        metric(
-            "dashboard_messages_received_total",
-            "counter",
-            "Valid envelopes received, by type (duplicates included).",
-            [(f'{{type="{t}"}}', n) for t, n in sorted(c["received_by_type"].items())],
-        )
-        counter("dashboard_messages_unique_total", "New envelopes (not duplicates).", c["unique"])
-        counter("dashboard_broadcast_total", "Envelope frames delivered to clients.", c["broadcast"])
-        counter("dashboard_duplicates_total", "Duplicate envelopes dropped.", c["duplicates"])
-        counter("dashboard_late_total", "New envelopes older than the last broadcast.", c["late"])
-        metric(
-            "dashboard_rejected_total",
-            "counter",
-            "Rejected frames, by error code.",
-            [(f'{{code="{k}"}}', n) for k, n in sorted(c["rejected_by_code"].items())],
-        )
-        counter("dashboard_gaps_declared_total", "Gap envelopes received.", c["gaps_declared"])
-        counter("dashboard_declared_dropped_total", "Seqs declared dropped.", c["declared_dropped"])
-        counter("dashboard_auth_failures_total", "Rejected hellos.", c["auth_failures"])
-        counter("dashboard_oversize_closes_total", "Closes with 1009.", c["oversize_closes"])
-        counter("dashboard_origin_rejected_total", "Handshakes refused (403) for their Origin.", c["origin_rejected"])
-        counter("dashboard_handshake_timeouts_total", "Connections dropped mid-handshake.", c["handshake_timeouts"])
-        counter(
-            "dashboard_connections_refused_total", "Handshakes refused (503) at the limit.", c["connections_refused"]
-        )
-        counter("dashboard_rate_limit_closes_total", "Clients closed (1008) over their rate.", c["rate_limit_closes"])
-        counter("dashboard_publisher_throttled_total", "Publisher reader pauses (rate).", c["publisher_throttled"])
-        counter("dashboard_invalid_utf8_closes_total", "Closes with 1007.", c["invalid_utf8_closes"])
-        counter("dashboard_bad_requests_total", "Malformed HTTP requests.", c["bad_requests"])
-        counter(
-            "dashboard_slow_client_disconnects_total",
-            "Clients closed with 1013.",
-            c["slow_client_disconnects"],
-        )
-        counter("dashboard_committed_total", "Critical envelopes committed.", c["committed"])
-        counter("dashboard_commit_batches_total", "Group-commit transactions.", c["commit_batches"])
-        counter("dashboard_internal_errors_total", "Internal errors.", c["internal_errors"])
-        counter(
-            "dashboard_publisher_connections_total",
-            "Publisher connections accepted.",
-            c["publisher_connections_total"],
-        )
-        counter(
-            "dashboard_client_connections_total",
-            "Client connections accepted.",
-            c["client_connections_total"],
-        )
-        metric("dashboard_publishers", "gauge", "Live publishers.", [("", len(self.publishers))])
-        metric("dashboard_clients", "gauge", "Live clients.", [("", len(self.hub.clients))])
-        metric(
-            "dashboard_run_acked_seq",
-            "gauge",
-            "Accounted watermark per run.",
-            [(f'{{run_id="{r}"}}', v.acked_seq) for r, v in sorted(self.ingest.runs().items())],
-        )
-        metric(
-            "dashboard_client_writes_deferred_total",
-            "counter",
-            "Client writes moved to a later loop turn so sockets get polled (turns.WriteTurns).",
-            [("", self.write_turns.deferred)],
-        )
-        gens = [(f'{{generation="{g}"}}', n) for g, n in enumerate(self.gc.count)]
-        metric("dashboard_gc_pauses_total", "counter", "Garbage-collector runs, by generation.", gens)
-        metric(
-            "dashboard_gc_pause_seconds_total",
-            "counter",
-            "Time the event loop stood still for the collector, by generation.",
-            [(f'{{generation="{g}"}}', round(t, 6)) for g, t in enumerate(self.gc.total_s)],
-        )
-        metric(
-            "dashboard_gc_pause_max_seconds",
-            "gauge",
-            "Longest collector pause since start, by generation.",
-            [(f'{{generation="{g}"}}', round(t, 6)) for g, t in enumerate(self.gc.max_s)],
-        )
-        rss = _rss_bytes()
-        if rss is not None:
-            metric("dashboard_rss_bytes", "gauge", "Resident memory.", [("", rss)])
-        return "\n".join(lines) + "\n"
+        """Prometheus text exposition of the counters and gauges (declared in ``metrics.SERIES``)."""
+        return exposition(self.registry).decode()

@@ -1,8 +1,9 @@
 """The bot's HTTP surface: ``/health``, ``/stats``, ``/api/state`` (JSON), ``/metrics``.
 
 A minimal HTTP/1.1 GET server on ``asyncio.start_server`` (one request per connection,
-then close), so the bot needs no web framework. ``render_metrics`` is a pure function
-of the stats dict, shared by anything that wants the same numbers as text.
+then close), so the bot needs no web framework. ``/metrics`` is prometheus-client's
+exposition of the ``/stats`` dict as ``metrics.SERIES`` declares it; ``render_metrics`` is
+the same as a pure function of a stats dict.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from wscontract import DATA_TYPES
+from trading_bot import metrics
 
 __all__ = ["StatsServer", "render_metrics"]
 
@@ -25,80 +26,9 @@ _MAX_HEADER_BYTES = 16 * 1024
 _READ_TIMEOUT = 5.0
 
 
-def _labels(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
-
 def render_metrics(stats: dict[str, Any]) -> str:
-    """Prometheus text exposition of the bot's ``/stats`` dict."""
-    lines: list[str] = []
-
-    def metric(name: str, kind: str, help_text: str, samples: list[tuple[str, float]]) -> None:
-        lines.append(f"# HELP {name} {help_text}")
-        lines.append(f"# TYPE {name} {kind}")
-        for labels, value in samples:
-            lines.append(f"{name}{labels} {value:g}" if isinstance(value, float) else f"{name}{labels} {value}")
-
-    produced = stats.get("produced_by_type", {})
-    dropped = stats.get("dropped_by_type", {})
-    types = sorted(DATA_TYPES | set(produced) | set(dropped))
-    trading = stats.get("trading", {})
-    metric(
-        "bot_messages_produced_total",
-        "counter",
-        "Envelopes produced (seq assigned), by type.",
-        [(f'{{type="{_labels(t)}"}}', int(produced.get(t, 0))) for t in types],
-    )
-    metric(
-        "bot_messages_dropped_total",
-        "counter",
-        "Ephemeral envelopes dropped by queue overflow (declared in gaps), by type.",
-        [(f'{{type="{_labels(t)}"}}', int(dropped.get(t, 0))) for t in types],
-    )
-    simple = [
-        ("bot_messages_sent_total", "counter", "Frames handed to the socket.", "sent_total"),
-        (
-            "bot_messages_resent_total",
-            "counter",
-            "Frames sent again after reconnect.",
-            "resent_total",
-        ),
-        ("bot_gaps_declared_total", "counter", "Gap envelopes produced.", "declared_gaps_total"),
-        ("bot_reconnects_total", "counter", "Successful handshakes after the first.", "reconnects"),
-        (
-            "bot_connect_failures_total",
-            "counter",
-            "Failed connection attempts.",
-            "connect_failures",
-        ),
-        ("bot_last_seq", "gauge", "Highest seq produced in this run.", "last_seq"),
-        ("bot_acked_seq", "gauge", "Highest seq acked by the backend.", "acked_seq"),
-        ("bot_queue_depth", "gauge", "Ephemeral messages held (unsent + unacked).", "queue_depth"),
-        ("bot_outbox_depth", "gauge", "Critical messages awaiting ack (all runs).", "outbox_depth"),
-        ("bot_uptime_seconds", "gauge", "Seconds since start.", "uptime_s"),
-        ("bot_rss_bytes", "gauge", "Resident set size.", "rss_bytes"),
-        ("bot_open_fds", "gauge", "Open file descriptors.", "open_fds"),
-    ]
-    for name, kind, help_text, key in simple:
-        value = stats.get(key)
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            metric(name, kind, help_text, [("", value)])
-    metric(
-        "bot_connected",
-        "gauge",
-        "1 while connected to the backend.",
-        [("", 1 if stats.get("connected") else 0)],
-    )
-    for name, key, help_text in (
-        ("bot_ticks_total", "ticks", "Simulation ticks."),
-        ("bot_orders_total", "orders", "Orders placed."),
-        ("bot_trades_total", "trades", "Trades (fills)."),
-    ):
-        metric(name, "counter", help_text, [("", int(trading.get(key, 0)))])
-    for name, key in (("bot_equity", "equity"), ("bot_cash", "cash")):
-        if isinstance(trading.get(key), int | float):
-            metric(name, "gauge", f"Portfolio {key}.", [("", float(trading[key]))])
-    return "\n".join(lines) + "\n"
+    """Prometheus text exposition of a ``/stats`` dict (the series: ``metrics.SERIES``)."""
+    return metrics.render(metrics.registry_for(lambda: stats)).decode()
 
 
 class StatsServer:
@@ -113,6 +43,8 @@ class StatsServer:
     ) -> None:
         self._stats = stats
         self._state = state
+        #: ``/metrics``: a registry of this server's own, reading ``stats()`` at each scrape.
+        self._registry = metrics.registry_for(stats)
         self._host = host
         self._port = port
         self._server: asyncio.Server | None = None
@@ -147,8 +79,7 @@ class StatsServer:
         if path == "/api/state" and self._state is not None:
             return self._json(200, self._state())
         if path == "/metrics":
-            body = render_metrics(self._stats()).encode()
-            return 200, "text/plain; version=0.0.4; charset=utf-8", body
+            return 200, metrics.CONTENT_TYPE, metrics.render(self._registry)
         return self._json(404, {"error": "not found", "path": path[:200]})
 
     @staticmethod

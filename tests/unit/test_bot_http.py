@@ -7,6 +7,8 @@ import json
 
 from trading_bot.http import StatsServer, render_metrics
 
+from wsrig.promtext import parse_metrics, sample
+
 STATS = {
     "produced_by_type": {"trade": 3, "market_data": 10},
     "dropped_by_type": {"market_data": 2},
@@ -20,18 +22,18 @@ STATS = {
 
 def test_render_metrics_has_required_series():
     """Counters by type and the named gauges appear with the stats' values."""
-    text = render_metrics(STATS)
-    assert 'bot_messages_produced_total{type="trade"} 3' in text
-    assert 'bot_messages_dropped_total{type="market_data"} 2' in text
-    assert 'bot_messages_dropped_total{type="order"} 0' in text
-    for line in (
-        "bot_reconnects_total 1",
-        "bot_trades_total 3",
-        "bot_queue_depth 5",
-        "bot_outbox_depth 2",
-        "bot_connected 1",
+    m = parse_metrics(render_metrics(STATS))
+    assert sample(m, "bot_messages_produced_total", type="trade") == 3
+    assert sample(m, "bot_messages_dropped_total", type="market_data") == 2
+    assert sample(m, "bot_messages_dropped_total", type="order") == 0
+    for name, value in (
+        ("bot_reconnects_total", 1),
+        ("bot_trades_total", 3),
+        ("bot_queue_depth", 5),
+        ("bot_outbox_depth", 2),
+        ("bot_connected", 1),
     ):
-        assert line in text.splitlines()
+        assert sample(m, name) == value
 
 
 def test_routes():

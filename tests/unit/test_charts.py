@@ -77,3 +77,12 @@ def test_shared_csv_splits_latency_and_rate_columns(tmp_path):
               ("latency", "throughput")]  # fmt: skip
     made = make_charts(summary([stage("load", series=series)]), tmp_path)
     assert [c.kind for c in made] == ["latency", "throughput"]
+
+
+def test_latency_title_says_shaded_only_when_there_are_fault_windows():
+    """A load stage's latency chart has no fault windows, so its title does not claim any."""
+    series = [{"name": "sustained", "kind": "latency", "file": "load.sustained.csv", "columns": ["t", "p99_ms"]}]
+    (load,) = plan_charts(summary([stage("load", series=series)]))
+    assert load.title == "load: end-to-end latency over time"
+    faulted = next(c for c in plan_charts(failing_fault_run()) if c.kind == "latency")
+    assert faulted.title == "fault_tolerance: end-to-end latency over time (fault windows shaded)"

@@ -46,3 +46,22 @@ def test_merge_files_writes_parseable_xml(tmp_path):
     out = merge_files(s, tmp_path)
     root = ET.parse(out).getroot()
     assert out.name == "junit.xml" and root.get("tests") == "3" and root.get("errors") == "1"
+
+
+def test_a_stage_failed_by_the_summary_is_not_green_when_its_tests_passed():
+    """The summary can fail a stage whose pytest cases all passed (a scenario row failed):
+    the merged file adds a failing 'stage verdict' case; a stage pytest failed gets none."""
+    s = summary([
+        stage("integration", "failed", reason="a scenario failed although its tests passed"),
+        stage("fault_tolerance", "failed"),
+        stage("load", "error", reason="no test passed"),
+    ])  # fmt: skip
+    merged = merge_junit(
+        s, {n: _junit(n, failed=n == "fault_tolerance") for n in ("integration", "fault_tolerance", "load")}
+    )
+    verdicts = {c.get("classname"): c for c in merged.iter("testcase") if c.get("name") == "stage verdict"}
+    assert set(verdicts) == {"wsrig.integration", "wsrig.load"}
+    failure = verdicts["wsrig.integration"].find("failure")
+    assert failure is not None and failure.get("message") == "failed: a scenario failed although its tests passed"
+    assert verdicts["wsrig.load"].find("error") is not None
+    assert merged.get("tests") == "8" and merged.get("failures") == "2" and merged.get("errors") == "1"

@@ -137,6 +137,8 @@ def test_wsrig_report_regenerates_markdown_charts_and_junit(tmp_path):
     text = (tmp_path / "test_report.md").read_text()
     assert "chart_fault_tolerance_latency.png" in text and (tmp_path / "chart_fault_tolerance_latency.png").is_file()
     assert (tmp_path / "junit.xml").is_file() and "ERROR it broke" in text
+    page = (tmp_path / "test_report.html").read_text()
+    assert '<img src="data:image/png;base64,' in page and "ERROR it broke" in page
 
 
 JUNIT_INVALID = """<?xml version="1.0"?><testsuites><testsuite name="s" tests="2">

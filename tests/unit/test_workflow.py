@@ -90,3 +90,23 @@ def test_publishes_results_always():
     assert summary["if"] == "always()" and "test_report.md" in summary["run"]
     junit = next(s for s in steps if "publish-unit-test-result" in s.get("uses", ""))
     assert junit["if"] == "always()" and junit["with"]["files"].endswith(MERGED_NAME)
+
+
+def test_trend_history_in_the_cache():
+    """Earlier runs' summaries come back from the Actions cache (restored by a branch prefix,
+    after the artifact upload), `wsrig trend --markdown` goes to the job summary, this run's
+    summary is saved under a new key per run; none of it can fail the job (Verdict decides)."""
+    steps = _workflow()["jobs"]["suite"]["steps"]
+    names = [s.get("name", s.get("uses", "")) for s in steps]
+    restore = next(s for s in steps if s.get("uses", "").startswith("actions/cache/restore@"))
+    save = next(s for s in steps if s.get("uses", "").startswith("actions/cache/save@"))
+    trend = next(s for s in steps if "wsrig trend" in s.get("run", ""))
+    upload = next(s for s in steps if s.get("uses", "").startswith("actions/upload-artifact@"))
+    for step in (restore, trend, save):
+        assert step["if"] == "always()" and step["continue-on-error"] is True, step["name"]
+    assert restore["with"]["path"] == save["with"]["path"] == "results/full_suite_*/test_summary.json"
+    assert restore["with"]["key"] == save["with"]["key"] and "github.run_id" in save["with"]["key"]
+    assert restore["with"]["restore-keys"].splitlines()[0] == "wsrig-trend-${{ github.ref_name }}-"
+    assert '.venv/bin/wsrig trend results --markdown >> "$GITHUB_STEP_SUMMARY"' in trend["run"]
+    order = [names.index(s["name"]) for s in (upload, restore, trend, save)]
+    assert order == sorted(order) and order[-1] < names.index("Verdict")

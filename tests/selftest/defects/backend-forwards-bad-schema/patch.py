@@ -15,8 +15,8 @@ replace_once(
     [
         (
             "            entry = Entry(run_id, seq, msg_type, symbol_of(obj), text, declared_of(obj))\n",
-            "            if msg_type == \"trade\":  # DEFECT: the forwarded quantity becomes a string\n"
-            "                text = json.dumps({**obj, \"data\": {**obj[\"data\"], \"quantity\": str(obj[\"data\"].get(\"quantity\"))}})\n"
+            '            if msg_type == "trade":  # DEFECT: the forwarded quantity becomes a string\n'
+            '                text = json.dumps({**obj, "data": {**obj["data"], "quantity": str(obj["data"].get("quantity"))}})\n'
             "            entry = Entry(run_id, seq, msg_type, symbol_of(obj), text, declared_of(obj))\n",
         )
     ],
