@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Coroutine
+from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
@@ -39,6 +41,23 @@ def backend_status(cfg: RigConfig) -> dict[str, Any]:
 
 def backend_state(cfg: RigConfig) -> dict[str, Any]:
     return dict(get_json(cfg.dashboard_url + "/api/state"))
+
+
+def record_judged(record: StageRecord, history: Any, row: dict[str, Any]) -> None:
+    """Keep a judged probe's history where ``wsrig judge`` finds it, record its row (with the
+    history's file name), its checks and findings, and end the test by it (``conclude``)."""
+    from wsrig.scenario_history import history_path
+
+    results = Path(os.environ.get("RIG__RESULTS_DIR", "results/adhoc"))
+    results.mkdir(parents=True, exist_ok=True)
+    path = history.save(history_path(results, record.stage, history.name))
+    row = record.scenario(**row, history=path.name)
+    checks = [Check(**{k: v for k, v in c.items() if k != "passed"}) for c in row.get("checks", [])]
+    names = {c.name for c in checks}
+    record.checks = [c for c in record.checks if c.name not in names] + checks
+    for f in row["findings"]:
+        record.finding(f["severity"], f"{history.name}: {f['message']}")
+    conclude(row)
 
 
 def conclude(row: dict[str, Any]) -> None:

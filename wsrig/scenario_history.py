@@ -18,6 +18,7 @@ from wsrig.history import Observed, SeqSet, observed_from_frames
 __all__ = [
     "HISTORY_SUFFIX",
     "BrowserHistory",
+    "ProbeHistory",
     "ClientLog",
     "DurabilityHistory",
     "ScenarioHistory",
@@ -301,13 +302,27 @@ class BrowserHistory(_Stored):
     _logs: ClassVar[tuple[str, ...]] = ("page",)
 
 
-History = ScenarioHistory | SlowClientHistory | DurabilityHistory | ResumeHistory | BrowserHistory
+@dataclass
+class ProbeHistory(_Stored):
+    """What one probe of a stage without a history type of its own measured, raw: the
+    samples and counts (``measured``) its stage's judge turns into checks and findings
+    (``wsrig.probe_judges``)."""
+
+    name: str
+    stage: str
+    measured: dict[str, Any] = field(default_factory=dict)
+    kind: str = "probe"
+    version: int = 1
+
+
+History = ScenarioHistory | SlowClientHistory | DurabilityHistory | ResumeHistory | BrowserHistory | ProbeHistory
 
 
 _KINDS: dict[str | None, type[History]] = {
     None: ScenarioHistory,  # a fault scenario's history has no ``kind``
     "slow_client": SlowClientHistory,
     "browser": BrowserHistory,
+    "probe": ProbeHistory,
     "durability": DurabilityHistory,
     "resume": ResumeHistory,
 }

@@ -29,6 +29,7 @@ from wsrig.scenario_history import (
     BrowserHistory,
     DurabilityHistory,
     History,
+    ProbeHistory,
     ResumeHistory,
     ScenarioHistory,
     SlowClientHistory,
@@ -651,4 +652,8 @@ def judge_history(h: History, thresholds: Mapping[str, Any], stage: str) -> dict
         from wsrig.browser_judge import judge_browser  # it builds on this module
 
         return judge_browser(h, limits)
+    if isinstance(h, ProbeHistory):
+        from wsrig.probe_judges import judge_probe  # it builds on this module
+
+        return judge_probe(h, limits)
     return judge_scenario(h, limits).serialize()

@@ -29,8 +29,8 @@ from wsrig.browser_probe import (
     wait_on_page,
 )
 from wsrig.clients import Publisher
-from wsrig.probe import backend_state, bot_stats, conclude, progress
-from wsrig.scenario_history import BrowserHistory, ClientLog, history_path
+from wsrig.probe import backend_state, bot_stats, progress, record_judged
+from wsrig.scenario_history import BrowserHistory, ClientLog
 from wsrig.scenario_judge import judge_history
 from wsrig.stack import DockerStack
 
@@ -130,11 +130,7 @@ def _history(name: str, cfg, p: _Page, produced: dict[str, Any], **fields: Any) 
 
 
 def _conclude(record, limits, history: BrowserHistory) -> None:
-    path = history.save(history_path(_results(), record.stage, history.name))
-    row = record.scenario(**judge_history(history, {record.stage: limits}, record.stage), history=path.name)
-    for f in row["findings"]:
-        record.finding(f["severity"], f"{history.name}: {f['message']}")
-    conclude(row)
+    record_judged(record, history, judge_history(history, {record.stage: limits}, record.stage))
 
 
 def test_page_live(cfg, record, limits, page):

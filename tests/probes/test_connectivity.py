@@ -1,4 +1,8 @@
-"""Connectivity stage: handshakes, live exchange, ping RTT, many clients, frame limits, status API."""
+"""Connectivity stage: handshakes, live exchange, ping RTT, many clients, frame limits, status API.
+
+Each probe drives and records what it measured in a ``ProbeHistory``;
+``wsrig.probe_judges`` decides (and ``wsrig judge`` can again, offline).
+"""
 
 from __future__ import annotations
 
@@ -12,14 +16,21 @@ from websockets.asyncio.client import connect
 
 from wsrig import messages
 from wsrig.clients import Publisher, Subscriber
-from wsrig.probe import backend_status, progress, run
-from wsrig.stats import LatencySummary
+from wsrig.probe import backend_status, progress, record_judged, run
+from wsrig.probe_judges import judge_probe
+from wsrig.scenario_history import ProbeHistory
 
 pytestmark = pytest.mark.connectivity
 
 
 def _live_envelopes(sub: Subscriber, run_id: str) -> int:
     return sum(1 for _, f in sub.frames if f.get("run_id") == run_id)
+
+
+def _judged(record, limits, name: str, **measured) -> None:
+    """Keep what the probe measured and let its judge decide."""
+    history = ProbeHistory(name=name, stage=record.stage, measured=measured)
+    record_judged(record, history, judge_probe(history, limits))
 
 
 def test_handshake_time(cfg, record, limits):
@@ -34,27 +45,25 @@ def test_handshake_time(cfg, record, limits):
                 times.append((time.perf_counter() - t0) * 1000)
         return times
 
-    summary = LatencySummary.from_ms(run(body()))
-    record.metrics["handshake_ms"] = summary.serialize()
-    check = record.measure("handshake_p99_ms", summary.p99, limits["handshake_p99_ms"], unit=" ms")
-    progress(f"handshake p50 {summary.p50} ms, p99 {summary.p99} ms over {n} clients")
-    assert check.passed, f"handshake P99 {summary.p99} ms > {limits['handshake_p99_ms']} ms"
+    times = run(body())
+    progress(f"{len(times)} handshakes of {n} clients timed")
+    _judged(record, limits, "handshake_time", clients=n, handshake_ms=times)
 
 
 def test_subscriber_receives_live_bot_traffic(cfg, record, limits, bot_run_id):
     """A new subscriber gets a snapshot, then live envelopes of the bot's run within the deadline."""
     deadline = float(limits["first_message_within_s"])
 
-    async def body() -> float:
+    async def body() -> tuple[float | None, bool]:
         async with Subscriber(cfg.stream_url) as sub:
             t0 = time.monotonic()
-            await sub.wait_for(lambda s: _live_envelopes(s, bot_run_id) > 0, deadline, "a live bot envelope")
-            assert sub.snapshot is not None, "no snapshot frame before the live stream"
-            return time.monotonic() - t0
+            with contextlib.suppress(TimeoutError):
+                await sub.wait_for(lambda s: _live_envelopes(s, bot_run_id) > 0, deadline * 2, "a live bot envelope")
+            elapsed = time.monotonic() - t0 if _live_envelopes(sub, bot_run_id) else None
+            return elapsed, sub.snapshot is not None
 
-    elapsed = run(body())
-    check = record.measure("first_live_message_s", round(elapsed, 3), deadline, unit=" s")
-    assert check.passed
+    elapsed, snapshot = run(body())
+    _judged(record, limits, "first_live_message", first_live_s=elapsed, snapshot=snapshot, bot_run_id=bot_run_id)
 
 
 def test_ping_pong_rtt(cfg, record, limits):
@@ -70,9 +79,7 @@ def test_ping_pong_rtt(cfg, record, limits):
                 rtts.append((time.perf_counter() - t0) * 1000)
         return rtts
 
-    summary = LatencySummary.from_ms(run(body()))
-    record.metrics["ping_rtt_ms"] = summary.serialize()
-    assert record.measure("ping_rtt_p99_ms", summary.p99, limits["ping_rtt_p99_ms"], unit=" ms").passed
+    _judged(record, limits, "ping_rtt", pings=50, rtt_ms=run(body()))
 
 
 def test_concurrent_clients_all_receive(cfg, record, limits, bot_run_id):
@@ -84,9 +91,10 @@ def test_concurrent_clients_all_receive(cfg, record, limits, bot_run_id):
         await asyncio.gather(*(s.connect() for s in subs))
         try:
             progress(f"{n} subscribers connected; waiting for live traffic on each")
-            await asyncio.gather(
-                *(s.wait_for(lambda x: _live_envelopes(x, bot_run_id) > 0, 15, "live traffic") for s in subs)
-            )
+            with contextlib.suppress(TimeoutError):  # who got nothing is the judge's to count
+                await asyncio.gather(
+                    *(s.wait_for(lambda x: _live_envelopes(x, bot_run_id) > 0, 15, "live traffic") for s in subs)
+                )
             status = await asyncio.to_thread(backend_status, cfg)
             return (
                 sum(1 for s in subs if _live_envelopes(s, bot_run_id) > 0),
@@ -97,26 +105,31 @@ def test_concurrent_clients_all_receive(cfg, record, limits, bot_run_id):
             await asyncio.gather(*(s.close() for s in subs))
 
     receiving, counted, handshakes = run(body())
-    record.metrics["concurrent_handshake_ms"] = LatencySummary.from_ms(handshakes).serialize()
-    record.measure("concurrent_clients_receiving", receiving, n, op=">=")
-    record.measure("status_api_client_count", counted, n, op=">=")
-    assert receiving == n, f"only {receiving} of {n} concurrent clients received live traffic"
-    assert counted >= n, f"/api/websocket/status reports {counted} clients while {n} are connected"
+    _judged(
+        record,
+        limits,
+        "concurrent_clients",
+        clients=n,
+        receiving=receiving,
+        status_client_count=counted,
+        handshake_ms=handshakes,
+    )
 
 
 def test_large_message_accepted(cfg, record, limits):
     """A frame just under the size limit is accepted and acknowledged."""
     size = int(limits["large_message_bytes"])
 
-    async def body() -> dict:
+    async def body() -> str | None:
         async with Publisher(cfg.ingest_url, cfg.auth_token) as pub:
             data = dict(messages.SAMPLE_DATA["market_data"], padding="x" * size)
             env = await pub.publish("market_data", data)
-            return await pub.wait_ack(env["seq"], timeout=10)
+            try:
+                return str((await pub.wait_ack(env["seq"], timeout=10)).get("type"))
+            except (TimeoutError, ConnectionError) as exc:
+                return f"no ack ({exc})"
 
-    ack = run(body())
-    record.measure("large_frame_bytes_accepted", size, int(cfg.setting("SYSTEM__MAX_FRAME_BYTES", "1048576")), op="<")
-    assert ack["type"] == "ack"
+    _judged(record, limits, "large_message", size=size, ack_type=run(body()))
 
 
 def test_oversize_message_closed_1009(cfg, record, limits):
@@ -134,17 +147,17 @@ def test_oversize_message_closed_1009(cfg, record, limits):
                 await asyncio.wait_for(pub.ws.wait_closed(), timeout=10)
             return pub.ws.close_code
 
-    code = run(body())
-    record.metrics["oversize_close_code"] = code
-    assert code == 1009, f"oversize frame: expected close 1009, got {code}"
+    _judged(record, limits, "oversize_message", size=size, close_code=run(body()))
 
 
-def test_status_api_reflects_connections(cfg, record, bot_run_id):
+def test_status_api_reflects_connections(cfg, record, limits, bot_run_id):
     """/api/websocket/status shows the bot as publisher and our extra clients as they come and go."""
 
-    async def body() -> tuple[int, int, int]:
+    extra = 5
+
+    async def body() -> tuple[int, int, int, list]:
         before = (await asyncio.to_thread(backend_status, cfg))["client_count"]
-        subs = [Subscriber(cfg.stream_url) for _ in range(5)]
+        subs = [Subscriber(cfg.stream_url) for _ in range(extra)]
         await asyncio.gather(*(s.connect() for s in subs))
         await asyncio.sleep(0.5)
         during = await asyncio.to_thread(backend_status, cfg)
@@ -152,10 +165,17 @@ def test_status_api_reflects_connections(cfg, record, bot_run_id):
         await asyncio.sleep(0.5)
         after = (await asyncio.to_thread(backend_status, cfg))["client_count"]
         publishers = [p.get("run_id") for p in during.get("publishers", [])]
-        assert bot_run_id in publishers, f"bot run {bot_run_id} not among publishers {publishers}"
-        return before, during["client_count"], after
+        return before, during["client_count"], after, publishers
 
-    before, during, after = run(body())
-    record.metrics.update(status_clients_before=before, status_clients_during=during, status_clients_after=after)
-    assert during >= before + 5, f"client_count {before} -> {during} with 5 more clients connected"
-    assert after <= during - 5, f"client_count did not drop after 5 clients left ({during} -> {after})"
+    before, during, after, publishers = run(body())
+    _judged(
+        record,
+        limits,
+        "status_api",
+        extra=extra,
+        before=before,
+        during=during,
+        after=after,
+        publishers=publishers,
+        bot_run_id=bot_run_id,
+    )

@@ -12,10 +12,10 @@ import requests
 
 from wsrig.durability import run_durability
 from wsrig.faults import FaultContext, get_fault
-from wsrig.probe import backend_status, bot_stats, conclude, progress, run
+from wsrig.probe import backend_status, bot_stats, progress, record_judged, run
 from wsrig.resume_probe import run_resume_honesty
 from wsrig.scenario import run_scenario
-from wsrig.scenario_history import History, ScenarioHistory, history_path
+from wsrig.scenario_history import ScenarioHistory
 from wsrig.scenario_judge import judge_durability, judge_resume, judge_scenario, judge_slow_client
 from wsrig.slow_clients import run_slow_clients
 from wsrig.stack import DockerStack
@@ -47,26 +47,13 @@ def _results() -> Path:
     return results
 
 
-def _save(record, history: History) -> str:
-    """Write the history where ``wsrig judge`` finds it; its file name goes into the row."""
-    return history.save(history_path(_results(), record.stage, history.name)).name
-
-
-def _conclude(record, history: History, row: dict) -> None:
-    """Record a judged row (with its history's file name) and its findings; end the test by it."""
-    row = record.scenario(**row, history=_save(record, history))
-    for f in row["findings"]:
-        record.finding(f["severity"], f"{history.name}: {f['message']}")
-    conclude(row)
-
-
 def _judge(record, limits, history: ScenarioHistory) -> None:
     """Let the judge decide a fault scenario (``wsrig judge`` can do it again offline)."""
     result = judge_scenario(history, limits)
     if result.latency_samples:  # the report's latency-over-time chart, fault window shaded
         rows = latency_over_time(result.latency_samples)
         record.add_series(_results(), f"{result.name}_latency", "latency", LATENCY_OVER_TIME_COLUMNS, rows, unit="ms")
-    _conclude(record, history, result.serialize())
+    record_judged(record, history, result.serialize())
 
 
 def _scenario(cfg, limits, name, fault, hold_key="hold_s", **kw) -> ScenarioHistory:
@@ -115,7 +102,7 @@ def test_acked_means_durable(cfg, ctx, record, limits):
             restart_timeout_s=float(limits["durable_restart_timeout_s"]),
         )
     )
-    _conclude(record, history, judge_durability(history))
+    record_judged(record, history, judge_durability(history))
 
 
 def test_bot_crash(cfg, ctx, record, limits):
@@ -198,7 +185,7 @@ def test_slow_subscriber(cfg, ctx, record, limits, rig_limits):
     history = run(run_slow_clients(cfg, limits))
     rows = latency_over_time([(t / 1e9, ms) for t, ms in history.latencies()])
     record.add_series(_results(), "slow_subscriber_latency", "latency", LATENCY_OVER_TIME_COLUMNS, rows, unit="ms")
-    _conclude(record, history, judge_slow_client(history, limits, rig_limits))
+    record_judged(record, history, judge_slow_client(history, limits, rig_limits))
 
 
 @pytest.mark.parametrize("hole", ["restart", "overflow"])
@@ -218,4 +205,4 @@ def test_resume_is_honest(cfg, ctx, record, limits, hole):
             timeout_s=float(limits["resume_timeout_s"]),
         )
     )
-    _conclude(record, history, judge_resume(history))
+    record_judged(record, history, judge_resume(history))
