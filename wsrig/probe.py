@@ -60,6 +60,15 @@ def record_judged(record: StageRecord, history: Any, row: dict[str, Any]) -> Non
     conclude(row)
 
 
+def record_probe(record: StageRecord, limits: dict[str, Any], name: str, **measured: Any) -> None:
+    """Keep what a probe measured (a ``ProbeHistory``) and let its stage's judge decide."""
+    from wsrig.probe_judges import judge_probe
+    from wsrig.scenario_history import ProbeHistory
+
+    history = ProbeHistory(name=name, stage=record.stage, measured=measured)
+    record_judged(record, history, judge_probe(history, limits))
+
+
 def conclude(row: dict[str, Any]) -> None:
     """End a test from its scenario row: fail with its findings, or skip as invalid.
 

@@ -28,6 +28,7 @@ __all__ = [
     "excused_by_refusals",
     "history_path",
     "load_history",
+    "trim_frame",
 ]
 
 HISTORY_SUFFIX = ".history.json"
@@ -38,7 +39,7 @@ def history_path(results: Path, stage: str, scenario: str) -> Path:
     return results / f"{stage}.{scenario}{HISTORY_SUFFIX}"
 
 
-def _trim(frame: dict[str, Any]) -> dict[str, Any]:
+def trim_frame(frame: dict[str, Any]) -> dict[str, Any]:
     """The fields a judge reads; a gap's ``data`` (its declared ranges) is kept, payloads are not."""
     keep: dict[str, Any] = {k: frame[k] for k in ("run_id", "seq", "type", "ts_ns") if k in frame}
     if frame.get("type") == "snapshot":
@@ -66,7 +67,7 @@ class ClientLog:
         refused_at: list[tuple[str, int]],
         close_codes: list[int | None],
     ) -> ClientLog:
-        return cls([(t, _trim(f)) for t, f in frames], connections, list(refused_at), list(close_codes))
+        return cls([(t, trim_frame(f)) for t, f in frames], connections, list(refused_at), list(close_codes))
 
     def observed(self) -> list[Observed]:
         return observed_from_frames(self.frames)

@@ -16,21 +16,13 @@ from websockets.asyncio.client import connect
 
 from wsrig import messages
 from wsrig.clients import Publisher, Subscriber
-from wsrig.probe import backend_status, progress, record_judged, run
-from wsrig.probe_judges import judge_probe
-from wsrig.scenario_history import ProbeHistory
+from wsrig.probe import backend_status, progress, record_probe, run
 
 pytestmark = pytest.mark.connectivity
 
 
 def _live_envelopes(sub: Subscriber, run_id: str) -> int:
     return sum(1 for _, f in sub.frames if f.get("run_id") == run_id)
-
-
-def _judged(record, limits, name: str, **measured) -> None:
-    """Keep what the probe measured and let its judge decide."""
-    history = ProbeHistory(name=name, stage=record.stage, measured=measured)
-    record_judged(record, history, judge_probe(history, limits))
 
 
 def test_handshake_time(cfg, record, limits):
@@ -47,7 +39,7 @@ def test_handshake_time(cfg, record, limits):
 
     times = run(body())
     progress(f"{len(times)} handshakes of {n} clients timed")
-    _judged(record, limits, "handshake_time", clients=n, handshake_ms=times)
+    record_probe(record, limits, "handshake_time", clients=n, handshake_ms=times)
 
 
 def test_subscriber_receives_live_bot_traffic(cfg, record, limits, bot_run_id):
@@ -63,7 +55,7 @@ def test_subscriber_receives_live_bot_traffic(cfg, record, limits, bot_run_id):
             return elapsed, sub.snapshot is not None
 
     elapsed, snapshot = run(body())
-    _judged(record, limits, "first_live_message", first_live_s=elapsed, snapshot=snapshot, bot_run_id=bot_run_id)
+    record_probe(record, limits, "first_live_message", first_live_s=elapsed, snapshot=snapshot, bot_run_id=bot_run_id)
 
 
 def test_ping_pong_rtt(cfg, record, limits):
@@ -79,7 +71,7 @@ def test_ping_pong_rtt(cfg, record, limits):
                 rtts.append((time.perf_counter() - t0) * 1000)
         return rtts
 
-    _judged(record, limits, "ping_rtt", pings=50, rtt_ms=run(body()))
+    record_probe(record, limits, "ping_rtt", pings=50, rtt_ms=run(body()))
 
 
 def test_concurrent_clients_all_receive(cfg, record, limits, bot_run_id):
@@ -105,7 +97,7 @@ def test_concurrent_clients_all_receive(cfg, record, limits, bot_run_id):
             await asyncio.gather(*(s.close() for s in subs))
 
     receiving, counted, handshakes = run(body())
-    _judged(
+    record_probe(
         record,
         limits,
         "concurrent_clients",
@@ -129,7 +121,7 @@ def test_large_message_accepted(cfg, record, limits):
             except (TimeoutError, ConnectionError) as exc:
                 return f"no ack ({exc})"
 
-    _judged(record, limits, "large_message", size=size, ack_type=run(body()))
+    record_probe(record, limits, "large_message", size=size, ack_type=run(body()))
 
 
 def test_oversize_message_closed_1009(cfg, record, limits):
@@ -147,7 +139,7 @@ def test_oversize_message_closed_1009(cfg, record, limits):
                 await asyncio.wait_for(pub.ws.wait_closed(), timeout=10)
             return pub.ws.close_code
 
-    _judged(record, limits, "oversize_message", size=size, close_code=run(body()))
+    record_probe(record, limits, "oversize_message", size=size, close_code=run(body()))
 
 
 def test_status_api_reflects_connections(cfg, record, limits, bot_run_id):
@@ -168,7 +160,7 @@ def test_status_api_reflects_connections(cfg, record, limits, bot_run_id):
         return before, during["client_count"], after, publishers
 
     before, during, after, publishers = run(body())
-    _judged(
+    record_probe(
         record,
         limits,
         "status_api",

@@ -82,3 +82,91 @@ def test_a_probe_history_round_trips_and_is_judged_by_kind(tmp_path):
 def test_an_unknown_probe_is_refused():
     with pytest.raises(ValueError, match="no judge for probe connectivity/nope"):
         judge_probe(ProbeHistory(name="nope", stage="connectivity"), LIMITS)
+
+
+# --- message flow -------------------------------------------------------------------------
+
+from wsrig import messages  # noqa: E402
+
+MF_LIMITS = {"min_messages": 5, "required_types": ["market_data", "trade"]}
+RUN = messages.new_run_id()
+
+
+def _env(seq: int, kind: str = "market_data", **data) -> dict:
+    env = messages.envelope(RUN, seq, kind)
+    env["data"].update(data)
+    return env
+
+
+def _mf(name: str, **measured) -> dict:
+    return judge_probe(ProbeHistory(name=name, stage="message_flow", measured=measured), MF_LIMITS)
+
+
+SNAPSHOT = {"type": "snapshot", "positions": {}, "portfolio": None, "recent_trades": [], "runs": {}, "resumed": True}
+
+
+def test_message_flow_clean_records_pass():
+    frames = [(i, _env(i)) for i in range(1, 8)]
+    rows = [
+        _mf("frames_valid", snapshot=SNAPSHOT, frames=frames),
+        _mf("order", frames=frames, bot_run_id=RUN),
+        _mf("types_seen", types={"market_data": 6, "trade": 1}),
+        _mf(
+            "snapshot_matches_state",
+            snapshot={"positions": {}, "portfolio": 1},
+            state={"positions": {}, "portfolio": 1},
+        ),
+        _mf("filters", types=["trade"], symbol="BTCUSD", frames=[["trade", "BTCUSD"]] * 3),
+        _mf("resume", mine=[4, 5, 6], theirs=[4, 5, 6], snapshot=True, resumed=True),
+    ]
+    assert [r["status"] for r in rows] == ["passed"] * 6, [r["findings"] for r in rows]
+    assert set(JUDGES["message_flow"]) >= {r["name"] for r in rows}
+
+
+def test_a_frame_that_breaks_the_schema_is_named_not_a_crash():
+    frames = [(1, _env(1)), (2, _env(2, "trade", quantity="1.0"))]
+    found = _found(_mf("frames_valid", snapshot=SNAPSHOT, frames=frames))
+    assert (
+        f"INVALID FRAME on the client stream: seq 2 (trade, run {RUN[:8]}): schema_violation: trade: data/quantity: '1.0' is not of type 'number'"
+        in found
+    )
+    assert "invalid_frames = 1 breaks" in found
+
+
+@pytest.mark.parametrize(
+    ("seqs", "finding"),
+    [
+        ([1, 2, 3, 5, 6, 7], "undeclared_gaps = 1 breaks"),
+        ([1, 2, 3, 3, 4, 5], "duplicated = 1 breaks"),
+        ([1, 3, 2, 4, 5, 6], "reordered = 1 breaks"),
+        ([1, 2], "envelopes_observed = 2 breaks"),
+    ],
+)
+def test_order_defects_are_named(seqs, finding):
+    frames = [(i, {"run_id": RUN, "seq": s, "type": "market_data"}) for i, s in enumerate(seqs)]
+    assert finding in _found(_mf("order", frames=frames, bot_run_id=RUN))
+
+
+def test_other_message_flow_defects_are_named():
+    assert "types never seen in the window: ['trade']" in _found(_mf("types_seen", types={"market_data": 9}))
+    assert "snapshot portfolio differ" in _found(
+        _mf(
+            "snapshot_matches_state",
+            snapshot={"positions": {}, "portfolio": 1},
+            state={"positions": {}, "portfolio": 2},
+        )
+    )
+    assert "1 frame(s) outside the filter" in _found(
+        _mf("filters", types=["trade"], symbol="BTCUSD", frames=[["trade", "BTCUSD"], ["signal", "BTCUSD"]])
+    )
+    resumed = _found(_mf("resume", mine=[4, 5, 5, 7], theirs=[4, 5, 6, 7], snapshot=False, resumed=False))
+    for words in ("no snapshot on resume", "no longer in its ring", "duplicates", "first difference near seq 5"):
+        assert words in resumed
+    assert "outside the bot's window" in _found(
+        _mf(
+            "counts_agree",
+            bot_before={"run_id": RUN, "acked_seq": 10, "last_seq": 12, "produced_by_type": {"market_data": 12}},
+            backend={"runs": {RUN: {"acked_seq": 30}}},
+            bot_after={"run_id": RUN, "acked_seq": 12, "last_seq": 12, "produced_by_type": {"market_data": 12}},
+        )
+    )
