@@ -334,7 +334,7 @@ def judge(results: Path, thresholds_file: Path | None) -> None:
     for stage, names in out.judged.items():
         click.echo(f"judged from histories: {stage}: {', '.join(names)}")
     if out.carried:
-        click.echo(f"taken as recorded (their probes write no history yet): {', '.join(out.carried)}")
+        click.echo(f"taken as recorded (no histories of theirs in this folder): {', '.join(out.carried)}")
     for change in out.changes:
         click.echo(f"changed: {change}")
     differ = out.findings_differ
