@@ -43,14 +43,19 @@ def backend_state(cfg: RigConfig) -> dict[str, Any]:
     return dict(get_json(cfg.dashboard_url + "/api/state"))
 
 
+def results_dir() -> Path:
+    """Where the running stage writes its files (``$RIG__RESULTS_DIR``), created if missing."""
+    out = Path(os.environ.get("RIG__RESULTS_DIR", "results/adhoc"))
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
 def record_judged(record: StageRecord, history: Any, row: dict[str, Any]) -> None:
     """Keep a judged probe's history where ``wsrig judge`` finds it, record its row (with the
     history's file name), its checks and findings, and end the test by it (``conclude``)."""
     from wsrig.scenario_history import history_path
 
-    results = Path(os.environ.get("RIG__RESULTS_DIR", "results/adhoc"))
-    results.mkdir(parents=True, exist_ok=True)
-    path = history.save(history_path(results, record.stage, history.name))
+    path = history.save(history_path(results_dir(), record.stage, history.name))
     row = record.scenario(**row, history=path.name)
     checks = [Check(**{k: v for k, v in c.items() if k != "passed"}) for c in row.get("checks", [])]
     names = {c.name for c in checks}

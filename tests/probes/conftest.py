@@ -19,6 +19,7 @@ from wsrig.clients import get_json
 from wsrig.config import RigConfig, load_config
 from wsrig.cpusets import CpuPlan, hog, pinned, plan_cpus
 from wsrig.probe import bot_stats
+from wsrig.probe import results_dir as stage_results_dir
 from wsrig.record import StageRecord
 from wsrig.righealth import RigLimits
 from wsrig.stack import DockerStack
@@ -47,17 +48,13 @@ def record() -> Iterator[StageRecord]:
     stage = os.environ.get("RIG__STAGE", "adhoc")
     rec = StageRecord(stage)
     yield rec
-    out = Path(os.environ.get("RIG__RESULTS_DIR", "results/adhoc"))
-    out.mkdir(parents=True, exist_ok=True)
-    rec.save(out / f"{stage}.record.json")
+    rec.save(stage_results_dir() / f"{stage}.record.json")
 
 
 @pytest.fixture(scope="session")
 def results_dir() -> Path:
     """Where this stage's files go (CSV series beside the record and JUnit)."""
-    out = Path(os.environ.get("RIG__RESULTS_DIR", "results/adhoc"))
-    out.mkdir(parents=True, exist_ok=True)
-    return out
+    return stage_results_dir()
 
 
 @pytest.fixture(scope="session")

@@ -8,11 +8,9 @@ and the report.
 from __future__ import annotations
 
 import asyncio
-import os
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -29,7 +27,7 @@ from wsrig.browser_probe import (
     wait_on_page,
 )
 from wsrig.clients import Publisher
-from wsrig.probe import backend_state, bot_stats, progress, record_judged
+from wsrig.probe import backend_state, bot_stats, progress, record_judged, results_dir
 from wsrig.scenario_history import BrowserHistory, ClientLog
 from wsrig.scenario_judge import judge_history
 from wsrig.stack import DockerStack
@@ -37,12 +35,6 @@ from wsrig.stack import DockerStack
 pytestmark = pytest.mark.browser
 
 PAGE_SYMBOL = "WSRIGPAGE"
-
-
-def _results() -> Path:
-    results = Path(os.environ.get("RIG__RESULTS_DIR", "results/adhoc"))
-    results.mkdir(parents=True, exist_ok=True)
-    return results
 
 
 @pytest.fixture(scope="module")
@@ -140,7 +132,7 @@ def test_page_live(cfg, record, limits, page):
     page.page.wait_for_timeout(int(float(limits["live_s"]) * 1000))
     produced = _settle_on_run(cfg, page, limits)
     comparisons = _compare(cfg, page, limits)
-    shot = screenshot(page.page, _results(), "steady")
+    shot = screenshot(page.page, results_dir(), "steady")
     record.add_picture(shot, "The dashboard page, live (steady state)")
     _conclude(record, limits, _history("page_live", cfg, page, produced, comparisons=comparisons, screenshots=[shot]))
 
@@ -159,7 +151,7 @@ def test_page_across_a_backend_restart(cfg, record, limits, page):
     down_until = time.monotonic() + float(limits["restart_down_s"])
     while time.monotonic() < down_until:
         if page.sample(states) == "reconnecting" and not shots:
-            shots.append(screenshot(page.page, _results(), "outage"))
+            shots.append(screenshot(page.page, results_dir(), "outage"))
         page.page.wait_for_timeout(100)
     stack.start(cfg.dashboard_service)
     healed = time.time_ns()
@@ -169,7 +161,7 @@ def test_page_across_a_backend_restart(cfg, record, limits, page):
     produced = _settle_on_run(cfg, page, limits)
     page.sample(states)
     comparisons = _compare(cfg, page, limits)
-    shots.append(screenshot(page.page, _results(), "recovered"))
+    shots.append(screenshot(page.page, results_dir(), "recovered"))
     for shot, title in zip(shots, ("during the backend outage", "after the backend restart"), strict=False):
         record.add_picture(shot, f"The dashboard page {title}")
     _conclude(
@@ -230,7 +222,7 @@ def test_page_keeps_up(cfg, record, limits, page):
     read_ns = time.time_ns()
     dom = read_dom(page.page)
     stats = {**dom.get("stats", {}), "read_ns": read_ns, "shown_price": dom.get("prices", {}).get(PAGE_SYMBOL)}
-    shot = screenshot(page.page, _results(), "under_load")
+    shot = screenshot(page.page, results_dir(), "under_load")
     record.add_picture(shot, f"The dashboard page after {rate:g} msg/s for {seconds:g}s")
     produced = {k: sent[k] for k in ("run_id", "first_seq", "last_seq") if k in sent}
     _conclude(

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import time
-from pathlib import Path
 
 import pytest
 import requests
 
 from wsrig.durability import run_durability
 from wsrig.faults import FaultContext, get_fault
-from wsrig.probe import backend_status, bot_stats, progress, record_judged, run
+from wsrig.probe import backend_status, bot_stats, progress, record_judged, results_dir, run
 from wsrig.resume_probe import run_resume_honesty
 from wsrig.scenario import run_scenario
 from wsrig.scenario_history import ScenarioHistory
@@ -41,18 +39,14 @@ def ctx(cfg):
     requests.delete(cfg.proxy_control_url + "/faults", timeout=5)
 
 
-def _results() -> Path:
-    results = Path(os.environ.get("RIG__RESULTS_DIR", "results/adhoc"))
-    results.mkdir(parents=True, exist_ok=True)
-    return results
-
-
 def _judge(record, limits, history: ScenarioHistory) -> None:
     """Let the judge decide a fault scenario (``wsrig judge`` can do it again offline)."""
     result = judge_scenario(history, limits)
     if result.latency_samples:  # the report's latency-over-time chart, fault window shaded
         rows = latency_over_time(result.latency_samples)
-        record.add_series(_results(), f"{result.name}_latency", "latency", LATENCY_OVER_TIME_COLUMNS, rows, unit="ms")
+        record.add_series(
+            results_dir(), f"{result.name}_latency", "latency", LATENCY_OVER_TIME_COLUMNS, rows, unit="ms"
+        )
     record_judged(record, history, result.serialize())
 
 
@@ -184,7 +178,7 @@ def test_slow_subscriber(cfg, ctx, record, limits, rig_limits):
     order; the non-reader is cut (1013) in bounded time; the bot trades on."""
     history = run(run_slow_clients(cfg, limits))
     rows = latency_over_time([(t / 1e9, ms) for t, ms in history.latencies()])
-    record.add_series(_results(), "slow_subscriber_latency", "latency", LATENCY_OVER_TIME_COLUMNS, rows, unit="ms")
+    record.add_series(results_dir(), "slow_subscriber_latency", "latency", LATENCY_OVER_TIME_COLUMNS, rows, unit="ms")
     record_judged(record, history, judge_slow_client(history, limits, rig_limits))
 
 

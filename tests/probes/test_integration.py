@@ -12,10 +12,8 @@ scanned (wsrig.logscan). The ordinary stack is brought back up afterwards.
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,7 +22,7 @@ import requests
 from wsrig.clients import Subscriber, get_json
 from wsrig.config import RigConfig
 from wsrig.logscan import LogProblem, scan_log
-from wsrig.probe import backend_state, backend_status, bot_stats, progress, run
+from wsrig.probe import backend_state, backend_status, bot_stats, progress, results_dir, run
 from wsrig.promtext import parse_metrics
 from wsrig.reconcile import Row, Sources, reconcile
 from wsrig.session import restore, start_backend_fresh, start_bot_for_session
@@ -47,12 +45,6 @@ class Played:
     timeline: list[list[Any]] = field(default_factory=list)
     logs: dict[str, str] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
-
-
-def _results() -> Path:
-    out = Path(os.environ.get("RIG__RESULTS_DIR", "results/adhoc"))
-    out.mkdir(parents=True, exist_ok=True)
-    return out
 
 
 def _try(fetch: Any, cfg: RigConfig) -> dict[str, Any] | None:
@@ -154,7 +146,7 @@ def played(cfg, limits):
         yield result
     finally:
         for service, text in result.logs.items():
-            (_results() / f"integration.container_{service}.log").write_text(text)
+            (results_dir() / f"integration.container_{service}.log").write_text(text)
         progress("restoring the ordinary stack (fresh) for the stages that follow")
         restore(cfg, stack)
 
@@ -205,7 +197,7 @@ def test_reconciliation(played, record):
 
 def test_status_timeline(played, record, limits):
     """Both services' status endpoints were sampled every second into a CSV timeline."""
-    path = record.add_series(_results(), "status_timeline", "timeline", COLUMNS, played.timeline)
+    path = record.add_series(results_dir(), "status_timeline", "timeline", COLUMNS, played.timeline)
     record.metrics["status_timeline_file"] = path.name
     bot_col, backend_col = COLUMNS.index("bot_last_seq"), COLUMNS.index("backend_received")
     answered = [r for r in played.timeline if r[bot_col] != "" and r[backend_col] != ""]
