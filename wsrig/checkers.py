@@ -36,13 +36,21 @@ _EXAMPLES = 10
 
 @dataclass(frozen=True)
 class Finding:
-    """A defect or a note, worded for the report."""
+    """A defect or a note, worded for the report; ``check`` names the rule that found it and
+    ``evidence`` holds the measured facts behind it (both kept in the row, for ``wsrig judge``)."""
 
     severity: str  # "error" | "warning" | "info"
     message: str
+    check: str = ""
+    evidence: Mapping[str, Any] = field(default_factory=dict)
 
-    def serialize(self) -> dict[str, str]:
-        return {"severity": self.severity, "message": self.message}
+    def serialize(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"severity": self.severity, "message": self.message}
+        if self.check:
+            out["check"] = self.check
+        if self.evidence:
+            out["evidence"] = dict(self.evidence)
+        return out
 
 
 def examples(seqs: Iterable[int]) -> str:

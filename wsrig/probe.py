@@ -67,7 +67,7 @@ def record_judged(record: StageRecord, history: Any, row: dict[str, Any]) -> Non
 
 def record_probe(record: StageRecord, limits: dict[str, Any], name: str, **measured: Any) -> None:
     """Keep what a probe measured (a ``ProbeHistory``) and let its stage's judge decide."""
-    from wsrig.probe_judges import judge_probe
+    from wsrig.judges import judge_probe
     from wsrig.scenario_history import ProbeHistory
 
     history = ProbeHistory(name=name, stage=record.stage, measured=measured)

@@ -44,6 +44,13 @@ class Check:
         """The finding's words when the value breaks its threshold."""
         return f"{self.name} = {self.value}{self.unit} breaks the threshold {self.op} {self.threshold}{self.unit}"
 
+    def finding(self) -> Any:
+        """The error finding of a broken threshold, naming this check and its figures."""
+        from wsrig.checkers import Finding
+
+        evidence = {"value": self.value, "threshold": self.threshold, "op": self.op}
+        return Finding("error", self.breach(), check=self.name, evidence=evidence)
+
     def serialize(self) -> dict[str, Any]:
         return {
             "name": self.name,

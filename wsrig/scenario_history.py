@@ -307,7 +307,7 @@ class BrowserHistory(_Stored):
 class ProbeHistory(_Stored):
     """What one probe of a stage without a history type of its own measured, raw: the
     samples and counts (``measured``) its stage's judge turns into checks and findings
-    (``wsrig.probe_judges``)."""
+    (``wsrig.judges``)."""
 
     name: str
     stage: str

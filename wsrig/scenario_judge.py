@@ -653,7 +653,7 @@ def judge_history(h: History, thresholds: Mapping[str, Any], stage: str) -> dict
 
         return judge_browser(h, limits)
     if isinstance(h, ProbeHistory):
-        from wsrig.probe_judges import judge_probe  # it builds on this module
+        from wsrig.judges import judge_probe  # it builds on this module
 
         return judge_probe(h, limits)
     return judge_scenario(h, limits).serialize()

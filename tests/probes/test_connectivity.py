@@ -1,7 +1,7 @@
 """Connectivity stage: handshakes, live exchange, ping RTT, many clients, frame limits, status API.
 
 Each probe drives and records what it measured in a ``ProbeHistory``;
-``wsrig.probe_judges`` decides (and ``wsrig judge`` can again, offline).
+``wsrig.judges`` decides (and ``wsrig judge`` can again, offline).
 """
 
 from __future__ import annotations

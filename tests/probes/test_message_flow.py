@@ -1,7 +1,7 @@
 """Message-flow stage: schema validity, per-run order, snapshot, filters, resume, counts.
 
 Each probe drives and records what it observed in a ``ProbeHistory``;
-``wsrig.probe_judges`` decides (and ``wsrig judge`` can again, offline).
+``wsrig.judges`` decides (and ``wsrig judge`` can again, offline).
 """
 
 from __future__ import annotations

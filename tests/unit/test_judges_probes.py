@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from wsrig.probe_judges import JUDGES, judge_probe
+from wsrig.judges import JUDGES, judge_probe
 from wsrig.scenario_history import ProbeHistory, history_path, load_history
 from wsrig.scenario_judge import judge_history
 
@@ -170,3 +170,9 @@ def test_other_message_flow_defects_are_named():
             bot_after={"run_id": RUN, "acked_seq": 12, "last_seq": 12, "produced_by_type": {"market_data": 12}},
         )
     )
+
+
+def test_a_broken_threshold_finding_names_its_check_and_figures():
+    (finding,) = _row("handshake_time", handshake_ms=[300.0] * 20)["findings"]
+    assert finding["check"] == "handshake_p99_ms"
+    assert finding["evidence"] == {"value": 300.0, "threshold": 100, "op": "<="}

@@ -1,0 +1,37 @@
+"""Judges of the stages whose probes record a ``ProbeHistory``: raw measurements -> checks and findings.
+
+Pure: no I/O, no clock. One module per stage, each with a ``RULES`` table (probe name ->
+rule); a rule returns the checks (a value against its threshold, as the report prints
+them) and any finding a threshold cannot express. ``judge_probe`` turns them into the
+scenario row the stage records and ``wsrig judge`` computes again from the stored history.
+Adding a stage's judges: a module here and one line in ``JUDGES``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from wsrig.judges import connectivity, message_flow
+from wsrig.judges.base import Rule
+from wsrig.scenario_history import ProbeHistory
+
+__all__ = ["JUDGES", "judge_probe"]
+
+#: stage -> probe name -> its rule
+JUDGES: dict[str, dict[str, Rule]] = {
+    "connectivity": connectivity.RULES,
+    "message_flow": message_flow.RULES,
+}
+
+
+def judge_probe(h: ProbeHistory, limits: Mapping[str, Any]) -> dict[str, Any]:
+    """The probe's row: its checks (each broken one an error finding) and its own findings."""
+    from wsrig.scenario_judge import scenario_row  # it imports this package to rejudge probes
+
+    rule = JUDGES.get(h.stage, {}).get(h.name)
+    if rule is None:
+        raise ValueError(f"no judge for probe {h.stage}/{h.name}")
+    checks, findings, figures = rule(h.measured, limits)
+    findings = [c.finding() for c in checks if not c.passed] + findings
+    return scenario_row(h.name, "none", findings, checks=[c.serialize() for c in checks], **figures)
