@@ -10,19 +10,12 @@ import time
 import uuid
 from typing import Any
 
+from wscontract import EXAMPLE_DATA
+
 __all__ = ["SAMPLE_DATA", "envelope", "hello", "new_run_id", "subscribe"]
 
-SAMPLE_DATA: dict[str, dict[str, Any]] = {
-    "market_data": {"symbol": "RIGUSD", "price": 100.5, "bid": 100.4, "ask": 100.6, "volume": 3.0},
-    "signal": {"symbol": "RIGUSD", "action": "buy", "strength": 0.7},
-    "order": {"order_id": "o-1", "symbol": "RIGUSD", "side": "buy", "quantity": 1.0, "status": "new"},
-    "trade": {"trade_id": "t-1", "order_id": "o-1", "symbol": "RIGUSD", "side": "buy", "quantity": 1.0, "price": 100.5},
-    "position": {"symbol": "RIGUSD", "quantity": 1.0, "avg_price": 100.5},
-    "portfolio": {"cash": 1000.0, "equity": 1100.0, "realized_pnl": 0.0, "unrealized_pnl": 0.0},
-    "alert": {"level": "info", "message": "rig test alert"},
-    "heartbeat": {"uptime_s": 1.0},
-    "bot_status": {"state": "trading", "connected": True},
-}
+#: a valid ``data`` per type, from the schemas' ``examples`` (one place for a new type's sample)
+SAMPLE_DATA: dict[str, dict[str, Any]] = dict(EXAMPLE_DATA)
 
 
 def new_run_id(prefix: str = "rig") -> str:

@@ -33,9 +33,22 @@ __all__ = ["EnvelopeCheck", "compile_schema"]
 
 Check = Callable[[Any], bool]
 
-#: Keywords that assert nothing (annotations and identifiers).
+#: Keywords that assert nothing (annotations and identifiers; ``x-delivery`` is the
+#: contract's own: a data type's delivery class, read by wscontract).
 _ANNOTATIONS = frozenset(
-    {"$schema", "$id", "$comment", "title", "description", "examples", "default", "deprecated", "readOnly", "writeOnly"}
+    {
+        "$schema",
+        "$id",
+        "$comment",
+        "title",
+        "description",
+        "examples",
+        "default",
+        "deprecated",
+        "readOnly",
+        "writeOnly",
+        "x-delivery",
+    }
 )
 _ENVELOPE = "envelope.schema.json"
 

@@ -11,9 +11,12 @@ once, so a client gets one write per turn whatever the rate.
 from __future__ import annotations
 
 import hmac
+import json
+import os
 import struct
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
 import orjson
@@ -42,9 +45,17 @@ __all__ = [
 
 #: Close code of a wrong token or a first frame that is not a hello (docs/PROTOCOL.md).
 CLOSE_POLICY = 1008
-ENVELOPE_TYPES = frozenset(
-    {"market_data", "signal", "order", "trade", "position", "portfolio", "alert", "heartbeat", "bot_status", "gap"}
-)
+
+
+def _envelope_types() -> frozenset[str]:
+    """The contract's data types, read once from the envelope schema's ``type`` enum
+    (``$WS_SCHEMA_DIR``, else the repository's ``schemas/``): no copy of the list to keep."""
+    base = os.environ.get("WS_SCHEMA_DIR") or str(Path(__file__).resolve().parents[2] / "schemas")
+    schema = json.loads((Path(base) / "envelope.schema.json").read_text())
+    return frozenset(schema["properties"]["type"]["enum"])
+
+
+ENVELOPE_TYPES = _envelope_types()
 _RUN_ID_LEN = range(8, 65)
 
 # --- config -------------------------------------------------------------------------

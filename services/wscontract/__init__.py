@@ -20,6 +20,8 @@ __all__ = [
     "CONTROL_TYPES",
     "CRITICAL_TYPES",
     "DATA_TYPES",
+    "DELIVERY",
+    "EXAMPLE_DATA",
     "EPHEMERAL_TYPES",
     "Invalid",
     "SCHEMA_BASE",
@@ -33,13 +35,27 @@ __all__ = [
 
 SCHEMA_BASE = "https://wsrig.local/schemas/"
 
-#: Never dropped; acked only once durable. ``gap`` is critical so a loss
-#: declaration can itself never be lost.
-CRITICAL_TYPES = frozenset({"order", "trade", "position", "portfolio", "alert", "gap"})
-#: May be conflated or dropped under overflow, but never silently.
-EPHEMERAL_TYPES = frozenset({"market_data", "heartbeat", "signal", "bot_status"})
-DATA_TYPES = CRITICAL_TYPES | EPHEMERAL_TYPES
-CONTROL_TYPES = frozenset({"hello", "welcome", "ack", "error", "subscribe", "snapshot"})
+
+def _delivery_by_type() -> dict[str, str]:
+    """Each data type's delivery class, from ``schemas/data/<type>.schema.json`` (its ``x-delivery``)."""
+    out = {}
+    for path in sorted((schema_dir() / "data").glob("*.schema.json")):
+        schema = json.loads(path.read_text())
+        out[schema["title"]] = schema["x-delivery"]
+    return out
+
+
+def _examples() -> dict[str, dict[str, Any]]:
+    out = {}
+    for path in sorted((schema_dir() / "data").glob("*.schema.json")):
+        schema = json.loads(path.read_text())
+        if schema.get("examples"):
+            out[schema["title"]] = schema["examples"][0]
+    return out
+
+
+def _control_types() -> frozenset[str]:
+    return frozenset(json.loads(p.read_text())["title"] for p in (schema_dir() / "control").glob("*.schema.json"))
 
 
 def is_critical(msg_type: str) -> bool:
@@ -78,6 +94,20 @@ def schema_dir() -> Path:
         if (candidate / "envelope.schema.json").is_file():
             return candidate
     raise FileNotFoundError("schemas/ not found: set WS_SCHEMA_DIR to the contract's schema folder")
+
+
+#: The message types, read from the schemas (a new type is a new file in ``schemas/data/``).
+#: ``critical``: never dropped; acked only once durable (``gap`` is critical so a loss
+#: declaration can itself never be lost). ``ephemeral``: may be conflated or dropped under
+#: overflow, but never silently.
+DELIVERY = _delivery_by_type()
+CRITICAL_TYPES = frozenset(t for t, d in DELIVERY.items() if d == "critical")
+EPHEMERAL_TYPES = frozenset(t for t, d in DELIVERY.items() if d == "ephemeral")
+DATA_TYPES = CRITICAL_TYPES | EPHEMERAL_TYPES
+CONTROL_TYPES = _control_types()
+#: A valid ``data`` of each type, its schema's first ``examples`` entry (``gap`` has none:
+#: a sample gap would declare a loss).
+EXAMPLE_DATA = _examples()
 
 
 @lru_cache(maxsize=1)
