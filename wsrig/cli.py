@@ -472,7 +472,11 @@ def trend(
     def warn(message: str) -> None:
         click.echo(f"trend: {message}", err=True)
 
-    settings = load_settings(repo_root() / "config" / "trend.toml", warn)
+    try:
+        settings = load_settings(repo_root() / "config" / "trend.toml")
+    except ValueError as exc:
+        warn(str(exc))
+        sys.exit(2)
     overrides: dict[str, Any] = {"last": last, "margin": margin, "window": window}
     if margin is not None:  # one margin for every figure in this call, per-figure ones included
         overrides["margins"] = {}

@@ -31,7 +31,7 @@ import math
 import re
 import tomllib
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -82,35 +82,35 @@ _SKIPPED_STAGE = {"skipped", "not_run"}
 
 @dataclass(frozen=True)
 class TrendSettings:
-    """How runs are judged; ``config/trend.toml`` holds the values (these mirror it for a
-    checkout without the file, and a unit test keeps the two equal)."""
+    """How runs are judged; the values live in ``config/trend.toml`` only."""
 
-    window: int = 5  # K: the baseline is the median of the previous K usable runs that have the figure
-    margin: float = 0.2  # relative: worse than the baseline by more than this is a regression
-    last: int = 10  # runs shown in the table and the charts
-    min_baseline_runs: int = 3  # fewer earlier usable runs: shown, not judged
-    margins: dict[str, float] = field(default_factory=lambda: {"fanout_p99_ms": 1.0})  # figure key or family
-    floors: dict[str, float] = field(default_factory=lambda: {"recovery": 5.0, "duration": 5.0})  # absolute
+    window: int  # K: the baseline is the median of the previous K usable runs that have the figure
+    margin: float  # relative: worse than the baseline by more than this is a regression
+    last: int  # runs shown in the table and the charts
+    min_baseline_runs: int  # fewer earlier usable runs: shown, not judged
+    margins: dict[str, float] = field(default_factory=dict)  # figure key or family -> relative margin
+    floors: dict[str, float] = field(default_factory=dict)  # figure key or family -> absolute floor
 
     @classmethod
     def from_toml(cls, data: dict[str, Any]) -> TrendSettings:
-        """The ``[trend]`` table of a parsed ``config/trend.toml``; absent keys keep the defaults."""
+        """The ``[trend]`` table of a parsed ``config/trend.toml``: every scalar key is required."""
         table = data.get("trend", {})
         if not isinstance(table, dict):
             raise ValueError("[trend] must be a table")
-        base = cls()
-        known = {"window", "margin", "last", "min_baseline_runs", "margins", "floors"}
-        unknown = sorted(set(table) - known)
+        required = {"window", "margin", "last", "min_baseline_runs"}
+        unknown = sorted(set(table) - required - {"margins", "floors"})
         if unknown:
             raise ValueError(f"unknown key(s) in [trend]: {', '.join(unknown)}")
-        out = replace(
-            base,
-            window=int(table.get("window", base.window)),
-            margin=float(table.get("margin", base.margin)),
-            last=int(table.get("last", base.last)),
-            min_baseline_runs=int(table.get("min_baseline_runs", base.min_baseline_runs)),
-            margins={str(k): float(v) for k, v in table.get("margins", base.margins).items()},
-            floors={str(k): float(v) for k, v in table.get("floors", base.floors).items()},
+        missing = sorted(required - set(table))
+        if missing:
+            raise ValueError(f"missing key(s) in [trend]: {', '.join(missing)}")
+        out = cls(
+            window=int(table["window"]),
+            margin=float(table["margin"]),
+            last=int(table["last"]),
+            min_baseline_runs=int(table["min_baseline_runs"]),
+            margins={str(k): float(v) for k, v in table.get("margins", {}).items()},
+            floors={str(k): float(v) for k, v in table.get("floors", {}).items()},
         )
         if out.window < 1 or out.last < 1 or out.min_baseline_runs < 1 or out.margin < 0:
             raise ValueError("[trend]: window, last and min_baseline_runs must be >= 1, margin >= 0")
@@ -123,14 +123,12 @@ class TrendSettings:
         return self.floors.get(fig.key, self.floors.get(fig.family, 0.0))
 
 
-def load_settings(config_file: Path, warn: Callable[[str], None]) -> TrendSettings:
-    """``config/trend.toml`` (or the built-in defaults, with a warning, when it cannot be used)."""
+def load_settings(config_file: Path) -> TrendSettings:
+    """``config/trend.toml``, or ValueError saying why it cannot be used (there is no second copy)."""
     try:
-        if config_file.is_file():
-            return TrendSettings.from_toml(tomllib.loads(config_file.read_text()))
-    except (tomllib.TOMLDecodeError, ValueError, TypeError, AttributeError) as exc:
-        warn(f"{config_file} not used ({exc}); the built-in defaults apply")
-    return TrendSettings()
+        return TrendSettings.from_toml(tomllib.loads(config_file.read_text()))
+    except (OSError, tomllib.TOMLDecodeError, ValueError, TypeError, AttributeError) as exc:
+        raise ValueError(f"{config_file} cannot be used: {exc}") from exc
 
 
 def report_trend_charts(results: Path, config_file: Path, warn: Callable[[str], None]) -> list[Path]:
@@ -140,7 +138,11 @@ def report_trend_charts(results: Path, config_file: Path, warn: Callable[[str], 
     frame = load_runs(results.parent, warn)
     if frame.empty or frame["run"].nunique() < 2:
         return []
-    settings = load_settings(config_file, warn)
+    try:
+        settings = load_settings(config_file)
+    except ValueError as exc:
+        warn(f"no trend charts: {exc}")
+        return []
     result = analyse(frame, settings)
     keys = {f.key for f in KEY_FIGURES} | {f.key for f in result.regressions(result.latest)}
     from wsrig.trend_charts import draw_trend_charts

@@ -7,8 +7,8 @@ the 2-core dev machine, trimmed to what the figures read) with figures edited pe
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
-import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,7 @@ import pytest
 from click.testing import CliRunner
 
 from wsrig.cli import main
-from wsrig.trend import COLUMNS, TrendSettings, analyse, load_runs
+from wsrig.trend import COLUMNS, TrendSettings, analyse, load_runs, load_settings
 
 DATA = Path(__file__).parent / "data" / "test_summary.json"
 ROOT = Path(__file__).resolve().parents[2]
@@ -80,13 +80,20 @@ def test_fixture_is_a_real_summary():
     assert REAL["environment"]["host"]["cpus"] == 2 and REAL["verdict"] == "pass"
 
 
-def test_config_file_holds_the_defaults():
-    """config/trend.toml is the one place for the settings; the code's fallback equals it."""
-    from_file = TrendSettings.from_toml(tomllib.loads((ROOT / "config" / "trend.toml").read_text()))
-    assert from_file == TrendSettings()
-    assert (from_file.window, from_file.margin) == (5, 0.2)
+def _settings(**changed) -> TrendSettings:
+    return dataclasses.replace(load_settings(ROOT / "config" / "trend.toml"), **changed)
+
+
+def test_config_file_is_the_one_place_for_the_settings(tmp_path):
+    """config/trend.toml holds the settings; a file that cannot be used says why (no fallback copy)."""
+    from_file = _settings()
+    assert (from_file.window, from_file.margin, from_file.margins["fanout_p99_ms"]) == (5, 0.2, 1.0)
     with pytest.raises(ValueError, match="unknown"):
         TrendSettings.from_toml({"trend": {"windw": 3}})
+    with pytest.raises(ValueError, match="missing key.*window"):
+        TrendSettings.from_toml({"trend": {"margin": 0.2, "last": 10, "min_baseline_runs": 3}})
+    with pytest.raises(ValueError, match="cannot be used"):
+        load_settings(tmp_path / "absent.toml")
 
 
 def test_loader_one_row_per_run_stage_scenario_metric(tmp_path):
@@ -171,7 +178,7 @@ def test_invalid_runs_are_excluded_from_baselines(tmp_path):
     runs = [_write(tmp_path, i, fanout_p99=8.0) for i in range(3)]
     runs += [_write(tmp_path, i, fanout_p99=2.0, verdict="invalid") for i in (3, 4)]
     runs.append(_write(tmp_path, 5, fanout_p99=9.0))
-    settings = TrendSettings(window=3)
+    settings = _settings(window=3)
     result = analyse(load_runs(tmp_path, warn=pytest.fail), settings)
     assert result.baselines.at[runs[-1], "fanout_p99_ms"] == 8.0
     assert not result.judged.at[runs[3], "fanout_p99_ms"] and not result.regressed[runs[3] : runs[4]].any().any()
