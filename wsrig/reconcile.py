@@ -71,7 +71,13 @@ class Row:
             "b_source": self.b_source,
             "b_value": self.b_value,
             "ok": self.ok,
+            "key": self.key,
         }
+
+    def finding(self) -> Finding:
+        """The error finding of a row that does not agree, naming its check and both sides."""
+        evidence = {k: v for k, v in self.serialize().items() if k not in ("check", "ok", "key")}
+        return Finding("error", self.message(), check=self.check, evidence=evidence)
 
 
 @dataclass
@@ -372,5 +378,5 @@ def reconcile(sources: Sources) -> tuple[list[Row], list[Finding]]:
     _trades(table, sources, stream)
     _portfolio(table, sources, stream)
     _counts(table, sources, stream)
-    findings = [Finding("error", r.message()) for r in table.rows if not r.ok]
+    findings = [r.finding() for r in table.rows if not r.ok]
     return table.rows, findings

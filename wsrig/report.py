@@ -219,6 +219,20 @@ def _scenarios(scenarios: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def _comparisons(scenarios: list[dict[str, Any]]) -> list[str]:
+    """Rows that compare two sources (the integration stage's reconciliation): the headline
+    ones and every one that disagrees, each with both sources and values."""
+    shown = [c for s in scenarios for c in s.get("comparisons") or [] if c.get("key", True) or not c.get("ok")]
+    if not shown:
+        return []
+    lines = ["| comparison | a_source | a_value | b_source | b_value | verdict |", "|---|---|---|---|---|---|"]
+    for c in shown:
+        name = f"{c['check']}: {c['subject']}" if c.get("subject") else c["check"]
+        cells = [name, c["a_source"], _fmt(c["a_value"]), c["b_source"], _fmt(c["b_value"])]
+        lines.append("| " + " | ".join(_cell(x) for x in cells) + f" | {'pass' if c.get('ok') else '**FAIL**'} |")
+    return lines
+
+
 def _fault_timeline(scenarios: list[dict[str, Any]]) -> list[str]:
     """Text timeline of the fault windows, offsets from the first injection."""
     origin = _origin(scenarios)
@@ -360,6 +374,9 @@ def render_markdown(
             out += ["| metric | value |", "|---|---|", *(f"| {_cell(k)} | {_fmt(v)} |" for k, v in plain.items()), ""]
         if s["scenarios"]:
             out += ["Scenarios:", "", *_scenarios(s["scenarios"]), ""]
+            comparisons = _comparisons(s["scenarios"])
+            if comparisons:
+                out += ["Comparisons:", "", *comparisons, ""]
             timeline = _fault_timeline(s["scenarios"])
             if timeline:
                 out += ["Fault windows, from the first injection:", "", *timeline, ""]

@@ -113,3 +113,19 @@ def test_a_stages_pictures_are_shown_inline_in_its_section():
     section = text[text.index("## browser") :]
     assert "![The page, live](browser.steady.png)" in section
     assert re.search(r'<img src="browser.steady.png" alt="The page, live"', _html(text))
+
+
+def test_a_rows_comparisons_show_headlines_and_every_disagreement():
+    """Comparisons in a row: headlines and each mismatch with both sources and values, no agreeing detail."""
+    compare = {"subject": "", "a_source": "bot /stats", "b_source": "backend /api/websocket/status run"}
+    comparisons = [
+        {**compare, "check": "last seq", "a_value": 3157, "b_value": 3157, "ok": True, "key": True},
+        {**compare, "check": "acked seq", "a_value": 3157, "b_value": 3150, "ok": False, "key": True},
+        {**compare, "check": "trades", "subject": "ETHUSD", "a_value": 4, "b_value": 3, "ok": False, "key": False},
+        {**compare, "check": "trades", "subject": "BTCUSD", "a_value": 9, "b_value": 9, "ok": True, "key": False},
+    ]
+    row = {"name": "reconciliation", "status": "failed", "passed": False, "findings": [], "comparisons": comparisons}
+    text = render_markdown(summary([stage("integration", "failed", scenarios=[row])], verdict="fail"))
+    assert "| last seq | bot /stats | 3157 | backend /api/websocket/status run | 3157 | pass |" in text
+    assert "| acked seq | bot /stats | 3157 | backend /api/websocket/status run | 3150 | **FAIL** |" in text
+    assert "| trades: ETHUSD | bot /stats | 4 |" in text and "trades: BTCUSD" not in text
