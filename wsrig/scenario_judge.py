@@ -655,5 +655,6 @@ def judge_history(h: History, thresholds: Mapping[str, Any], stage: str) -> dict
     if isinstance(h, ProbeHistory):
         from wsrig.judges import judge_probe  # it builds on this module
 
-        return judge_probe(h, limits)
+        rig = thresholds.get("rig_health")
+        return judge_probe(h, limits, RigLimits.from_thresholds(dict(rig)) if rig else None)
     return judge_scenario(h, limits).serialize()

@@ -16,6 +16,7 @@ from typing import Any
 
 from wsrig.judges import connectivity, integration, message_flow
 from wsrig.judges.base import Rule
+from wsrig.righealth import RigLimits
 from wsrig.scenario_history import ProbeHistory
 
 __all__ = ["JUDGES", "judge_probe"]
