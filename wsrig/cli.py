@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -353,52 +354,34 @@ def report(results: Path) -> None:
     click.echo(str(results / "test_report.md"))
 
 
+#: the compare command's options: name -> help; each defaults to [quick.compare] in config/thresholds.toml
+_COMPARE_OPTIONS = {
+    "tolerance": "relative worsening allowed (0.25 = 25 %)",
+    "min_ms": "and at least this many ms for a latency figure",
+    "min_s": "and at least this many s for a recovery time",
+    "tail_tolerance": "relative worsening allowed for p90 and above, max",
+    "tail_min_ms": "and at least this many ms for a tail latency figure",
+}
+
+
+def _compare_options(command: Callable[..., None]) -> Callable[..., None]:
+    for name, help_ in reversed(_COMPARE_OPTIONS.items()):
+        command = click.option(
+            "--" + name.replace("_", "-"),
+            name,
+            type=float,
+            default=None,
+            envvar=f"RIG__COMPARE_{name.upper()}",
+            help=f"{help_} (default: [quick.compare] {name} in config/thresholds.toml)",
+        )(command)
+    return command
+
+
 @main.command()
 @click.argument("old", type=click.Path(path_type=Path, exists=True))
 @click.argument("new", type=click.Path(path_type=Path, exists=True))
-@click.option(
-    "--tolerance",
-    type=float,
-    default=0.25,
-    envvar="RIG__COMPARE_TOLERANCE",
-    show_default=True,
-    help="relative worsening allowed (0.25 = 25 %)",
-)
-@click.option(
-    "--min-ms",
-    type=float,
-    default=5.0,
-    envvar="RIG__COMPARE_MIN_MS",
-    show_default=True,
-    help="and at least this many ms for a latency figure",
-)
-@click.option(
-    "--min-s",
-    type=float,
-    default=1.0,
-    envvar="RIG__COMPARE_MIN_S",
-    show_default=True,
-    help="and at least this many s for a recovery time",
-)
-@click.option(
-    "--tail-tolerance",
-    type=float,
-    default=1.0,
-    envvar="RIG__COMPARE_TAIL_TOLERANCE",
-    show_default=True,
-    help="relative worsening allowed for p90 and above, max",
-)
-@click.option(
-    "--tail-min-ms",
-    type=float,
-    default=50.0,
-    envvar="RIG__COMPARE_TAIL_MIN_MS",
-    show_default=True,
-    help="and at least this many ms for a tail latency figure",
-)
-def compare(
-    old: Path, new: Path, tolerance: float, min_ms: float, min_s: float, tail_tolerance: float, tail_min_ms: float
-) -> None:
+@_compare_options
+def compare(old: Path, new: Path, **given: float | None) -> None:
     """Print what regressed from run OLD to run NEW (folders or summaries); exit 1 on a regression."""
     from wsrig.compare import Tolerance, format_changes
     from wsrig.compare import compare as compare_runs
@@ -406,8 +389,9 @@ def compare(
     def load(path: Path) -> dict[str, Any]:
         return dict(json.loads((path / "test_summary.json" if path.is_dir() else path).read_text()))
 
-    tol = Tolerance(rel=tolerance, abs_ms=min_ms, abs_s=min_s, tail_rel=tail_tolerance, tail_abs_ms=tail_min_ms)
-    changes = compare_runs(load(old), load(new), tol)
+    limits = dict(load_config().thresholds.get("compare", {}))
+    limits.update({k: v for k, v in given.items() if v is not None})
+    changes = compare_runs(load(old), load(new), Tolerance.from_limits(limits))
     click.echo(format_changes(changes, str(old), str(new)))
     sys.exit(1 if any(c.regression for c in changes) else 0)
 

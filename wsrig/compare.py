@@ -21,6 +21,7 @@ values (0.2 ms -> 0.4 ms) is not a regression.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,14 +32,26 @@ _PCT = ("p50", "p90", "p99", "p999", "max")
 
 @dataclass(frozen=True)
 class Tolerance:
-    """How much worse a figure may get before it is a regression."""
+    """How much worse a figure may get before it is a regression ([quick.compare] in
+    config/thresholds.toml holds the values)."""
 
-    rel: float = 0.25  # 25 % of the old value
-    abs_ms: float = 5.0  # and at least this many ms (latency figures)
-    abs_s: float = 1.0  # and at least this many s (recovery, durations)
-    abs_other: float = 0.0  # and at least this much (counts, rates)
-    tail_rel: float = 1.0  # tail latency (p90 .. max): 100 % of the old value
-    tail_abs_ms: float = 50.0  # and at least this many ms
+    rel: float  # relative to the old value
+    abs_ms: float  # and at least this many ms (latency figures)
+    abs_s: float  # and at least this many s (recovery, durations)
+    tail_rel: float  # tail latency (p90 .. max), relative
+    tail_abs_ms: float  # and at least this many ms
+    abs_other: float = 0.0  # and at least this much (counts, rates): no floor
+
+    @classmethod
+    def from_limits(cls, limits: Mapping[str, Any]) -> Tolerance:
+        """From the ``compare`` thresholds (keys named as the CLI's options)."""
+        return cls(
+            rel=float(limits["tolerance"]),
+            abs_ms=float(limits["min_ms"]),
+            abs_s=float(limits["min_s"]),
+            tail_rel=float(limits["tail_tolerance"]),
+            tail_abs_ms=float(limits["tail_min_ms"]),
+        )
 
 
 @dataclass(frozen=True)
@@ -148,9 +161,8 @@ def _outcomes(summary: dict[str, Any]) -> dict[str, bool]:
     return out
 
 
-def compare(old: dict[str, Any], new: dict[str, Any], tol: Tolerance | None = None) -> list[Change]:
+def compare(old: dict[str, Any], new: dict[str, Any], tol: Tolerance) -> list[Change]:
     """Every change worth printing between two runs; ``regression`` marks the bad ones."""
-    tol = tol or Tolerance()
     changes: list[Change] = []
     old_ok, new_ok = _outcomes(old), _outcomes(new)
     for key, was in old_ok.items():
