@@ -5,10 +5,10 @@
 #   2. the wheelhouse .cache/wheelhouse from services/requirements.txt (`pip download` on
 #      the host, cp311 manylinux wheels; skipped when already complete)
 #   3. docker build, context = repo root:
-#        ${BOT_IMAGE:-wsrig/ai-trading-bot:dev}         services/trading_bot/Dockerfile
-#        ${DASHBOARD_IMAGE:-wsrig/dashboard-backend:dev} services/dashboard_backend/Dockerfile
+#        ${BOT_IMAGE:-wsrig/ai-trading-bot:dev}         services/Dockerfile (SERVICE=trading_bot)
+#        ${DASHBOARD_IMAGE:-wsrig/dashboard-backend:dev} services/Dockerfile (SERVICE=dashboard_backend)
 #        ${PROXY_IMAGE:-wsrig/fault-proxy:dev}          services/fault_proxy/Dockerfile
-#        ${REFERENCE_IMAGE:-wsrig/reference-server:dev} services/reference_server/Dockerfile
+#        ${REFERENCE_IMAGE:-wsrig/reference-server:dev} services/Dockerfile (SERVICE=reference_server)
 #          (the load stage's yardstick: a minimal broadcast server of the same contract)
 # WSRIG_SKIP_BUILD=1 skips everything (use images that already exist, e.g. another
 # implementation of the contract). WSRIG_BUILD_ONLY="bot dashboard proxy reference" picks
@@ -89,13 +89,14 @@ fi
 # builder is enough (no RUN --mount, no remote syntax frontend in the Dockerfiles).
 export DOCKER_BUILDKIT="${DOCKER_BUILDKIT:-0}"
 
-build() {  # build NAME IMAGE DOCKERFILE
+build() {  # build NAME IMAGE DOCKERFILE [--build-arg K=V ...]
     local name="$1" image="$2" dockerfile="$3" t0 logf
+    shift 3
     t0="$(now)"
     logf="$(mktemp)"
     log "building ${image} from ${dockerfile}"
     if ! docker build --pull=false -f "${dockerfile}" \
-        --build-arg "BASE_IMAGE=${BASE_IMAGE}" \
+        --build-arg "BASE_IMAGE=${BASE_IMAGE}" "$@" \
         --label "wsrig.project=wsrig" \
         --label "wsrig.base_image=${BASE_IMAGE}" \
         -t "${image}" . >"${logf}" 2>&1; then
@@ -108,12 +109,15 @@ build() {  # build NAME IMAGE DOCKERFILE
         | awk '{ printf "%.0f MB", $1 / 1e6 }'))"
 }
 
+# shellcheck source=scripts/service_args.sh
+. scripts/service_args.sh
+# shellcheck disable=SC2046  # service_args prints build arguments meant to be word-split
 for what in ${BUILD_ONLY}; do
     case "${what}" in
-        bot)       build bot "${BOT_IMAGE}" services/trading_bot/Dockerfile ;;
-        dashboard) build dashboard "${DASHBOARD_IMAGE}" services/dashboard_backend/Dockerfile ;;
+        bot)       build bot "${BOT_IMAGE}" services/Dockerfile $(service_args bot) ;;
+        dashboard) build dashboard "${DASHBOARD_IMAGE}" services/Dockerfile $(service_args dashboard) ;;
         proxy)     build proxy "${PROXY_IMAGE}" services/fault_proxy/Dockerfile ;;
-        reference) build reference "${REFERENCE_IMAGE}" services/reference_server/Dockerfile ;;
+        reference) build reference "${REFERENCE_IMAGE}" services/Dockerfile $(service_args reference) ;;
         *) die "unknown image '${what}' in WSRIG_BUILD_ONLY (bot, dashboard, proxy, reference)" ;;
     esac
 done

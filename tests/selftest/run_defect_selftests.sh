@@ -55,12 +55,12 @@ DEFECTS=(
     "backend-resume-lies|dashboard|test_resume_is_honest|resume_after_restart|RESUME LIED|a resume is answered complete whenever the ring reaches back to the resume point, holes or not"
     "bot-no-ping|bot|test_network_partition|network_partition|CUT NOT NOTICED: the bot|the bot sends no keepalive pings: a cut link looks alive"
     "bot-reuses-run-id|bot|test_bot_crash|bot_crash|RUN ID REUSED|every bot process publishes the same run_id from seq 1"
-    "backend-unlettered-rejects|dashboard|test_invalid_input_gets_error_frames|invalid_dead_lettered|DEAD LETTERS do not account|schema violations are answered and counted but not dead-lettered|security"
+    "backend-unlettered-rejects|dashboard|test_invalid_input_gets_error_frames|invalid_input|DEAD LETTERS do not account|schema violations are answered and counted but not dead-lettered|security"
     "backend-duplicates|dashboard|test_backend_hang|backend_hang|DUPLICATED|a resume replays from the client's last seq inclusive (off-by-one)"
     "bot-silent-drop|bot|test_queue_overflow|queue_overflow|queue never overflowed|bot drops from its full queue without declaring a gap"
     "backend-slow-fanout|dashboard|test_sustained_rate|sustained|sustained P99 = [0-9.]+ms breaks the threshold|backend waits 200 ms before each write to a client (deliberate slowdown)|load"
     "backend-keeps-closed-clients|dashboard|test_memory_back_to_baseline|stability|backend memory growth on a repeated round = [0-9.]+MB breaks the threshold|backend keeps a reference to every closed client (memory leak)|load"
-    "backend-no-origin-check|dashboard|test_origin_check|origin_rejected_ws_stream|origin check|backend accepts any Origin (allow-list not enforced)|security"
+    "backend-no-origin-check|dashboard|test_origin_check|origin_check|origin check|backend accepts any Origin (allow-list not enforced)|security"
     "backend-no-size-limit|dashboard|test_frame_size_limit|size_limit|size limit|backend has no maximum frame size|security"
     "backend-wrong-trade-qty|dashboard|test_reconciliation|-|sum of trades = position: [A-Z]+: backend /api/trades = [-0-9.]+ but backend /api/state position = [-0-9.]+|backend stores one trade with 3x its quantity|integration"
 )
@@ -146,10 +146,13 @@ else
     mkdir -p "${SNAP}/.cache"
     cp -r .cache/wheelhouse "${SNAP}/.cache/wheelhouse"
     log "clean images from git HEAD $(git rev-parse --short=12 HEAD) on ${BASE_IMAGE}"
-    for pair in "bot ${CLEAN_BOT} services/trading_bot/Dockerfile" \
-                "dashboard ${CLEAN_DASHBOARD} services/dashboard_backend/Dockerfile"; do
-        read -r what tag dockerfile <<<"${pair}"
-        if ! docker build --pull=false -f "${SNAP}/${dockerfile}" --build-arg "BASE_IMAGE=${BASE_IMAGE}" \
+    # shellcheck source=scripts/service_args.sh
+    . scripts/service_args.sh
+    for pair in "bot ${CLEAN_BOT}" "dashboard ${CLEAN_DASHBOARD}"; do
+        read -r what tag <<<"${pair}"
+        # shellcheck disable=SC2046  # build arguments, word-split on purpose
+        if ! docker build --pull=false -f "${SNAP}/services/Dockerfile" --build-arg "BASE_IMAGE=${BASE_IMAGE}" \
+            $(service_args "${what}") \
             --label wsrig.project=wsrig-selftest -t "${tag}" "${SNAP}" >"${RESULTS}/build_clean_${what}.log" 2>&1; then
             tail -n 30 "${RESULTS}/build_clean_${what}.log" >&2
             die "building the clean ${what} image failed"
