@@ -26,8 +26,8 @@ BUILD_ONLY="${WSRIG_BUILD_ONLY:-bot dashboard proxy reference}"
 WHEELHOUSE="${ROOT}/.cache/wheelhouse"
 REQS="${ROOT}/services/requirements.txt"
 
-log() { printf '[build_images] %s\n' "$*" >&2; }
-die() { printf '[build_images] ERROR: %s\n' "$*" >&2; exit 1; }
+# shellcheck source=scripts/log.sh
+. "${ROOT}/scripts/log.sh"
 now() { date +%s.%N; }
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
 

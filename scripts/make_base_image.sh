@@ -26,8 +26,8 @@ SUITE="${WSRIG_BASE_SUITE:-bookworm}"
 PACKAGES="python3,python3-venv,python3-pip,ca-certificates,iproute2,procps"
 CACHE_DIR="${ROOT}/.cache/base"
 
-log() { printf '[make_base_image] %s\n' "$*" >&2; }
-die() { printf '[make_base_image] ERROR: %s\n' "$*" >&2; exit 1; }
+# shellcheck source=scripts/log.sh
+. "${ROOT}/scripts/log.sh"
 image_exists() { docker image inspect "$1" >/dev/null 2>&1; }
 choose() { log "using base image $1"; echo "BASE_IMAGE=$1"; exit 0; }
 

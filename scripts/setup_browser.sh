@@ -4,7 +4,8 @@
 # downloads a browser. Idempotent: does nothing when chromium is already on PATH.
 # Exit 0 when chromium runs; 1 (with the reason) when it cannot be installed.
 set -euo pipefail
-log() { printf '[setup_browser] %s\n' "$*" >&2; }
+# shellcheck source=scripts/log.sh
+. "$(dirname "${BASH_SOURCE[0]}")/log.sh"
 
 if ! command -v chromium >/dev/null 2>&1; then
     command -v apt-get >/dev/null 2>&1 || { log "ERROR: chromium missing and no apt-get to install it (install Chromium, or RUN_BROWSER=false)"; exit 1; }

@@ -20,8 +20,8 @@ DOCKERD_WAIT="${WSRIG_DOCKERD_WAIT:-60}"
 PIDFILE="${WSRIG_DOCKERD_PIDFILE:-/var/run/docker.pid}"
 USERLAND_PROXY="${WSRIG_USERLAND_PROXY:-false}"
 
-log() { printf '[setup_docker] %s\n' "$*" >&2; }
-die() { printf '[setup_docker] ERROR: %s\n' "$*" >&2; exit 1; }
+# shellcheck source=scripts/log.sh
+. "$(dirname "${BASH_SOURCE[0]}")/log.sh"
 
 is_root() { [ "$(id -u)" -eq 0 ]; }
 have() { command -v "$1" >/dev/null 2>&1; }

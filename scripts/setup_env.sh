@@ -6,7 +6,8 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "${ROOT}"
 PYTHON="${PYTHON:-python3}"
 VENV="${ROOT}/.venv"
-log() { printf '[setup_env] %s\n' "$*" >&2; }
+# shellcheck source=scripts/log.sh
+. "$(dirname "${BASH_SOURCE[0]}")/log.sh"
 
 command -v "${PYTHON}" >/dev/null || { log "ERROR: ${PYTHON} not found; install Python 3.11+"; exit 1; }
 "${PYTHON}" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' \

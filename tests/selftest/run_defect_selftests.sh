@@ -40,8 +40,9 @@ TS="$(date +%Y%m%d_%H%M%S)"
 RESULTS="${SELFTEST_RESULTS:-${ROOT}/results/selftest_${TS}}"
 SCENARIO_TIMEOUT_S=240
 
-log() { printf '[selftest] %s\n' "$*" >&2; }
-die() { printf '[selftest] ERROR: %s\n' "$*" >&2; exit 2; }
+LOG_TAG=selftest DIE_CODE=2
+# shellcheck source=scripts/log.sh
+. "${ROOT}/scripts/log.sh"
 
 # --- the defects: name | service | pytest test | scenario name | expected finding (ERE) | what it is | stage
 # (stage defaults to fault_tolerance; scenario "-" judges the whole stage's findings)

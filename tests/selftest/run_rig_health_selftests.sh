@@ -20,7 +20,9 @@ RESULTS="${SELFTEST_RESULTS:-${ROOT}/results/righealth_${TS}}"
 WSRIG="${ROOT}/.venv/bin/wsrig"
 CASES=("$@")
 [ ${#CASES[@]} -gt 0 ] || CASES=(control slow-backend starved-rig)
-log() { printf '[righealth-selftest] %s\n' "$*" >&2; }
+LOG_TAG=righealth-selftest
+# shellcheck source=scripts/log.sh
+. "${ROOT}/scripts/log.sh"
 
 scripts/setup_env.sh
 scripts/setup_docker.sh >/dev/null || { log "no Docker engine"; exit 2; }
