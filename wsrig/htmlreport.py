@@ -22,8 +22,6 @@ from typing import Any
 
 from markdown_it import MarkdownIt
 
-from wsrig.report import render_markdown
-
 __all__ = ["HTML_NAME", "embed_image", "render_html"]
 
 HTML_NAME = "test_report.html"
@@ -109,19 +107,14 @@ def _trend(trend_charts: Sequence[Path]) -> str:
     return '<h2 id="trend">Trend</h2>\n<p>' + "\n".join(figures) + "</p>\n"
 
 
-def render_html(
-    summary: dict[str, Any],
-    results: Path,
-    charts: list[dict[str, str]] | None = None,
-    junit: str | None = None,
-    trend_charts: list[Path] | None = None,
-) -> str:
-    """The report page: ``render_markdown``'s text as HTML, images from ``results`` embedded.
+def render_html(summary: dict[str, Any], results: Path, markdown: str, trend_charts: list[Path] | None = None) -> str:
+    """The report page: the Markdown report's text (``wsrig.report.render_markdown``) as HTML,
+    images from ``results`` embedded.
 
     ``trend_charts``: PNG files (anywhere) shown in a section "Trend" before the
     environment; none, no section.
     """
-    body = _markdown(results).render(render_markdown(summary, charts, junit))
+    body = _markdown(results).render(markdown)
     if trend_charts:
         trend = _trend(trend_charts)
         at = min((i for i in (body.find("<h2>Container log errors</h2>"), body.find("<h2>Environment</h2>")) if i >= 0),

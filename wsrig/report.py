@@ -417,10 +417,11 @@ def publish(results: Path, summary: dict[str, Any]) -> Path:
 
     charts = [c.serialize() for c in make_charts(summary, results)]
     junit = merge_files(summary, results).name
+    markdown = render_markdown(summary, charts, junit)
     path = results / "test_report.md"
-    path.write_text(render_markdown(summary, charts, junit))
+    path.write_text(markdown)
     trend = _trend_charts(results)
-    (results / HTML_NAME).write_text(render_html(summary, results, charts, junit, trend), encoding="utf-8")
+    (results / HTML_NAME).write_text(render_html(summary, results, markdown, trend), encoding="utf-8")
     return path
 
 
@@ -430,7 +431,7 @@ def _trend_charts(results: Path) -> list[Path]:
     import sys
 
     from wsrig.config import repo_root
-    from wsrig.trend import report_trend_charts
+    from wsrig.trend_charts import report_trend_charts
 
     def warn(message: str) -> None:
         print(f"trend: {message}", file=sys.stderr)

@@ -24,7 +24,6 @@ draws one PNG per figure.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import json
 import math
@@ -129,26 +128,6 @@ def load_settings(config_file: Path) -> TrendSettings:
         return TrendSettings.from_toml(tomllib.loads(config_file.read_text()))
     except (OSError, tomllib.TOMLDecodeError, ValueError, TypeError, AttributeError) as exc:
         raise ValueError(f"{config_file} cannot be used: {exc}") from exc
-
-
-def report_trend_charts(results: Path, config_file: Path, warn: Callable[[str], None]) -> list[Path]:
-    """For a run's report: the key figures' trend charts over the runs beside ``results``
-    (``results/trend/``), plus a chart for every figure the run regressed on; none when
-    fewer than two runs can be read."""
-    frame = load_runs(results.parent, warn)
-    if frame.empty or frame["run"].nunique() < 2:
-        return []
-    try:
-        settings = load_settings(config_file)
-    except ValueError as exc:
-        warn(f"no trend charts: {exc}")
-        return []
-    result = analyse(frame, settings)
-    keys = {f.key for f in KEY_FIGURES} | {f.key for f in result.regressions(result.latest)}
-    from wsrig.trend_charts import draw_trend_charts
-
-    chosen = dataclasses.replace(result, figures=[f for f in result.figures if f.key in keys])
-    return draw_trend_charts(chosen, results / "trend", settings.last)
 
 
 # ---- loading (the one function with I/O) ---------------------------------------------------------

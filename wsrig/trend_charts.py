@@ -10,14 +10,16 @@ the caller to skip the charts.
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from wsrig.trend import Figure, TrendResult, short_id
+from wsrig.trend import KEY_FIGURES, Figure, TrendResult, analyse, load_runs, load_settings, short_id
 
-__all__ = ["chart_name", "draw_trend_charts"]
+__all__ = ["chart_name", "draw_trend_charts", "report_trend_charts"]
 
 
 def chart_name(fig: Figure) -> str:
@@ -111,3 +113,21 @@ def _draw(ax: Any, result: TrendResult, fig: Figure, runs: list[str], xs: list[i
         for x, v in bad:
             ax.annotate(f"{v:.3g}", (x, v), textcoords="offset points", xytext=(7, 4), fontsize=8, color="tab:red")
     ax.set_ylim(bottom=0, top=top)
+
+
+def report_trend_charts(results: Path, config_file: Path, warn: Callable[[str], None]) -> list[Path]:
+    """For a run's report: the key figures' trend charts over the runs beside ``results``
+    (``results/trend/``), plus a chart for every figure the run regressed on; none when
+    fewer than two runs can be read."""
+    frame = load_runs(results.parent, warn)
+    if frame.empty or frame["run"].nunique() < 2:
+        return []
+    try:
+        settings = load_settings(config_file)
+    except ValueError as exc:
+        warn(f"no trend charts: {exc}")
+        return []
+    result = analyse(frame, settings)
+    keys = {f.key for f in KEY_FIGURES} | {f.key for f in result.regressions(result.latest)}
+    chosen = dataclasses.replace(result, figures=[f for f in result.figures if f.key in keys])
+    return draw_trend_charts(chosen, results / "trend", settings.last)

@@ -14,12 +14,18 @@ import pytest
 from _report_fixtures import failing_fault_run, stage
 
 from wsrig.browser_probe import CHROMIUM_ARGS, chromium_path
-from wsrig.htmlreport import render_html
+from wsrig.htmlreport import render_html as _render_html
+from wsrig.report import render_markdown
 
 CHARTS = [
     {"stage": "fault_tolerance", "kind": "latency", "title": "latency over time", "file": "chart_ft_latency.png"},
     {"stage": "fault_tolerance", "kind": "faults", "title": "fault windows", "file": "chart_ft_faults.png"},
 ]
+
+
+def render_html(summary, folder, charts=None, junit=None, trend_charts=None):
+    """The page as publish() makes it: from the Markdown report's text."""
+    return _render_html(summary, folder, render_markdown(summary, charts, junit), trend_charts)
 
 
 def _png(width: int = 4, height: int = 3) -> bytes:

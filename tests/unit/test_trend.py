@@ -305,7 +305,7 @@ def test_charts_written(tmp_path):
 def test_a_reports_trend_charts_come_from_the_runs_beside_it(tmp_path):
     """publish() embeds trend charts when earlier runs sit beside the run: the key figures and
     every figure the run regressed on; a run alone gets none."""
-    from wsrig.trend import report_trend_charts
+    from wsrig.trend_charts import report_trend_charts
 
     config = ROOT / "config" / "trend.toml"
     alone = _write(tmp_path / "alone", 0)
