@@ -11,9 +11,23 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-__all__ = ["hardening_problems", "summarize"]
+__all__ = ["hardening_problems", "inspect_facts", "summarize"]
 
 LOOPBACK = ("127.0.0.1", "::1")
+
+
+def inspect_facts(attrs: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``docker inspect`` fields the rules below read, and nothing else: what a probe
+    keeps in its history (the whole inspect holds the environment, with its secrets)."""
+    config = attrs.get("Config") or {}
+    host = attrs.get("HostConfig") or {}
+    keys = ("ReadonlyRootfs", "Privileged", "CapAdd", "CapDrop", "SecurityOpt", "Tmpfs")
+    return {
+        "Config": {"User": config.get("User")},
+        "HostConfig": {k: host.get(k) for k in keys},
+        "NetworkSettings": {"Ports": (attrs.get("NetworkSettings") or {}).get("Ports")},
+        "Mounts": [{k: m.get(k) for k in ("Type", "Destination", "RW")} for m in attrs.get("Mounts") or []],
+    }
 
 
 def _user_is_root(user: str) -> bool:

@@ -14,9 +14,9 @@ import pytest
 from wsrig.clients import get_json
 from wsrig.config import RigConfig
 from wsrig.record import Check, StageRecord
-from wsrig.righealth import INVALID_PREFIX, beyond_rig, scenario_status
+from wsrig.righealth import INVALID_PREFIX, RigLimits
 
-__all__ = ["backend_state", "backend_status", "bot_stats", "conclude", "progress", "run", "timing_verdict"]
+__all__ = ["backend_state", "backend_status", "bot_stats", "conclude", "progress", "run"]
 
 T = TypeVar("T")
 
@@ -65,13 +65,16 @@ def record_judged(record: StageRecord, history: Any, row: dict[str, Any]) -> Non
     conclude(row)
 
 
-def record_probe(record: StageRecord, limits: dict[str, Any], name: str, **measured: Any) -> None:
-    """Keep what a probe measured (a ``ProbeHistory``) and let its stage's judge decide."""
+def record_probe(
+    record: StageRecord, limits: dict[str, Any], name: str, *, rig_limits: RigLimits | None = None, **measured: Any
+) -> None:
+    """Keep what a probe measured (a ``ProbeHistory``) and let its stage's judge decide
+    (with ``rig_limits`` when it judges a latency with the measuring client's own health)."""
     from wsrig.judges import judge_probe
     from wsrig.scenario_history import ProbeHistory
 
     history = ProbeHistory(name=name, stage=record.stage, measured=measured)
-    record_judged(record, history, judge_probe(history, limits))
+    record_judged(record, history, judge_probe(history, limits, rig_limits))
 
 
 def conclude(row: dict[str, Any]) -> None:
@@ -86,23 +89,3 @@ def conclude(row: dict[str, Any]) -> None:
         pytest.fail(f"{row['name']}: " + "; ".join(messages), pytrace=False)
     if status == "invalid":
         pytest.skip(f"invalid: {INVALID_PREFIX}: {row['name']}: " + "; ".join(row.get("invalid_reasons", [])))
-
-
-def timing_verdict(
-    record: StageRecord, check: Check, problems: list[str], timing: list[str], lag: list[str], stall_ms: float
-) -> tuple[str, list[str]]:
-    """A client-latency gate judged with the measuring client's own health: (status, invalid reasons).
-
-    A late client adds at most its worst stall to its P99: a breach within that reach is
-    then not the system's (invalid, the check's finding withdrawn); a breach beyond it, or
-    with a healthy client, joins ``problems`` (in place) and fails the case.
-    """
-    if lag and beyond_rig(check.value, check.op, check.threshold, stall_ms):
-        lag = []
-    status = scenario_status(problems, timing, [], lag)
-    if status == "failed":
-        problems += timing
-    if status == "invalid":
-        record.retract_finding(check.breach())
-        return status, list(lag)
-    return status, []

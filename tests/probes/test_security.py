@@ -1,9 +1,10 @@
 """Security stage: auth, origin, size and rate limits, handshake timeout, hostile input,
 a hypothesis fuzz, floods, and container hardening.
 
-Every case is recorded as a scenario with ``expected`` and ``observed`` (close code or
-HTTP status, and the counter that must move), so the report can show each one; a case
-that fails adds an error finding that starts with the name of the protection.
+Each probe drives and records what it measured in a ``ProbeHistory`` (close codes and
+HTTP statuses, error frames, counter deltas and dead letters from the backend's status,
+stored data before and after, the normal client's latency and the measuring client's own
+health); ``wsrig.judges.security`` decides (and ``wsrig judge`` can again, offline).
 """
 
 from __future__ import annotations
@@ -24,12 +25,11 @@ from websockets.exceptions import ConcurrencyError, ConnectionClosed, InvalidSta
 from wsrig import hostile, messages
 from wsrig.clients import Publisher, Subscriber, get_json
 from wsrig.flood import start_flood_process
-from wsrig.hardening import hardening_problems, summarize
+from wsrig.hardening import inspect_facts
 from wsrig.looplag import watch_loop
-from wsrig.probe import backend_status, conclude, progress, run, timing_verdict
-from wsrig.righealth import ProcessHealth, RigHealth
+from wsrig.probe import backend_status, progress, record_probe, run
+from wsrig.righealth import ProcessHealth
 from wsrig.stack import DockerStack
-from wsrig.stats import LatencySummary
 
 pytestmark = pytest.mark.security
 
@@ -45,25 +45,12 @@ def _delta(before: dict[str, Any], after: dict[str, Any], key: str) -> int:
     return int(after.get(key, 0)) - int(before.get(key, 0))
 
 
-def _case(record, name: str, expected: Any, observed: Any, problems: list[str], **fields: Any) -> None:
-    """Record one case (expected vs observed); each problem becomes an error finding."""
-    findings = [{"severity": "error", "message": p} for p in problems]
-    fields.setdefault("status", "failed" if problems else "passed")
-    record.scenario(
-        name,
-        not problems and fields["status"] == "passed",
-        expected=expected,
-        observed=observed,
-        findings=findings,
-        **fields,
-    )
-    for p in problems:
-        record.finding("error", p)
-
-
-def _assert_cases(record, names: list[str]) -> None:
-    failed = [s for s in record.scenarios if s["name"] in names and not s["passed"]]
-    assert not failed, "; ".join(f["message"] for s in failed for f in s["findings"])
+def _status_facts(status: dict[str, Any]) -> dict[str, Any]:
+    """What a judge reads of the backend's status: counters, dead letters (when it has them), run ids."""
+    facts = {"counters": dict(status["counters"]), "runs": sorted(status.get("runs") or {})}
+    if "dead_letters" in status:
+        facts["dead_letters"] = status["dead_letters"]
+    return facts
 
 
 async def _handshake_status(url: str, **kw: Any) -> int:
@@ -91,23 +78,24 @@ def _bot_latencies(sub: Subscriber, run_id: str, since_ns: int = 0) -> list[floa
     return [(recv - f["ts_ns"]) / 1e6 for recv, f in sub.frames if f.get("run_id") == run_id and recv >= since_ns]
 
 
-async def _latency_window(sub: Subscriber, run_id: str, seconds: float) -> LatencySummary:
+async def _latency_window(sub: Subscriber, run_id: str, seconds: float) -> list[float]:
     t0 = time.time_ns()
     await asyncio.sleep(seconds)
-    return LatencySummary.from_ms(_bot_latencies(sub, run_id, t0))
+    return _bot_latencies(sub, run_id, t0)
 
 
 # --- publisher authentication ----------------------------------------------------------------
 
 
-def test_publisher_token_required(cfg, record):
+def test_publisher_token_required(cfg, record, limits):
     """A hello with a missing or wrong token is closed 1008 and counted; no secret reaches the log."""
     wrong = "wrong-token-" + messages.new_run_id("t")[-12:]
-    cases = {
+    hellos = {
         "auth_missing_token": {k: v for k, v in messages.hello(messages.new_run_id(), "x").items() if k != "auth"},
         "auth_wrong_token": messages.hello(messages.new_run_id(), wrong),
     }
-    for name, hello in cases.items():
+    cases = {}
+    for name, hello in hellos.items():
         before = _counters(cfg)
 
         async def body(frame: dict = hello) -> int | None:
@@ -116,28 +104,14 @@ def test_publisher_token_required(cfg, record):
                 return await _close_code(ws)
 
         code = run(body())
-        counted = _delta(before, _counters(cfg), "auth_failures")
-        problems = []
-        if code != 1008:
-            problems.append(f"token check: {name}: expected close 1008, got {code}")
-        if counted != 1:
-            problems.append(f"token check: {name}: auth_failures rose by {counted}, expected 1")
-        _case(record, name, "close 1008, auth_failures +1", f"close {code}, auth_failures +{counted}", problems)
+        cases[name] = {"close_code": code, "auth_failures": _delta(before, _counters(cfg), "auth_failures")}
 
     logs = DockerStack(cfg).logs(cfg.dashboard_service)
-    leaked = [
-        label
+    in_log = {
+        label: bool(secret) and secret in logs
         for label, secret in (("the configured token", cfg.auth_token), ("a wrong token", wrong))
-        if secret and secret in logs
-    ]
-    _case(
-        record,
-        "secrets_not_logged",
-        "neither the configured token nor a presented one in the backend's log",
-        "leaked: " + ", ".join(leaked) if leaked else "none found",
-        [f"token check: {x} appears in the backend's log" for x in leaked],
-    )
-    _assert_cases(record, [*cases, "secrets_not_logged"])
+    }
+    record_probe(record, limits, "publisher_token", cases=cases, secrets_in_log=in_log)
 
 
 # --- origin -----------------------------------------------------------------------------------
@@ -148,83 +122,53 @@ def test_origin_check(cfg, record, limits):
     allowed = [o.strip() for o in cfg.setting("SYSTEM__ALLOWED_ORIGINS").split(",") if o.strip()]
     allow_missing = cfg.setting("SYSTEM__ALLOW_MISSING_ORIGIN", "true").lower() in ("1", "true", "yes", "on")
     evil = str(limits["origin_rejected_probe"])
-    if not allowed:
-        _case(
-            record,
-            "origin_check",
-            "an Origin allow-list (SYSTEM__ALLOWED_ORIGINS)",
-            "none configured",
-            ["origin check: no allow-list configured (SYSTEM__ALLOWED_ORIGINS is empty): any web page may connect"],
-        )
-        _assert_cases(record, ["origin_check"])
-    names = []
+    rejected = {}
     for path, url in (("/ws/stream", cfg.stream_url), ("/ws", cfg.ingest_url)):
         before = _counters(cfg)
         status = run(_handshake_status(url, origin=evil))
-        counted = _delta(before, _counters(cfg), "origin_rejected")
-        problems = []
-        if status != 403:
-            problems.append(f"origin check: Origin {evil} on {path} got HTTP {status}, expected 403")
-        if counted != 1:
-            problems.append(f"origin check: origin_rejected rose by {counted} for {path}, expected 1")
-        name = f"origin_rejected_{path.strip('/').replace('/', '_')}"
-        names.append(name)
-        _case(record, name, "HTTP 403, origin_rejected +1", f"HTTP {status}, origin_rejected +{counted}", problems)
-    status = run(_handshake_status(cfg.stream_url, origin=allowed[0]))
-    names.append("origin_allowed")
-    _case(
+        rejected[path] = {"status": status, "origin_rejected": _delta(before, _counters(cfg), "origin_rejected")}
+    record_probe(
         record,
-        "origin_allowed",
-        f"HTTP 101 for Origin {allowed[0]}",
-        f"HTTP {status}",
-        [] if status == 101 else [f"origin check: allowed Origin {allowed[0]} got HTTP {status}"],
+        limits,
+        "origin_check",
+        allowed_origins=allowed,
+        allow_missing=allow_missing,
+        evil_origin=evil,
+        rejected=rejected,
+        allowed_status=run(_handshake_status(cfg.stream_url, origin=allowed[0])) if allowed else None,
+        missing_status=run(_handshake_status(cfg.stream_url)),
     )
-    status = run(_handshake_status(cfg.stream_url))
-    want = 101 if allow_missing else 403
-    names.append("origin_missing")
-    _case(
-        record,
-        "origin_missing",
-        f"HTTP {want} with no Origin (SYSTEM__ALLOW_MISSING_ORIGIN={str(allow_missing).lower()})",
-        f"HTTP {status}",
-        [] if status == want else [f"origin check: no Origin got HTTP {status}, policy says {want}"],
-    )
-    _assert_cases(record, names)
 
 
 # --- frame size ---------------------------------------------------------------------------------
 
 
-def test_frame_size_limit(cfg, record):
+def test_frame_size_limit(cfg, record, limits):
     """A frame over SYSTEM__MAX_FRAME_BYTES closes the connection with 1009 and is counted."""
     limit = int(cfg.setting("SYSTEM__MAX_FRAME_BYTES", "1048576"))
     before = _counters(cfg)
 
-    async def body() -> int | None:
+    async def body() -> tuple[int | None, int]:
         async with Publisher(cfg.ingest_url, cfg.auth_token) as pub:
             assert pub.ws is not None
             data = dict(messages.SAMPLE_DATA["market_data"], padding="x" * (limit + 1024))
+            frame = json.dumps(messages.envelope(pub.run_id, 1, "market_data", data))
             with contextlib.suppress(ConnectionClosed):
-                await pub.ws.send(json.dumps(messages.envelope(pub.run_id, 1, "market_data", data)))
-            return await _close_code(pub.ws)
+                await pub.ws.send(frame)
+            return await _close_code(pub.ws), len(frame.encode())
 
-    code = run(body())
+    code, size = run(body())
     time.sleep(0.3)
     counted = _delta(before, _counters(cfg), "oversize_closes")
-    problems = []
-    if code != 1009:
-        problems.append(f"size limit: a frame of {limit + 1024}+ bytes got close {code}, expected 1009 (limit {limit})")
-    if counted != 1:
-        problems.append(f"size limit: oversize_closes rose by {counted}, expected 1")
-    _case(record, "size_limit", "close 1009, oversize_closes +1", f"close {code}, oversize_closes +{counted}", problems)
-    _assert_cases(record, ["size_limit"])
+    record_probe(record, limits, "size_limit", limit=limit, frame_bytes=size, close_code=code, oversize_closes=counted)
 
 
 # --- invalid input -----------------------------------------------------------------------------------
 
 
-def test_invalid_input_gets_error_frames(cfg, record):
-    """Each kind of invalid frame gets an error frame with its code and a counter; the connection stays up."""
+def test_invalid_input_gets_error_frames(cfg, record, limits):
+    """Each kind of invalid frame gets an error frame with its code, a counter and a dead letter;
+    the connection stays up and only the valid trade after them is stored."""
 
     def env(run_id: str, seq: Any, **over: Any) -> dict[str, Any]:
         e = messages.envelope(run_id, 1, "trade")
@@ -234,12 +178,13 @@ def test_invalid_input_gets_error_frames(cfg, record):
 
     status_before = backend_status(cfg)
 
-    async def body() -> tuple[list[tuple[str, str, str | None, int]], int, int]:
+    async def body() -> tuple[list[dict[str, Any]], bool, int, list[int]]:
         out = []
         async with Publisher(cfg.ingest_url, cfg.auth_token) as pub:
             r = pub.run_id
             missing = env(r, 101)
             del missing["ts_ns"]
+            # name, payload, the error code the contract gives it
             cases: list[tuple[str, str | bytes, str]] = [
                 ("invalid_json", "{not json", "invalid_json"),
                 ("not_an_object", "[1, 2, 3]", "not_an_object"),
@@ -269,52 +214,32 @@ def test_invalid_input_gets_error_frames(cfg, record):
                 counted = int((after.get("rejected_by_code") or {}).get(want, 0)) - int(
                     (before.get("rejected_by_code") or {}).get(want, 0)
                 )
-                out.append((name, want, got, counted))
+                out.append({"name": name, "want": want, "error_code": got, "counted": counted})
             # Still up: a valid trade is stored and acked.
             sent = await pub.publish("trade", dict(messages.SAMPLE_DATA["trade"], trade_id="after-invalid"))
             try:
                 await pub.wait_ack(sent["seq"], timeout=10)
-                acked = 1
+                acked = True
             except (TimeoutError, ConnectionError):
-                acked = 0
-            stored = len(get_json(f"{cfg.dashboard_url}/api/events?run_id={r}")["events"])
-            return out, acked, stored
+                acked = False
+            events = get_json(f"{cfg.dashboard_url}/api/events?run_id={r}")["events"]
+            return out, acked, int(sent["seq"]), [int(e["seq"]) for e in events]
 
-    results, acked, stored = run(body())
-    letters = hostile.check_dead_letters(Counter(want for _, want, _, _ in results), status_before, backend_status(cfg))
-    _case(
+    cases, acked, valid_seq, stored = run(body())
+    record_probe(
         record,
-        "invalid_dead_lettered",
-        "every rejected frame in the dead-letter store, by code",
-        "; ".join(letters) or "all dead-lettered",
-        [f"invalid input: {p}" for p in letters],
+        limits,
+        "invalid_input",
+        cases=cases,
+        status_before=_status_facts(status_before),
+        status_after=_status_facts(backend_status(cfg)),
+        acked=acked,
+        valid_seq=valid_seq,
+        stored_seqs=stored,
     )
-    names = ["invalid_dead_lettered"]
-    for name, want, got, counted in results:
-        problems = []
-        if got != want:
-            problems.append(f"invalid input: {name}: expected error {want}, got {got or 'no error frame'}")
-        if counted != 1:
-            problems.append(f"invalid input: {name}: rejected_by_code.{want} rose by {counted}, expected 1")
-        names.append(f"invalid_{name}")
-        _case(record, f"invalid_{name}", f"error {want}, counter +1", f"error {got}, counter +{counted}", problems)
-    problems = []
-    if not acked:
-        problems.append("invalid input: the connection did not stay up (a valid trade after them was not acked)")
-    if stored != 1:
-        problems.append(f"invalid input: {stored} envelope(s) stored for the run, expected only the 1 valid one")
-    names.append("invalid_connection_stays_up")
-    _case(
-        record,
-        "invalid_connection_stays_up",
-        "the next valid trade acked; only it stored",
-        f"acked={bool(acked)}, stored={stored}",
-        problems,
-    )
-    _assert_cases(record, names)
 
 
-def test_invalid_utf8_text_frame_closes_1007(cfg, record):
+def test_invalid_utf8_text_frame_closes_1007(cfg, record, limits):
     """A text frame that is not UTF-8 breaks RFC 6455: close 1007, counted."""
     before = _counters(cfg)
 
@@ -327,20 +252,14 @@ def test_invalid_utf8_text_frame_closes_1007(cfg, record):
     code = run(body())
     time.sleep(0.3)
     counted = _delta(before, _counters(cfg), "invalid_utf8_closes")
-    problems = []
-    if code != 1007:
-        problems.append(f"invalid input: non-UTF-8 text frame got close {code}, expected 1007")
-    if counted != 1:
-        problems.append(f"invalid input: invalid_utf8_closes rose by {counted}, expected 1")
-    _case(record, "invalid_utf8_text", "close 1007, invalid_utf8_closes +1", f"close {code}, +{counted}", problems)
-    _assert_cases(record, ["invalid_utf8_text"])
+    record_probe(record, limits, "invalid_utf8_text", close_code=code, invalid_utf8_closes=counted)
 
 
-def test_bad_subscribe_gets_error_and_default(cfg, record):
+def test_bad_subscribe_gets_error_and_default(cfg, record, limits):
     """An invalid subscribe gets error bad_subscribe (counted), then the default subscription's snapshot."""
     before = _counters(cfg)
 
-    async def body() -> tuple[list[str], int | None]:
+    async def body() -> list[str]:
         async with connect(cfg.stream_url, open_timeout=10) as ws:
             await ws.send(json.dumps({"type": "subscribe", "types": ["nonsense"], "resume": {"run_id": 5}}))
             kinds = []
@@ -349,19 +268,11 @@ def test_bad_subscribe_gets_error_and_default(cfg, record):
                     while len(kinds) < 2:
                         frame = json.loads(await ws.recv())
                         kinds.append(frame.get("code") or frame.get("type"))
-            return kinds, ws.close_code
+            return kinds
 
-    kinds, code = run(body())
+    kinds = run(body())
     counted = _delta(before, _counters(cfg), "bad_subscribe")
-    problems = []
-    if kinds[:2] != ["bad_subscribe", "snapshot"]:
-        problems.append(f"invalid input: bad subscribe: expected error bad_subscribe then a snapshot, got {kinds}")
-    if counted != 1:
-        problems.append(f"invalid input: bad_subscribe rose by {counted}, expected 1")
-    _case(
-        record, "bad_subscribe", "error bad_subscribe, snapshot, counter +1", f"{kinds}, counter +{counted}", problems
-    )
-    _assert_cases(record, ["bad_subscribe"])
+    record_probe(record, limits, "bad_subscribe", kinds=kinds, bad_subscribe=counted)
 
 
 # --- handshake timeout ---------------------------------------------------------------------------------
@@ -370,7 +281,8 @@ def test_bad_subscribe_gets_error_and_default(cfg, record):
 def test_handshake_timeout(cfg, record, limits):
     """TCP with no upgrade, a half-sent upgrade, and an upgrade with no hello are dropped in time and counted."""
     timeout = float(cfg.setting("SYSTEM__HANDSHAKE_TIMEOUT", "10"))
-    bound = timeout + float(limits["handshake_timeout_slack_s"])
+    # how long to wait for the drop: past the bound the judge holds it to
+    waited = timeout + float(limits["handshake_timeout_slack_s"]) + 5
     host, port = cfg.dashboard_url.split("//", 1)[1].split(":")
 
     async def silent(partial: bytes) -> float | None:
@@ -379,7 +291,7 @@ def test_handshake_timeout(cfg, record, limits):
         if partial:
             writer.write(partial)
         try:
-            async with asyncio.timeout(bound + 5):
+            async with asyncio.timeout(waited):
                 while await reader.read(4096):
                     pass
             return time.monotonic() - t0
@@ -391,57 +303,31 @@ def test_handshake_timeout(cfg, record, limits):
     async def no_hello() -> tuple[int | None, float]:
         t0 = time.monotonic()
         async with connect(cfg.ingest_url, open_timeout=10) as ws:
-            code = await _close_code(ws, bound + 5)
+            code = await _close_code(ws, waited)
         return code, time.monotonic() - t0
 
-    names = []
+    cases: dict[str, dict[str, Any]] = {}
     for name, partial in (
         ("handshake_silent_tcp", b""),
         ("handshake_partial_upgrade", b"GET /ws/stream HTTP/1.1\r\nHost: x\r\n"),
     ):
         before = _counters(cfg)
         took = run(silent(partial))
-        counted = _delta(before, _counters(cfg), "handshake_timeouts")
-        problems = []
-        if took is None or took > bound:
-            problems.append(
-                f"handshake timeout: {name}: still open after {bound:.0f}s (SYSTEM__HANDSHAKE_TIMEOUT={timeout:g})"
-            )
-        if counted != 1:
-            problems.append(f"handshake timeout: {name}: handshake_timeouts rose by {counted}, expected 1")
-        names.append(name)
-        _case(
-            record,
-            name,
-            f"dropped within {bound:g}s, handshake_timeouts +1",
-            f"dropped after {took:.2f}s, +{counted}" if took is not None else f"not dropped, +{counted}",
-            problems,
-        )
+        cases[name] = {"took_s": took, "handshake_timeouts": _delta(before, _counters(cfg), "handshake_timeouts")}
     before = _counters(cfg)
     code, took = run(no_hello())
-    counted = _delta(before, _counters(cfg), "handshake_timeouts")
-    problems = []
-    if code != 1008 or took > bound:
-        problems.append(
-            f"handshake timeout: a publisher with no hello got close {code} after {took:.1f}s (bound {bound:g}s)"
-        )
-    if counted != 1:
-        problems.append(f"handshake timeout: no hello: handshake_timeouts rose by {counted}, expected 1")
-    names.append("handshake_no_hello")
-    _case(
-        record,
-        "handshake_no_hello",
-        f"close 1008 within {bound:g}s, +1",
-        f"close {code} after {took:.2f}s, +{counted}",
-        problems,
-    )
-    _assert_cases(record, names)
+    cases["handshake_no_hello"] = {
+        "close_code": code,
+        "took_s": took,
+        "handshake_timeouts": _delta(before, _counters(cfg), "handshake_timeouts"),
+    }
+    record_probe(record, limits, "handshake_timeout", handshake_timeout_s=timeout, waited_s=waited, cases=cases)
 
 
 # --- connection limit and client rate ---------------------------------------------------------------------
 
 
-def test_connection_limit(cfg, record):
+def test_connection_limit(cfg, record, limits):
     """At SYSTEM__MAX_CONNECTIONS open WebSockets the next handshake gets 503 (counted); a freed slot is reused."""
     limit = int(cfg.setting("SYSTEM__MAX_CONNECTIONS", "1000"))
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -483,27 +369,20 @@ def test_connection_limit(cfg, record):
             await asyncio.gather(*(ws.close() for ws in opened), return_exceptions=True)
 
     live, refused_at, n_open, reused = run(body())
-    counted = _delta(before, _counters(cfg), "connections_refused")
-    problems = []
-    if refused_at is None:
-        problems.append(f"connection limit: {n_open} extra connections (on top of {live}) all accepted; limit {limit}")
-    elif not limit - 5 <= live + refused_at <= limit:
-        problems.append(f"connection limit: refused with {live + refused_at} connections open, limit is {limit}")
-    if counted < 1:
-        problems.append("connection limit: connections_refused did not rise")
-    if reused != 101:
-        problems.append(f"connection limit: a freed slot was not reused (HTTP {reused})")
-    _case(
+    record_probe(
         record,
+        limits,
         "connection_limit",
-        f"HTTP 503 at {limit} open connections, connections_refused +1, freed slot reusable",
-        f"refused at {live + refused_at if refused_at is not None else 'never'}, +{counted}, reuse HTTP {reused}",
-        problems,
+        limit=limit,
+        live=live,
+        refused_at=refused_at,
+        opened=n_open,
+        connections_refused=_delta(before, _counters(cfg), "connections_refused"),
+        reuse_status=reused,
     )
-    _assert_cases(record, ["connection_limit"])
 
 
-def test_client_rate_limit(cfg, record):
+def test_client_rate_limit(cfg, record, limits):
     """A /ws/stream client sending over its frame rate is closed 1008 and counted."""
     rate = float(cfg.setting("SYSTEM__CLIENT_MAX_MSGS_PER_S", "20"))
     burst = int(cfg.setting("SYSTEM__CLIENT_MSG_BURST", "50"))
@@ -522,21 +401,16 @@ def test_client_rate_limit(cfg, record):
     code, sent = run(body())
     time.sleep(0.3)
     counted = _delta(before, _counters(cfg), "rate_limit_closes")
-    problems = []
-    if code != 1008:
-        problems.append(
-            f"rate limit: a client sending {sent} frames at once got close {code}, expected 1008 (rate {rate:g}/s, burst {burst})"
-        )
-    if counted != 1:
-        problems.append(f"rate limit: rate_limit_closes rose by {counted}, expected 1")
-    _case(
+    record_probe(
         record,
+        limits,
         "client_rate_limit",
-        "close 1008, rate_limit_closes +1",
-        f"close {code} after {sent} frames, +{counted}",
-        problems,
+        rate=rate,
+        burst=burst,
+        sent=sent,
+        close_code=code,
+        rate_limit_closes=counted,
     )
-    _assert_cases(record, ["client_rate_limit"])
 
 
 # --- fuzz ---------------------------------------------------------------------------------------------------
@@ -546,6 +420,16 @@ def _stored(cfg, path: str, run_id: str, key: str) -> list[dict[str, Any]]:
     return list(get_json(f"{cfg.dashboard_url}{path}?run_id={run_id}&limit=1000000", timeout=30)[key])
 
 
+def _backend_health(cfg) -> dict[str, Any]:
+    """/health's HTTP status and /ready's answer after the fuzz (or why they could not be read)."""
+    try:
+        status = requests.get(cfg.dashboard_url + "/health", timeout=5).status_code
+        ready = bool(get_json(cfg.dashboard_url + "/ready").get("ready"))
+    except Exception as exc:  # recorded: the judge says the backend was unreachable
+        return {"status": None, "ready": False, "error": f"{exc}"[:300]}
+    return {"status": status, "ready": ready, "error": None}
+
+
 def test_fuzz(cfg, record, limits, rig_limits, bot_run_id):
     """>= N hypothesis-generated hostile frames to /ws and /ws/stream: healthy after, counters add up,
     exactly the valid messages stored, nothing else changed, a normal client's latency within threshold."""
@@ -553,13 +437,12 @@ def test_fuzz(cfg, record, limits, rig_limits, bot_run_id):
     n_conns = int(limits["fuzz_stream_connections"])
     seed_value = int(limits["fuzz_seed"])
     settle = float(limits["fuzz_settle_s"])
-    p99_max = float(limits["client_p99_ms"])
     stack = DockerStack(cfg)
 
     t0 = time.monotonic()
     pub_specs = hostile.generate_specs(hostile.publisher_specs(), n_pub, seed_value)
     conn_specs = hostile.generate_specs(hostile.stream_specs(), n_conns, seed_value + 1, batch=5)
-    # Render and judge every frame before connecting: the event loop must stay free to
+    # Render and tally every frame before connecting: the event loop must stay free to
     # answer the backend's pings and to read the normal client while the fuzz is sent.
     run_id = messages.new_run_id("fuzz")
     tally = hostile.FuzzTally(run_id)
@@ -584,7 +467,6 @@ def test_fuzz(cfg, record, limits, rig_limits, bot_run_id):
     bot_events_before = _stored(cfg, "/api/events", bot_run_id, "events")
     status_before = backend_status(cfg)
     before = dict(status_before["counters"])
-    runs_before = set(status_before["runs"])
 
     async def body() -> dict[str, Any]:
         async with Subscriber(cfg.stream_url, messages.subscribe(snapshot=False)) as normal:
@@ -600,7 +482,7 @@ def test_fuzz(cfg, record, limits, rig_limits, bot_run_id):
                     try:
                         await pub.wait_for(lambda p, w=want: len(p.errors) >= w, 10, "the backend to catch up")
                     except (TimeoutError, ConnectionError):
-                        break  # the checks below say what went wrong
+                        break  # the judge says what went wrong
                 progress(f"fuzz: {len(pub_frames)} frames sent to /ws in {time.monotonic() - t_fuzz:.1f}s")
                 sem = asyncio.Semaphore(10)
                 stream_errors: list[str] = []
@@ -617,7 +499,7 @@ def test_fuzz(cfg, record, limits, rig_limits, bot_run_id):
                 await asyncio.gather(*(one(frames) for frames in conn_frames))
                 fuzz_s = time.monotonic() - t_fuzz
                 progress(f"fuzz: {tally.frames} frames in all after {fuzz_s:.1f}s; waiting for the backend to catch up")
-                during = LatencySummary.from_ms(_bot_latencies(normal, bot_run_id))
+                during = _bot_latencies(normal, bot_run_id)
                 want_errors = sum(tally.rejected_by_code.values())
                 with contextlib.suppress(TimeoutError, ConnectionError):
                     await pub.wait_for(lambda p: len(p.errors) >= want_errors, settle, "the fuzz's error frames")
@@ -639,123 +521,58 @@ def test_fuzz(cfg, record, limits, rig_limits, bot_run_id):
             async with watch_loop("normal client") as lag:
                 after_window = await _latency_window(normal, bot_run_id, float(limits["latency_window_s"]))
             return {
-                "after_health": lag.health(),
-                "errors_seen": errors_seen,
+                "normal_health": lag.health(),
+                "errors_seen": dict(errors_seen),
                 "stream_errors": stream_errors,
                 "fuzz_s": fuzz_s,
                 "during": during,
                 "after": after_window,
                 "publisher_closed": closed_code,
-                "run_id": run_id,
                 "normal_closed": normal.close_code if normal.closed else None,
             }
 
     out = run(body())
     status_after = backend_status(cfg)
-    after = dict(status_after["counters"])
-    deltas = hostile.counter_deltas(before, after)
-    problems = [f"fuzz: {p}" for p in hostile.check_counters(tally, deltas, out["errors_seen"])]
-    problems += [f"fuzz: {p}" for p in hostile.check_dead_letters(tally.rejected_by_code, status_before, status_after)]
-    if out["publisher_closed"] is not None:
-        problems.append(
-            f"fuzz: the fuzz publisher's connection was closed ({out['publisher_closed']}) although every frame fits the protocol"
-        )
-    problems += [f"fuzz: /ws/stream connection failed: {e}" for e in out["stream_errors"][:5]]
-    try:
-        healthy = requests.get(cfg.dashboard_url + "/health", timeout=5).status_code == 200
-        ready = bool(get_json(cfg.dashboard_url + "/ready").get("ready"))
-    except Exception as exc:
-        healthy = ready = False
-        problems.append(f"fuzz: backend unreachable after the fuzz: {exc}")
-    if not (healthy and ready):
-        problems.append(f"fuzz: backend not healthy after the fuzz (health={healthy}, ready={ready})")
+    health = _backend_health(cfg)
     container.reload()
-    if container.attrs["State"]["StartedAt"] != started_before or container.attrs["State"]["Status"] != "running":
-        problems.append(f"fuzz: the backend container restarted or stopped ({container.attrs['State']['Status']})")
-    events = _stored(cfg, "/api/events", out["run_id"], "events")
-    trades = _stored(cfg, "/api/trades", out["run_id"], "trades")
-    problems += [f"fuzz: {p}" for p in hostile.check_stored("/api/events", tally.critical, events)]
-    problems += [f"fuzz: {p}" for p in hostile.check_stored("/api/trades", tally.trades, trades)]
-    problems += [
-        f"fuzz: {p}"
-        for p in hostile.check_unchanged(
-            f"bot run {bot_run_id[:8]}", bot_events_before, _stored(cfg, "/api/events", bot_run_id, "events")
-        )
-    ]
-    new_runs = sorted(set(status_after["runs"]) - runs_before - {out["run_id"]})
-    if new_runs:
-        problems.append(f"fuzz: runs appeared that no hello opened: {new_runs[:5]}")
-    after_lat: LatencySummary = out["after"]
-    if after_lat.count == 0:
-        problems.append("fuzz: the normal client received no bot envelope after the fuzz")
-    rig = RigHealth((out["after_health"],))
-    lag = rig.lagging(rig_limits)
-    timing = []
-    if after_lat.count and after_lat.p99 > p99_max:
-        timing.append(f"fuzz: a normal client's P99 after the fuzz is {after_lat.p99} ms > {p99_max} ms")
-    if out["normal_closed"] is not None:
-        problems.append(f"fuzz: the normal client was disconnected ({out['normal_closed']})")
-
-    record.measure("fuzz_frames", tally.frames, int(limits["fuzz_min_frames"]), op=">=")
-    p99_check = record.measure("fuzz_client_p99_after_ms", after_lat.p99, p99_max, unit=" ms")
-    status, invalid = timing_verdict(record, p99_check, problems, timing, lag, rig.worst_stall_ms)
-    record.metrics["fuzz"] = tally.serialize()
-    record.metrics["fuzz_counter_deltas"] = {
-        k: deltas.get(k)
-        for k in (
-            "received",
-            "unique",
-            "rejected",
-            "rejected_by_code",
-            "bad_subscribe",
-            "client_frames_ignored",
-            "internal_errors",
-            "publisher_throttled",
-            "committed",
-        )
-    }
-    expected = {
-        "frames": tally.frames,
-        "rejected_by_code": dict(tally.rejected_by_code),
-        "bad_subscribe": tally.bad_subscribe,
-        "client_frames_ignored": tally.ignored,
-        "stored_events": len(tally.critical),
-        "stored_trades": len(tally.trades),
-        "internal_errors": 0,
-        "healthy": True,
-    }
-    observed = {
-        "rejected_by_code": deltas.get("rejected_by_code", {}),
-        "error_frames": dict(out["errors_seen"]),
-        "bad_subscribe": deltas.get("bad_subscribe", 0),
-        "client_frames_ignored": deltas.get("client_frames_ignored", 0),
-        "stored_events": len(events),
-        "stored_trades": len(trades),
-        "internal_errors": deltas.get("internal_errors", 0),
-        "healthy": healthy and ready,
-    }
-    progress(
-        f"fuzz: {tally.frames} frames, client P99 during {out['during'].p99} ms, after {after_lat.p99} ms; {len(problems)} problem(s)"
-    )
-    _case(
+    events = _stored(cfg, "/api/events", run_id, "events")
+    trades = _stored(cfg, "/api/trades", run_id, "trades")
+    bot_events_after = _stored(cfg, "/api/events", bot_run_id, "events")
+    normal_health: ProcessHealth = out["normal_health"]
+    progress(f"fuzz: {tally.frames} frames; {len(events)} events and {len(trades)} trades stored for the fuzz run")
+    record_probe(
         record,
+        limits,
         "fuzz",
-        expected,
-        observed,
-        problems,
+        rig_limits=rig_limits,
+        run_id=run_id,
+        bot_run_id=bot_run_id,
         seed=seed_value,
         generate_s=round(gen_s, 1),
         fuzz_s=round(out["fuzz_s"], 1),
-        frames=tally.frames,
-        bytes=tally.bytes,
-        latency_ms_during=out["during"].serialize(),
-        latency_ms=after_lat.serialize(),
-        status=status,
-        invalid_reasons=invalid,
-        rig_health=rig.serialize(),
+        tally=tally.serialize(),
+        sent_critical=list(tally.critical.values()),
+        status_before=_status_facts(status_before),
+        status_after=_status_facts(status_after),
+        errors_seen=out["errors_seen"],
+        publisher_closed=out["publisher_closed"],
+        stream_errors=out["stream_errors"],
+        normal_closed=out["normal_closed"],
+        health=health,
+        container={
+            "started_before": started_before,
+            "started_after": container.attrs["State"]["StartedAt"],
+            "state_after": container.attrs["State"]["Status"],
+        },
+        events=events,
+        trades=trades,
+        bot_events_before=bot_events_before,
+        bot_events_after=bot_events_after,
+        latency_during_ms=out["during"],
+        latency_window_s=float(limits["latency_window_s"]),
+        latency_after_ms=out["after"],
+        normal_health=normal_health.serialize(),
     )
-    assert tally.frames >= int(limits["fuzz_min_frames"]), f"only {tally.frames} fuzz frames"
-    conclude(next(s for s in record.scenarios if s["name"] == "fuzz"))
 
 
 # --- flood ---------------------------------------------------------------------------------------------------
@@ -769,7 +586,6 @@ def test_flood_does_not_hurt_other_clients(cfg, record, limits, rig_limits, bot_
     """
     flood_s = float(limits["flood_s"])
     window = float(limits["latency_window_s"])
-    p99_max = float(limits["client_p99_ms"])
     before = _counters(cfg)
     # The flood runs in its own process, from the end of the baseline window on.
     start_at = time.time() + 2 + window
@@ -794,105 +610,52 @@ def test_flood_does_not_hurt_other_clients(cfg, record, limits, rig_limits, bot_
     assert "error" not in result, f"flood process failed: {result.get('error')}"
     time.sleep(0.3)
     after = _counters(cfg)
-    throttled = _delta(before, after, "publisher_throttled")
-    rate_closes = _delta(before, after, "rate_limit_closes")
-    start_ns = int(start_at * 1e9)
-    baseline = LatencySummary.from_ms(
-        [
-            (r - f["ts_ns"]) / 1e6
-            for r, f in normal.frames
-            if f.get("run_id") == bot_run_id and start_ns - window * 1e9 <= r < start_ns
-        ]
-    )
-    during = LatencySummary.from_ms(
-        [
-            (r - f["ts_ns"]) / 1e6
-            for r, f in normal.frames
-            if f.get("run_id") == bot_run_id and result["start_ns"] <= r <= result["end_ns"]
-        ]
-    )
-    problems = []
-    timing = []
-    if during.count == 0:
-        problems.append("flood: the normal client received no bot envelope during the flood")
-    elif during.p99 > p99_max:
-        timing.append(
-            f"flood: a normal client's P99 rose from {baseline.p99} ms to {during.p99} ms during the flood (> {p99_max} ms)"
-        )
-    rig = RigHealth((normal_health,))
-    lag = rig.lagging(rig_limits)
-    if result["normal_closed"] is not None:
-        problems.append(f"flood: the normal client was disconnected ({result['normal_closed']})")
-    if result["client_close"] != 1008 or rate_closes != 1:
-        problems.append(
-            f"rate limit: the flooding client got close {result['client_close']} (rate_limit_closes +{rate_closes}), expected 1008 and +1"
-        )
-    if result["publisher_close"] not in (None, 1011):
-        problems.append(
-            f"flood: the flooding publisher was closed with {result['publisher_close']}; the policy is to throttle it"
-        )
-    if throttled == 0:
-        record.finding(
-            "warning",
-            f"flood: the publisher flood ({result['publisher_frames']} frames in {flood_s:g}s) never hit SYSTEM__PUBLISHER_MAX_MSGS_PER_S: the throttle was not exercised",
-        )
-    p99_check = record.measure("flood_client_p99_ms", during.p99, p99_max, unit=" ms")
-    status, invalid = timing_verdict(record, p99_check, problems, timing, lag, rig.worst_stall_ms)
-    record.metrics["flood_effect_p99_ms"] = round(during.p99 - baseline.p99, 3)
     progress(
-        f"flood: normal client P99 {baseline.p99} ms -> {during.p99} ms; publisher sent {result['publisher_frames']} "
-        f"(throttled {throttled}x, close {result['publisher_close']}), client sent {result['client_frames']} (close {result['client_close']})"
+        f"flood: publisher sent {result['publisher_frames']} (close {result['publisher_close']}), "
+        f"client sent {result['client_frames']} (close {result['client_close']})"
     )
-    _case(
+    flood = {
+        k: result[k]
+        for k in ("start_ns", "end_ns", "publisher_frames", "publisher_close", "client_frames", "client_close")
+    }
+    record_probe(
         record,
+        limits,
         "flood",
-        f"normal client P99 <= {p99_max} ms; flooding client closed 1008; flooding publisher throttled (or cut by the keepalive, 1011)",
-        {
-            "p99_baseline_ms": baseline.p99,
-            "p99_during_ms": during.p99,
-            "publisher_frames": result["publisher_frames"],
-            "publisher_throttled": throttled,
-            "publisher_close": result["publisher_close"],
-            "client_frames": result["client_frames"],
-            "client_close": result["client_close"],
-            "rate_limit_closes": rate_closes,
-        },
-        problems,
-        status=status,
-        invalid_reasons=invalid,
-        rig_health=rig.serialize(),
-        latency_ms_baseline=baseline.serialize(),
-        latency_ms=during.serialize(),
+        rig_limits=rig_limits,
+        flood_s=flood_s,
+        baseline_window_s=window,
+        flood_start_ns=int(start_at * 1e9),
+        flood=flood,
+        normal_closed=result["normal_closed"],
+        publisher_throttled=_delta(before, after, "publisher_throttled"),
+        rate_limit_closes=_delta(before, after, "rate_limit_closes"),
+        bot_latencies=[[r, (r - f["ts_ns"]) / 1e6] for r, f in normal.frames if f.get("run_id") == bot_run_id],
+        normal_health=normal_health.serialize(),
     )
-    conclude(next(s for s in record.scenarios if s["name"] == "flood"))
 
 
 # --- container hardening ---------------------------------------------------------------------------------------
 
 
-def test_container_hardening(cfg, record):
+def test_container_hardening(cfg, record, limits):
     """Every service container: non-root, read-only root, no added capabilities, no-new-privileges, loopback ports."""
     stack = DockerStack(cfg)
-    names = []
+    containers = {}
     for service in (cfg.dashboard_service, cfg.bot_service, cfg.proxy_service):
         container = stack.container(service)
         container.reload()
-        problems = [f"hardening: {service}: {p}" for p in hardening_problems(container.attrs)]
+        users: list[str] | None = None
+        top_error = None
         try:
             top = container.top()
             col = top["Titles"].index("UID")
-            root_procs = [p for p in top["Processes"] if p[col] in ("root", "0")]
-            if root_procs:
-                problems.append(f"hardening: {service}: {len(root_procs)} process(es) run as root")
-        except Exception as exc:  # top is informative; the inspect rules above are the check
-            record.finding("warning", f"hardening: {service}: docker top failed: {exc}")
-        name = f"hardening_{service}"
-        names.append(name)
-        _case(
-            record,
-            name,
-            "non-root, read-only root fs, CapDrop ALL, no CapAdd, no-new-privileges, ports on 127.0.0.1 only, writable only /data and /tmp",
-            summarize(container.attrs),
-            problems,
-        )
-    _assert_cases(record, names)
+            users = [str(p[col]) for p in top["Processes"]]
+        except Exception as exc:  # recorded: the inspect rules still judge
+            top_error = f"{exc}"[:300]
+        containers[service] = {
+            "inspect": inspect_facts(container.attrs),
+            "process_users": users,
+            "top_error": top_error,
+        }
+    record_probe(record, limits, "container_hardening", containers=containers)

@@ -6,7 +6,7 @@ import copy
 
 import pytest
 
-from wsrig.hardening import hardening_problems, summarize
+from wsrig.hardening import hardening_problems, inspect_facts, summarize
 
 GOOD = {
     "Config": {"User": "10001:10001"},
@@ -54,3 +54,12 @@ def test_each_weakness_is_reported(path, value, needle):
     target[path[-1]] = value
     problems = hardening_problems(attrs)
     assert any(needle in p for p in problems), problems
+    assert hardening_problems(inspect_facts(attrs)) == problems  # what a history keeps judges the same
+
+
+def test_inspect_facts_keep_what_the_rules_read_and_no_environment():
+    """A history keeps only the fields the rules read: the inspect's environment (secrets) stays out."""
+    attrs = {**copy.deepcopy(GOOD), "Config": {"User": "10001:10001", "Env": ["SYSTEM__AUTH_TOKEN=s3cret"]}}
+    facts = inspect_facts(attrs)
+    assert "s3cret" not in repr(facts)
+    assert hardening_problems(facts) == [] and summarize(facts) == summarize(attrs)

@@ -142,7 +142,7 @@ def test_counter_deltas():
 
 def test_check_counters_passes_when_they_add_up():
     """Matching deltas and error frames give no problem."""
-    assert hostile.check_counters(_tally(), _deltas(), Counter(invalid_json=1)) == []
+    assert hostile.check_counters(_tally().serialize(), _deltas(), Counter(invalid_json=1)) == []
 
 
 @pytest.mark.parametrize(
@@ -158,7 +158,7 @@ def test_check_counters_passes_when_they_add_up():
 )
 def test_check_counters_reports_each_defect(over, errors, needle):
     """A counter that does not move, moves too much, or an internal error is reported."""
-    problems = hostile.check_counters(_tally(), _deltas(**over), Counter(errors))
+    problems = hostile.check_counters(_tally().serialize(), _deltas(**over), Counter(errors))
     assert any(needle in p for p in problems), problems
 
 

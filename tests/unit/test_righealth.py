@@ -86,30 +86,10 @@ def test_late_receivers_void_a_breach_but_not_a_met_threshold():
     assert scenario_status([], [], slipping.blocking(LIMITS), []) == "invalid"
 
 
-def test_timing_verdict_for_a_client_latency_gate():
-    """A late measuring client: the P99 breach is invalid and withdrawn; a healthy one: the breach fails."""
-    from wsrig.probe import timing_verdict
-    from wsrig.record import StageRecord
-
-    record = StageRecord("security")
-    check = record.measure("flood_client_p99_ms", 180.0, 100, unit=" ms")
-    problems: list[str] = []
-    assert timing_verdict(record, check, problems, ["P99 180 > 100"], ["rig lag"], 90.0) == ("invalid", ["rig lag"])
-    assert problems == [] and record.findings == []
-    record = StageRecord("security")
-    check = record.measure("flood_client_p99_ms", 180.0, 100, unit=" ms")
-    assert timing_verdict(record, check, problems, ["P99 180 > 100"], [], 0.0) == ("failed", [])
-    assert problems == ["P99 180 > 100"] and record.findings
-
-
 def test_a_breach_beyond_the_rigs_worst_stall_is_the_systems():
-    """P99 1,026 ms with the rig 65 ms late at worst: failed, not invalid (a slow system cannot hide in invalid)."""
-    from wsrig.probe import timing_verdict
-    from wsrig.record import StageRecord
+    """P99 1,026 ms with the rig 65 ms late at worst: the system's (a slow system cannot hide in
+    invalid); 150 ms is within the stall's reach. The security judge applies it to a client
+    latency gate (tests/unit/test_judges_security.py)."""
     from wsrig.righealth import beyond_rig
 
     assert beyond_rig(1026.0, "<", 100, 65.0) and not beyond_rig(150.0, "<", 100, 65.0)
-    record = StageRecord("security")
-    check = record.measure("flood_client_p99_ms", 1026.0, 100, unit=" ms")
-    problems: list[str] = []
-    assert timing_verdict(record, check, problems, ["P99 1026 > 100"], ["rig lag"], 65.0) == ("failed", [])
