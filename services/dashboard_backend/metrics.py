@@ -6,15 +6,16 @@ its value comes from (a read of the live ``Backend``). ``counters_json`` builds 
 JSON's block from it and ``BackendCollector`` the exposition (prometheus-client, in a
 registry the backend owns), so the two cannot disagree: a new number is one more entry
 in ``SERIES`` and nothing else. The hot paths keep incrementing plain ints in the counter objects
-(``ServerCounters``, ``IngestCounters``, the hub, the committer, ...): nothing is read
-until a scrape or a status request.
+(``ServerCounters`` here, ``IngestCounters``, the hub, the committer, ...): nothing is
+read until a scrape or a status request.
 """
 
 from __future__ import annotations
 
 import os
+from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -30,6 +31,7 @@ __all__ = [
     "SERIES",
     "BackendCollector",
     "Series",
+    "ServerCounters",
     "counters_json",
     "exposition",
     "registry_for",
@@ -41,6 +43,41 @@ __all__ = [
 CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
 
 Kind = Literal["counter", "gauge"]
+
+
+@dataclass
+class ServerCounters:
+    """Counts kept outside the sequencer (its own live in ``IngestCounters``): by the
+    session rules, the connection layer and the HTTP API.
+
+    Plain ints, incremented on the hot paths; ``SERIES`` declares how each one is
+    reported (status JSON key, Prometheus name), and they are read only then.
+    """
+
+    broadcast: int = 0
+    auth_failures: int = 0
+    oversize_closes: int = 0
+    publisher_connections_total: int = 0
+    client_connections_total: int = 0
+    publisher_takeovers: int = 0
+    bad_subscribe: int = 0
+    origin_rejected: int = 0
+    internal_errors: int = 0
+    bad_requests: int = 0
+    #: TCP connections dropped because the upgrade (or a publisher's hello) did not
+    #: complete within ``handshake_timeout``.
+    handshake_timeouts: int = 0
+    #: WebSocket handshakes refused with 503 at ``max_connections``.
+    connections_refused: int = 0
+    #: Clients closed with 1008 for sending over their frame rate.
+    rate_limit_closes: int = 0
+    #: Times a publisher's reader paused to hold it to its frame rate.
+    publisher_throttled: int = 0
+    #: Connections closed with 1007 (a text frame that is not UTF-8).
+    invalid_utf8_closes: int = 0
+    #: Client frames after the subscribe (ignored: clients only ever send one).
+    client_frames_ignored: int = 0
+    http_requests: Counter[str] = field(default_factory=Counter)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,20 +120,20 @@ def rss_bytes() -> int | None:
         return None
 
 
-def _committer(field: str) -> Callable[[Backend], int]:
+def _committer(name: str) -> Callable[[Backend], int]:
     """A count of the group committer (0 before it starts)."""
 
     def read(b: Backend) -> int:
-        return getattr(b.committer, field) if b.committer is not None else 0
+        return getattr(b.committer, name) if b.committer is not None else 0
 
     return read
 
 
-def _per_generation(field: str, digits: int | None = None) -> Callable[[Backend], dict[str, float]]:
+def _per_generation(name: str, digits: int | None = None) -> Callable[[Backend], dict[str, float]]:
     """One of ``GcWatch``'s per-generation lists as generation -> value."""
 
     def read(b: Backend) -> dict[str, float]:
-        values = getattr(b.gc, field)
+        values = getattr(b.gc, name)
         return {str(g): (v if digits is None else round(v, digits)) for g, v in enumerate(values)}
 
     return read
@@ -114,14 +151,14 @@ def _g(
     return Series(key, name, "gauge", help_, read, label)
 
 
-def _ingest(field: str) -> Callable[[Backend], Any]:
+def _ingest(name: str) -> Callable[[Backend], Any]:
     """A count of the sequencer (``ingest.IngestCounters``)."""
-    return attrgetter(f"ingest.counters.{field}")
+    return attrgetter(f"ingest.counters.{name}")
 
 
-def _glue(field: str) -> Callable[[Backend], Any]:
-    """A count of the glue (``server.ServerCounters``)."""
-    return attrgetter(f"counters.{field}")
+def _glue(name: str) -> Callable[[Backend], Any]:
+    """A count of ``ServerCounters`` (sessions, connections, HTTP API)."""
+    return attrgetter(f"counters.{name}")
 
 
 #: Every number the backend reports, in exposition order (the status JSON's keys follow

@@ -19,7 +19,8 @@ import pytest
 from dashboard_backend import metrics
 from dashboard_backend.config import Config
 from dashboard_backend.ingest import IngestCounters
-from dashboard_backend.server import Backend, ServerCounters
+from dashboard_backend.metrics import ServerCounters
+from dashboard_backend.server import Backend
 from websockets.asyncio.client import connect
 
 from wsrig.promtext import parse_metrics, sample

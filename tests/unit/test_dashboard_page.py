@@ -17,8 +17,9 @@ from typing import Any
 
 import pytest
 from dashboard_backend.config import Config
+from dashboard_backend.connection import same_origin as _same_origin
 from dashboard_backend.page import CONTENT_SECURITY_POLICY, STATIC_DIR, Page
-from dashboard_backend.server import Backend, _same_origin
+from dashboard_backend.server import Backend
 from websockets.asyncio.client import connect
 from websockets.datastructures import Headers
 from websockets.exceptions import InvalidStatus

@@ -23,12 +23,12 @@ replace_once(
 )
 replace_once(
     "backend-ack-before-commit",
-    "/app/dashboard_backend/server.py",
+    "/app/dashboard_backend/publisher_session.py",
     [
         (
-            "            wm = self.ingest.durable_watermark(pub.run_id)\n",
-            "            wm = self.ingest.watermark(pub.run_id)  # DEFECT: acks what is not persisted\n",
+            "        wm = self.rules.ingest.durable_watermark(self.run_id)\n",
+            "        wm = self.rules.ingest.watermark(self.run_id)  # DEFECT: acks what is not persisted\n",
         )
     ],
-    "the acker: the in-memory watermark",
+    "PublisherSession.ack (the acker's frame): the in-memory watermark",
 )

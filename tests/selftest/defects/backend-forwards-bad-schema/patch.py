@@ -11,7 +11,7 @@ from _edit import replace_once
 
 replace_once(
     "backend-forwards-bad-schema",
-    "/app/dashboard_backend/server.py",
+    "/app/dashboard_backend/publisher_session.py",
     [
         (
             "            entry = Entry(run_id, seq, msg_type, symbol_of(obj), text, declared_of(obj))\n",
@@ -20,5 +20,5 @@ replace_once(
             "            entry = Entry(run_id, seq, msg_type, symbol_of(obj), text, declared_of(obj))\n",
         )
     ],
-    "Backend._on_frame: a broadcast trade's quantity as a string",
+    "PublisherSession.receive: a broadcast trade's quantity as a string",
 )

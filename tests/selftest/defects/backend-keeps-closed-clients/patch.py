@@ -10,11 +10,11 @@ from pathlib import Path
 
 from _edit import replace_once
 
-TARGET = Path("/app/dashboard_backend/server.py")
-OLD = "            self._streams.pop(client.id, None)\n"
+TARGET = Path("/app/dashboard_backend/connection.py")
+OLD = "            self.delivery.streams.pop(client.id, None)\n"
 NEW = (
-    "            self._streams.pop(client.id, None)\n"
+    "            self.delivery.streams.pop(client.id, None)\n"
     "            self.__dict__.setdefault('_closed_clients', []).append((client, ws))  # DEFECT: leak\n"
 )
 
-replace_once("backend-keeps-closed-clients", str(TARGET), [(OLD, NEW)], "Backend._client (closed clients kept)")
+replace_once("backend-keeps-closed-clients", str(TARGET), [(OLD, NEW)], "Connections._client (closed clients kept)")

@@ -11,12 +11,12 @@ from _edit import replace_once
 
 replace_once(
     "backend-no-snapshot-on-resume",
-    "/app/dashboard_backend/server.py",
+    "/app/dashboard_backend/client_session.py",
     [
         (
-            "head = json.dumps(self.state.snapshot(resumed)) if want_snapshot else None",
-            "head = json.dumps(self.state.snapshot(resumed)) if want_snapshot and resume is None else None  # DEFECT",
+            "head = json.dumps(rules.state.snapshot(resumed)) if self.want_snapshot else None",
+            "head = json.dumps(rules.state.snapshot(resumed)) if self.want_snapshot and self.resume is None else None  # DEFECT",
         )
     ],
-    "Backend._client: no snapshot for a resuming client",
+    "ClientSession.attach: no snapshot for a resuming client",
 )

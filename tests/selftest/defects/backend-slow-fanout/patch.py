@@ -14,7 +14,7 @@ from _edit import replace_once
 
 replace_once(
     "backend-slow-fanout",
-    "/app/dashboard_backend/server.py",
+    "/app/dashboard_backend/delivery.py",
     [
         (
             "                loop.call_soon(self._flush)\n            else:\n                loop.call_later(wait, self._flush)\n",
@@ -27,5 +27,5 @@ replace_once(
             "                idle.clear()\n                await asyncio.sleep(0.2)  # DEFECT: slow fan-out\n",
         ),
     ],
-    "Backend._schedule_flush and Backend._sender (200 ms before each write)",
+    "Delivery._schedule_flush and Delivery.sender (200 ms before each write)",
 )

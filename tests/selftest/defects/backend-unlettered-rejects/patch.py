@@ -10,13 +10,13 @@ from _edit import replace_once
 
 replace_once(
     "backend-unlettered-rejects",
-    "/app/dashboard_backend/server.py",
+    "/app/dashboard_backend/publisher_session.py",
     [
         (
-            "            if self._reject(exc.code, exc.detail, raw, run_id=run_id, seq=seq, own=run_id == pub.run_id):\n",
-            "            own = run_id == pub.run_id and isinstance(seq, int)  # DEFECT: counted, not dead-lettered\n"
-            "            if self.ingest.reject(exc.code, run_id, seq) if own else self.ingest.reject(exc.code):\n",
+            "            if rules.reject(exc.code, exc.detail, raw, run_id=run_id, seq=seq, own=run_id == self.run_id):\n",
+            "            own = run_id == self.run_id and isinstance(seq, int)  # DEFECT: counted, not dead-lettered\n"
+            "            if rules.ingest.reject(exc.code, run_id, seq) if own else rules.ingest.reject(exc.code):\n",
         )
     ],
-    "Backend._on_frame: schema violations not dead-lettered",
+    "PublisherSession.receive: schema violations not dead-lettered",
 )
