@@ -32,8 +32,8 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from wsrig.load.merge import merge  # noqa: E402
 from wsrig.load.publisher import PublisherSpec, publisher_process  # noqa: E402
-from wsrig.load.recorder import merge_encoded  # noqa: E402
 from wsrig.load.subscriber import SubscriberSpec, subscriber_process  # noqa: E402
 
 
@@ -190,7 +190,7 @@ def main() -> int:
     errors = [r["error"] for r in results.values() if "error" in r]
     if errors:
         print("subscriber errors:", errors)
-    lat = merge_encoded([r["recorder"] for r in results.values() if "recorder" in r])
+    lat = merge(results[i] for i in sorted(results))
     print(f"sent {payload['sent']} x {connected} subscribers = {expected} expected, {delivered} delivered")
     print(
         f"subscriber CPU {cpu_s:.2f} s (user {user_s:.2f}, system {sys_s:.2f}) over {wall:.1f} s wall: "
@@ -205,12 +205,12 @@ def main() -> int:
     )
     print(
         "loop lag max per process:",
-        [r.get("loop_lag_max_ms") for r in results.values()],
-        "missing/out_of_order:",
-        sum(r.get("missing", 0) for r in results.values()),
-        sum(r.get("out_of_order", 0) for r in results.values()),
+        [p.loop_lag_max_ms for p in lat.processes],
+        "duplicated/reordered:",
+        lat.duplicated,
+        lat.reordered,
         "closed:",
-        [r.get("closed") for r in results.values()],
+        lat.closed,
     )
     if args.pyspy:
         for i in range(len(subs)):

@@ -3,7 +3,8 @@
 Load runs record millions of latencies; keeping every sample (``stats.LatencySummary``)
 would cost memory and a sort. An HDR histogram keeps 3 significant digits over
 1 µs .. 10 min in a fixed few tens of KB, and two of them merge without loss, so each
-subscriber process keeps its own and the rig adds them at the end (as wrk2 does).
+subscriber process keeps its own and the judge adds them (as wrk2 does): a history
+stores each process's histograms encoded, and percentiles are read only after the merge.
 """
 
 from __future__ import annotations
@@ -48,14 +49,15 @@ class LatencyHistogram:
             self._h.add(other._h)
         return self
 
-    def encode(self) -> bytes:
-        """Compact bytes for sending across a process boundary."""
-        return bytes(self._h.encode())
+    def encode(self) -> str:
+        """Compact text (HdrHistogram's compressed form, base64): crosses a process boundary
+        and is stored in a history as JSON; ``decode`` gives back the same counts."""
+        return bytes(self._h.encode()).decode("ascii")
 
     @classmethod
-    def decode(cls, data: bytes) -> LatencyHistogram:
+    def decode(cls, data: str | bytes) -> LatencyHistogram:
         hist = cls()
-        hist._h.add(HdrHistogram.decode(data))
+        hist._h.add(HdrHistogram.decode(data.encode("ascii") if isinstance(data, str) else data))
         return hist
 
     def summary(self) -> LatencySummary:

@@ -65,10 +65,12 @@ def _stage(results: Path, stage: dict[str, Any], thresholds: dict[str, Any], out
     for path in paths:
         history = load_history(path)
         row = {**judge_history(history, thresholds, stage["name"]), "history": path.name}
-        old = rows.get(history.name)
-        if old is not None and _row_status(old) != _row_status(row):
-            out.changes.append(f"{stage['name']}/{history.name}: {_row_status(old)} -> {_row_status(row)}")
-        rows[history.name] = row
+        # a load scenario's measurement runs (its reference run, saturation steps) are rows of their own
+        for item in [*row.pop("runs", []), row]:
+            old = rows.get(item["name"])
+            if old is not None and _row_status(old) != _row_status(item):
+                out.changes.append(f"{stage['name']}/{item['name']}: {_row_status(old)} -> {_row_status(item)}")
+            rows[item["name"]] = item
         stage["findings"] = [f for f in stage["findings"] if not _of_scenario(f, history.name)]
         stage["findings"] += [{**f, "message": f"{history.name}: {f['message']}"} for f in row["findings"]]
         out.judged.setdefault(stage["name"], []).append(history.name)
@@ -77,7 +79,9 @@ def _stage(results: Path, stage: dict[str, Any], thresholds: dict[str, Any], out
         tests = stage.get("tests", {})
         # failures the rows do not account for (a test that raised before its row) still count
         unexplained = int(tests.get("failed", 0)) + int(tests.get("errors", 0)) - failed_before
-        statuses = [_row_status(r) for r in stage["scenarios"]] + (["failed"] if unexplained > 0 else [])
+        # a measurement run's row (``role``) says whether it measured; the scenario it serves decides
+        statuses = [_row_status(r) for r in stage["scenarios"] if not r.get("role")]
+        statuses += ["failed"] if unexplained > 0 else []
         status = worst_status(statuses)
         if status != stage["status"]:
             stage["reason"] = f"judged again from {len(paths)} histories: {status}"

@@ -94,6 +94,7 @@ def test_subscriber_conn_records_latency_and_order_from_fixed_offsets_and_fallba
     for raw in frames:
         seq = json.loads(raw)["seq"]
         conn.on_text(raw, t0 + seq * 1_000_000 + 3_000_000)  # 3 ms after intended, 2.5 ms after sent
-    assert (conn.seq.received, conn.seq.last, conn.seq.missing, conn.seq.out_of_order) == (3, 4, 1, 0)
+    order = conn.seq
+    assert (order.received, order.last, order.missing, order.reordered, order.duplicated) == (3, 4, 1, 0, 0)
     assert rec.corrected.count == 3 and rec.corrected.percentile_ms(50) == pytest.approx(3.0, abs=0.01)
     assert rec.uncorrected.percentile_ms(50) == pytest.approx(2.5, abs=0.01)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from wsrig.hdr import LatencyHistogram
-from wsrig.load.recorder import HopRecorder, SeqTracker, StreamRecorder, merge_encoded, per_second_rows
+from wsrig.load.merge import merge
+from wsrig.load.recorder import HopRecorder, SeqTracker, StreamRecorder, per_second_rows
 from wsrig.load.saturation import Step, search
 from wsrig.load.schedule import GeneratorHealth, Phase, Schedule
 
@@ -95,18 +96,27 @@ def test_no_stall_means_both_series_agree():
 
 def test_per_second_rows_locate_the_stall_in_time():
     rec = _stalled_run(stall_from_s=5, stall_s=1)
-    rows = per_second_rows(merge_encoded([rec.encode()]))
+    rows = per_second_rows(merge([{**_part(), **rec.encode()}]).per_second)
     assert [r[0] for r in rows] == list(range(10))
     worst = max(rows, key=lambda r: r[3])
     assert worst[0] == 5 and worst[3] > 900
     assert all(r[3] < 5 for r in rows if r[0] != 5)
 
 
-def test_seq_tracker_counts_missing_and_out_of_order():
+def _part() -> dict:
+    """A subscriber process's part with nothing recorded (``wsrig.load.merge``)."""
+    empty = LatencyHistogram().encode()
+    return {"name": "subscriber process 0", "connect_hist": empty, "loop_lag_hist": empty, "received": 0}
+
+
+def test_seq_tracker_tells_a_late_seq_from_a_duplicate():
+    """A seq that fills a hole arrived out of order; one seen before is a duplicate."""
     t = SeqTracker()
-    for seq in (1, 2, 5, 4, 6, 6):
+    for seq in (1, 2, 5, 4, 6, 6, 4, 1, 9):
         t.see(seq)
-    assert (t.received, t.missing, t.out_of_order, t.last) == (6, 2, 2, 6)
+    assert (t.received, t.last) == (9, 9)
+    assert (t.reordered, t.duplicated) == (1, 3)  # 4 late; then 6, 4 and 1 again
+    assert t.missing == 3  # 3, 7 and 8 never came
 
 
 def test_hop_recorder_splits_latency_and_rejects_impossible_stamps():

@@ -16,7 +16,7 @@ from wsrig.config import repo_root
 from wsrig.stages import STAGES
 
 #: Stages whose probes still judge in place (issue "One history, one judge", remaining).
-STILL_JUDGING_IN_PROBES = {"load", "performance"}
+STILL_JUDGING_IN_PROBES: set[str] = set()
 
 _VERDICT = [
     (re.compile(r"\bFinding\("), "builds a Finding"),

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from wsrig.judges import connectivity, integration, message_flow, security
+from wsrig.judges import connectivity, integration, load, message_flow, performance, security
 from wsrig.judges.base import Rule
 from wsrig.righealth import RigLimits
 from wsrig.scenario_history import ProbeHistory
@@ -27,6 +27,8 @@ JUDGES: dict[str, dict[str, Rule]] = {
     "message_flow": message_flow.RULES,
     "integration": integration.RULES,
     "security": security.RULES,
+    "load": load.RULES,
+    "performance": performance.RULES,
 }
 
 

@@ -25,11 +25,12 @@ class BotLatency:
     envelopes: int
     critical_with_receive_time: int
 
-    def serialize(self) -> dict[str, Any]:
+    def recorded(self) -> dict[str, Any]:
+        """What the history keeps: each hop's HDR histogram (encoded) and the counts."""
         return {
-            "latency_ms": self.hops.end_to_end.summary().serialize(),
-            "bot_to_backend_ms": self.hops.bot_to_backend.summary().serialize(),
-            "backend_to_client_ms": self.hops.backend_to_client.summary().serialize(),
+            "end_to_end": self.hops.end_to_end.encode(),
+            "bot_to_backend": self.hops.bot_to_backend.encode(),
+            "backend_to_client": self.hops.backend_to_client.encode(),
             "envelopes": self.envelopes,
             "critical_with_receive_time": self.critical_with_receive_time,
             "negative_hops": self.hops.negative_hops,

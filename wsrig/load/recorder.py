@@ -9,6 +9,7 @@ Pure: callers pass the clock readings.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,32 +18,54 @@ from wsrig.hdr import LatencyHistogram
 
 __all__ = [
     "HopRecorder",
-    "Latencies",
     "SeqTracker",
     "StreamRecorder",
     "bucketed",
     "latency_recovery_s",
-    "merge_encoded",
     "per_second_rows",
 ]
 
 
 @dataclass
 class SeqTracker:
-    """Per-connection order check: the backend sends one run's envelopes in seq order."""
+    """Per-connection order check: the backend sends one run's envelopes in seq order.
+
+    A seq past the next one opens a hole; a later seq that fills a hole arrived out of
+    order (``reordered``); one seen before is ``duplicated``. The in-order path, every
+    message of a healthy run, is one comparison.
+    """
 
     last: int = 0
     received: int = 0
     missing: int = 0
-    out_of_order: int = 0
+    reordered: int = 0
+    duplicated: int = 0
+    #: (first, last) seqs of each hole, in seq order; filled holes' seqs in ``_filled``
+    _holes: list[tuple[int, int]] = field(default_factory=list, repr=False)
+    _filled: set[int] = field(default_factory=set, repr=False)
 
     def see(self, seq: int) -> None:
         self.received += 1
-        if seq <= self.last:
-            self.out_of_order += 1
-            return
-        self.missing += seq - self.last - 1
-        self.last = seq
+        if seq == self.last + 1:
+            self.last = seq
+        elif seq > self.last:
+            self._holes.append((self.last + 1, seq - 1))
+            self.missing += seq - self.last - 1
+            self.last = seq
+        else:
+            self._late(seq)
+
+    def _late(self, seq: int) -> None:
+        i = bisect_right(self._holes, (seq, _NO_END)) - 1
+        if i >= 0 and self._holes[i][0] <= seq <= self._holes[i][1] and seq not in self._filled:
+            self._filled.add(seq)
+            self.missing -= 1
+            self.reordered += 1
+        else:
+            self.duplicated += 1
+
+
+_NO_END = 2**63
 
 
 #: Significant bits an HDR histogram with 3 significant digits keeps (2,048 sub-buckets).
@@ -122,39 +145,18 @@ class StreamRecorder:
             self._uncorrected.update(bucketed(uncorrected_us))
 
     def encode(self) -> dict[str, Any]:
-        """Plain bytes and ints, cheap to pickle across the process boundary."""
+        """Encoded histograms (text, JSON-safe), cheap to pickle across the process boundary
+        and stored as they are in the run's history; per second keyed by the second as text."""
         return {
             "corrected": self.corrected.encode(),
             "uncorrected": self.uncorrected.encode(),
-            "per_second": {s: h.encode() for s, h in self.per_second.items()},
+            "per_second": {str(s): h.encode() for s, h in self.per_second.items()},
         }
 
 
-@dataclass
-class Latencies:
-    """Merged histograms of a run's subscriber processes (``merge_encoded``)."""
-
-    corrected: LatencyHistogram = field(default_factory=LatencyHistogram)
-    uncorrected: LatencyHistogram = field(default_factory=LatencyHistogram)
-    per_second: dict[int, LatencyHistogram] = field(default_factory=dict)
-
-
-def merge_encoded(parts: list[dict[str, Any]]) -> Latencies:
-    """Merge ``StreamRecorder.encode()`` outputs of several processes without loss."""
-    out = Latencies()
-    for part in parts:
-        out.corrected.merge(LatencyHistogram.decode(part["corrected"]))
-        out.uncorrected.merge(LatencyHistogram.decode(part["uncorrected"]))
-        for second, data in part["per_second"].items():
-            hist = out.per_second.setdefault(second, LatencyHistogram(digits=2))
-            hist.merge(LatencyHistogram.decode(data))
-    return out
-
-
-def per_second_rows(rec: Latencies | StreamRecorder) -> list[list[Any]]:
+def per_second_rows(per_second: dict[int, LatencyHistogram]) -> list[list[Any]]:
     """``t, delivered, p50_ms, p99_ms, max_ms`` per second of intended send time."""
     rows = []
-    per_second = rec.per_second
     for second in sorted(per_second):
         h = per_second[second]
         rows.append(

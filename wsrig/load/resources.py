@@ -20,7 +20,7 @@ import psutil
 
 from wsrig.stack import DockerStack, StatsSampler
 
-__all__ = ["ResourceSampler", "mean_of"]
+__all__ = ["COLUMNS", "ResourceSampler", "port_path"]
 
 COLUMNS = ["t", "source", "cpu_percent", "mem_mb"]
 
@@ -107,8 +107,3 @@ def port_path() -> str:
 def _docker_proxies() -> list[psutil.Process]:
     """Docker's userland port proxies: in the path of every rig connection to a published port."""
     return [p for p in psutil.process_iter(["name"]) if p.info["name"] == "docker-proxy"]
-
-
-def mean_of(rows: list[list[Any]], source: str, column: int = 2) -> float:
-    values = [float(r[column]) for r in rows if r[1] == source]
-    return round(sum(values) / len(values), 1) if values else 0.0

@@ -2,12 +2,14 @@
 
 Order: subscribers connect and say ready -> resources start -> the publisher starts at
 an agreed instant and runs its schedule -> the rig waits until every subscriber has
-every message sent (or the settle time ends) -> subscribers stop and report -> merge.
+every message sent (or the settle time ends) -> subscribers stop and report their
+parts. The run is returned raw; the judge merges the parts (``wsrig.load.merge``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import multiprocessing as mp
 import os
 import queue
@@ -18,13 +20,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from wsrig.config import RigConfig
-from wsrig.hdr import LatencyHistogram
 from wsrig.load.publisher import PublisherSpec, publisher_process
-from wsrig.load.recorder import merge_encoded, per_second_rows
-from wsrig.load.resources import ResourceSampler, mean_of
-from wsrig.load.schedule import GeneratorHealth, Schedule
+from wsrig.load.resources import ResourceSampler
+from wsrig.load.schedule import Schedule
 from wsrig.load.subscriber import SubscriberSpec, subscriber_process
-from wsrig.righealth import ProcessHealth, RigHealth
 from wsrig.stack import DockerStack
 
 __all__ = ["LoadPlan", "LoadResult", "cool_down", "run_load"]
@@ -57,89 +56,39 @@ class LoadPlan:
 
 @dataclass
 class LoadResult:
+    """What one run recorded, raw: each subscriber process's part (``wsrig.load.merge``),
+    the publisher's report, resource samples. ``serialize`` is its form in a history;
+    every figure and verdict is read from that by the judge (``wsrig.judges.load``)."""
+
     plan: LoadPlan
     publisher: dict[str, Any] = field(default_factory=dict)
-    health: GeneratorHealth | None = None
-    corrected: LatencyHistogram = field(default_factory=LatencyHistogram)
-    uncorrected: LatencyHistogram = field(default_factory=LatencyHistogram)
-    connect: LatencyHistogram = field(default_factory=LatencyHistogram)
-    per_second: list[list[Any]] = field(default_factory=list)
+    parts: list[dict[str, Any]] = field(default_factory=list)
     resources: list[list[Any]] = field(default_factory=list)
-    connected: int = 0
     cooldown_waited_s: float = 0.0
     backend_cpu_at_start: float | None = None
-    expected: int = 0
-    delivered: int = 0
-    out_of_order: int = 0
-    closed: list[int] = field(default_factory=list)
-    #: The instrument's own health: loop lag and CPU of every rig process, generator slip.
-    rig: RigHealth = field(default_factory=RigHealth)
     #: Backend container CPU seconds over the sampled window (docker stats, cumulative counter).
     backend_cpu_s: float | None = None
-    #: The rig failed to measure (a process died, never got ready, the publisher broke).
+    #: The rig failed to measure (a process never got ready, the publisher broke).
     rig_errors: list[str] = field(default_factory=list)
-    #: Subscribers the backend refused or that could not connect: the system's doing.
-    connect_failures: list[str] = field(default_factory=list)
-
-    @property
-    def lost(self) -> int:
-        return max(0, self.expected - self.delivered)
-
-    @property
-    def deliveries_per_s(self) -> float:
-        return round(self.delivered / self.plan.schedule.duration_s, 1)
-
-    @property
-    def rig_loop_lag_max_ms(self) -> float:
-        """The subscriber processes' longest loop stall (from ``rig``; kept as a row field)."""
-        return self.rig.worst_stall_ms
-
-    @property
-    def backend_us_per_delivery(self) -> float | None:
-        if self.backend_cpu_s is None or not self.delivered:
-            return None
-        return round(self.backend_cpu_s * 1e6 / self.delivered, 2)
-
-    @property
-    def acked_per_s(self) -> float:
-        p = self.publisher
-        if not p.get("all_acked_ns") or not p.get("first_sent_ns"):
-            return 0.0
-        return round(p["acked_seq"] / max(1e-9, (p["all_acked_ns"] - p["first_sent_ns"]) / 1e9), 1)
 
     def serialize(self) -> dict[str, Any]:
-        health = self.health
+        plan = self.plan
         return {
-            "rate": self.plan.schedule.phases[0].rate,
-            "duration_s": self.plan.schedule.duration_s,
-            "subscribers": self.plan.subscribers,
-            "connected": self.connected,
-            "planned": health.planned if health else 0,
-            "sent": health.sent if health else 0,
-            "generator_lag_p99_ms": health.lag_p99_ms if health else None,
-            "generator_backpressure_s": health.backpressure_s if health else None,
-            "expected_deliveries": self.expected,
-            "delivered": self.delivered,
-            "lost": self.lost,
-            "out_of_order": self.out_of_order,
-            "closed_codes": sorted(set(self.closed)),
-            "deliveries_per_s": self.deliveries_per_s,
-            "acked_per_s": self.acked_per_s,
-            "latency_ms": self.corrected.summary().serialize(),
-            "latency_uncorrected_ms": self.uncorrected.summary().serialize(),
-            "connect_ms": self.connect.summary().serialize(),
-            "rig_loop_lag_max_ms": self.rig_loop_lag_max_ms,
-            "rig_health": self.rig.serialize(),
-            "rig_us_per_delivery": self.rig.us_per_delivery,
-            "backend_cpu_s": self.backend_cpu_s,
-            "backend_us_per_delivery": self.backend_us_per_delivery,
+            "plan": {
+                "name": plan.name,
+                "phases": [[p.rate, p.duration_s] for p in plan.schedule.phases],
+                "subscribers": plan.subscribers,
+                "processes": plan.processes,
+                "msg_type": plan.msg_type,
+                "window": plan.window,
+            },
+            "publisher": self.publisher,
+            "parts": self.parts,
+            "resources": self.resources,
             "cooldown_waited_s": self.cooldown_waited_s,
             "backend_cpu_at_start": self.backend_cpu_at_start,
-            "cpu_percent_mean": {
-                src: mean_of(self.resources, src) for src in sorted({str(r[1]) for r in self.resources})
-            },
+            "backend_cpu_s": self.backend_cpu_s,
             "rig_errors": self.rig_errors,
-            "connect_failures": self.connect_failures,
         }
 
 
@@ -204,6 +153,7 @@ def run_load(
     for p in subs:
         p.start()
     results: dict[int, dict[str, Any]] = {}
+    ready_of: dict[int, dict[str, Any]] = {}
     try:
         ready = 0
         deadline = time.monotonic() + READY_TIMEOUT_S
@@ -216,8 +166,7 @@ def run_load(
                 continue
             if kind == "ready":
                 ready += 1
-                result.connected += payload["connected"]
-                result.connect_failures += [f"subscriber connect: {f}" for f in payload["failures"]]
+                ready_of[index] = payload
             elif kind == "result":
                 ready += 1
                 results[index] = payload
@@ -227,7 +176,8 @@ def run_load(
             )
         if on_ready is not None:
             on_ready()
-        say(f"{plan.name}: {result.connected} subscribers connected; sending {plan.schedule.count} messages")
+        connected = sum(r["connected"] for r in ready_of.values())
+        say(f"{plan.name}: {connected} subscribers connected; sending {plan.schedule.count} messages")
         spec = PublisherSpec(
             ws_url=cfg.dashboard_ws_url,
             token=cfg.auth_token,
@@ -247,10 +197,8 @@ def run_load(
             if "error" in publisher:
                 result.rig_errors.append(f"publisher: {publisher['error']}")
             else:
-                result.publisher = publisher
-                result.health = publisher.pop("health")
-                result.expected = publisher["sent"] * result.connected
-                _await_deliveries(progress, result.expected, plan.settle_s, say, plan.name)
+                result.publisher = {**publisher, "health": dataclasses.asdict(publisher["health"])}
+                _await_deliveries(progress, publisher["sent"] * connected, plan.settle_s, say, plan.name)
             stop.set()
             _collect(out, results, len(subs))
         result.resources = sampler.rows
@@ -261,29 +209,8 @@ def run_load(
             p.join(timeout=10)
             if p.is_alive():
                 p.kill()
-    _merge(result, results)
+    result.parts = _parts(results, ready_of)
     return result
-
-
-def _rig_health(result: LoadResult, results: dict[int, dict[str, Any]]) -> RigHealth:
-    """The rig's processes (subscribers and publisher) and its generator, for ``righealth``."""
-    procs = [
-        ProcessHealth(f"subscriber process {i}", r["loop_lag_p99_ms"], r["loop_lag_max_ms"], r.get("cpu_s", 0.0))
-        for i, r in sorted(results.items())
-        if "error" not in r
-    ]
-    pub = result.publisher
-    health = result.health
-    if pub:
-        procs.append(ProcessHealth("publisher", None, None, pub.get("cpu_s", 0.0)))
-    return RigHealth(
-        processes=tuple(procs),
-        generator_lag_p99_ms=health.lag_p99_ms if health else None,
-        generator_skipped=health.skipped if health else 0,
-        deliveries=result.delivered,
-        duration_s=result.plan.schedule.duration_s,
-        errors=tuple(result.rig_errors),
-    )
 
 
 def cool_down(plan: LoadPlan, stack: DockerStack | None, service: str) -> tuple[float, float | None]:
@@ -348,19 +275,15 @@ def _collect(out: Any, results: dict[int, dict[str, Any]], n: int) -> None:
             results[item[1]] = item[2]
 
 
-def _merge(result: LoadResult, results: dict[int, dict[str, Any]]) -> None:
+def _parts(results: dict[int, dict[str, Any]], ready_of: dict[int, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each process's part as it reported it. A process that got ready and then broke or
+    never reported keeps the connections it had: they were sent to, so their deliveries
+    count as expected."""
     parts = []
-    for index in sorted(results):
-        r = results[index]
-        if "error" in r:
-            result.rig_errors.append(f"subscriber process {index}: {r['error']}")
-            continue
-        parts.append(r["recorder"])
-        result.connect.merge(LatencyHistogram.decode(r["connect_hist"]))
-        result.delivered += sum(r["received"])
-        result.out_of_order += r["out_of_order"]
-        result.closed += r["closed"]
-    result.rig = _rig_health(result, results)
-    merged = merge_encoded(parts)
-    result.corrected, result.uncorrected = merged.corrected, merged.uncorrected
-    result.per_second = per_second_rows(merged)
+    for index in sorted(set(results) | set(ready_of)):
+        part = results.get(index) or {"name": f"subscriber process {index}", "error": "no result reported"}
+        if "error" in part and index in ready_of:
+            ready = ready_of[index]
+            part = {**part, "connected": ready["connected"], "connect_failures": ready["failures"]}
+        parts.append(part)
+    return parts

@@ -1,8 +1,8 @@
 """Subscriber processes: many ``/ws/stream`` connections recording latency into HDR.
 
 They run in processes of their own so the rig does not measure its own saturation in
-the publisher's loop; each process keeps one merged recorder and reports encoded
-histograms at the end. An event-loop lag probe says whether the process itself was
+the publisher's loop; each process keeps one recorder and reports its encoded
+histograms and counts at the end, as one part of the run (``wsrig.load.merge``). An event-loop lag probe says whether the process itself was
 late (then its latencies are the rig's, not the backend's).
 """
 
@@ -129,28 +129,34 @@ async def _run(spec: SubscriberSpec, stop_flag: Any, progress: Any, out: Any) ->
     probe.cancel()
     await asyncio.gather(probe, return_exceptions=True)
     return {
-        "index": spec.index,
+        "name": f"subscriber process {spec.index}",
         "connections": spec.connections,
         "connected": spec.connections - len(failures),
         "connect_failures": failures[:5],
         "connect_hist": connect_hist.encode(),
-        "recorder": rec.encode(),
-        "received": [c.seq.received for c in conns],
-        "missing": sum(c.seq.missing for c in conns),
-        "out_of_order": sum(c.seq.out_of_order for c in conns),
+        **rec.encode(),
+        "received": sum(c.seq.received for c in conns),
+        "duplicated": sum(c.seq.duplicated for c in conns),
+        "reordered": sum(c.seq.reordered for c in conns),
         "closed": closed_by_backend,
-        "loop_lag_p99_ms": round(loop_lag.percentile_ms(99), 3),
-        "loop_lag_max_ms": round(loop_lag.max_ms(), 3),
+        "loop_lag_hist": loop_lag.encode(),
         "cpu_s": round(cpu_s, 4),
     }
 
 
 def subscriber_process(spec: SubscriberSpec, stop_flag: Any, progress: Any, out: Any) -> None:
-    """Process entry point: puts ``("ready", ...)`` once connected, then ``("result", ...)``."""
+    """Process entry point: puts ``("ready", ...)`` once connected, then ``("result", part)``
+    (the part a run's history keeps: ``wsrig.load.merge``)."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     with contextlib.suppress(ValueError, OSError):
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     try:
         out.put(("result", spec.index, evloop.run(_run(spec, stop_flag, progress, out))))
     except Exception as exc:  # reported to the runner, which fails the scenario with it
-        out.put(("result", spec.index, {"error": f"{type(exc).__name__}: {exc}"}))
+        out.put(
+            (
+                "result",
+                spec.index,
+                {"name": f"subscriber process {spec.index}", "error": f"{type(exc).__name__}: {exc}"},
+            )
+        )
