@@ -10,9 +10,14 @@
 #        ${PROXY_IMAGE:-wsrig/fault-proxy:dev}          services/fault_proxy/Dockerfile
 #        ${REFERENCE_IMAGE:-wsrig/reference-server:dev} services/Dockerfile (SERVICE=reference_server)
 #          (the load stage's yardstick: a minimal broadcast server of the same contract)
+#      and, for the cluster topology only (RIG__TOPOLOGY=cluster, docs/CLUSTER.md), two
+#      images of Debian packages, apt-get installed from the host's own Debian archive
+#      (scripts/debian_mirror.sh; the one step that needs the network):
+#        ${REDIS_IMAGE:-wsrig/redis:dev}                 services/redis/Dockerfile
+#        ${HAPROXY_IMAGE:-wsrig/haproxy:dev}             services/haproxy/Dockerfile
 # WSRIG_SKIP_BUILD=1 skips everything (use images that already exist, e.g. another
 # implementation of the contract). WSRIG_BUILD_ONLY="bot dashboard proxy reference" picks
-# a subset.
+# a subset (add "redis haproxy" to build those whatever the topology).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -22,7 +27,11 @@ BOT_IMAGE="${BOT_IMAGE:-wsrig/ai-trading-bot:dev}"
 DASHBOARD_IMAGE="${DASHBOARD_IMAGE:-wsrig/dashboard-backend:dev}"
 PROXY_IMAGE="${PROXY_IMAGE:-wsrig/fault-proxy:dev}"
 REFERENCE_IMAGE="${REFERENCE_IMAGE:-wsrig/reference-server:dev}"
-BUILD_ONLY="${WSRIG_BUILD_ONLY:-bot dashboard proxy reference}"
+REDIS_IMAGE="${REDIS_IMAGE:-wsrig/redis:dev}"
+HAPROXY_IMAGE="${HAPROXY_IMAGE:-wsrig/haproxy:dev}"
+DEFAULT_BUILD="bot dashboard proxy reference"
+[ "${RIG__TOPOLOGY:-single}" != cluster ] || DEFAULT_BUILD="${DEFAULT_BUILD} redis haproxy"
+BUILD_ONLY="${WSRIG_BUILD_ONLY:-${DEFAULT_BUILD}}"
 WHEELHOUSE="${ROOT}/.cache/wheelhouse"
 REQS="${ROOT}/services/requirements.txt"
 
@@ -111,6 +120,16 @@ build() {  # build NAME IMAGE DOCKERFILE [--build-arg K=V ...]
 
 # shellcheck source=scripts/service_args.sh
 . scripts/service_args.sh
+# shellcheck source=scripts/debian_mirror.sh
+. scripts/debian_mirror.sh
+apt_args() {  # the host's Debian archives for services/apt_install.sh (word-split by the caller)
+    local main security
+    main="$(debian_mirror)" || die "no Debian mirror in the host's apt sources; set DEBIAN_MIRROR"
+    security="$(debian_security_mirror)"
+    echo "--build-arg DEBIAN_MIRROR=${main}${security:+ --build-arg DEBIAN_SECURITY_MIRROR=${security}}"
+}
+APT_ARGS=""
+case " ${BUILD_ONLY} " in *" redis "* | *" haproxy "*) APT_ARGS="$(apt_args)" ;; esac
 # shellcheck disable=SC2046  # service_args prints build arguments meant to be word-split
 for what in ${BUILD_ONLY}; do
     case "${what}" in
@@ -118,7 +137,10 @@ for what in ${BUILD_ONLY}; do
         dashboard) build dashboard "${DASHBOARD_IMAGE}" services/Dockerfile $(service_args dashboard) ;;
         proxy)     build proxy "${PROXY_IMAGE}" services/fault_proxy/Dockerfile ;;
         reference) build reference "${REFERENCE_IMAGE}" services/Dockerfile $(service_args reference) ;;
-        *) die "unknown image '${what}' in WSRIG_BUILD_ONLY (bot, dashboard, proxy, reference)" ;;
+        redis)     build redis "${REDIS_IMAGE}" services/redis/Dockerfile ${APT_ARGS} \
+                       --build-arg "APPENDFSYNC=${REDIS_APPENDFSYNC:-always}" ;;
+        haproxy)   build haproxy "${HAPROXY_IMAGE}" services/haproxy/Dockerfile ${APT_ARGS} ;;
+        *) die "unknown image '${what}' in WSRIG_BUILD_ONLY (bot, dashboard, proxy, reference, redis, haproxy)" ;;
     esac
 done
 # A rebuild under the same tag leaves the previous image untagged; drop ours only.
@@ -128,3 +150,5 @@ echo "BOT_IMAGE=${BOT_IMAGE}"
 echo "DASHBOARD_IMAGE=${DASHBOARD_IMAGE}"
 echo "PROXY_IMAGE=${PROXY_IMAGE}"
 echo "REFERENCE_IMAGE=${REFERENCE_IMAGE}"
+case " ${BUILD_ONLY} " in *" redis "*) echo "REDIS_IMAGE=${REDIS_IMAGE}" ;; esac
+case " ${BUILD_ONLY} " in *" haproxy "*) echo "HAPROXY_IMAGE=${HAPROXY_IMAGE}" ;; esac

@@ -54,21 +54,8 @@ if image_exists "${LOCAL_BASE}"; then
 fi
 
 # --- build the local base from Debian packages ---------------------------------------
-debian_mirror() {
-    # The mirror this host already uses for its Debian main archive (never hard-coded).
-    if [ -n "${DEBIAN_MIRROR:-}" ]; then echo "${DEBIAN_MIRROR}"; return; fi
-    local uri=""
-    if compgen -G '/etc/apt/sources.list.d/*.sources' >/dev/null; then
-        uri="$(awk 'tolower($1)=="uris:" { for (i = 2; i <= NF; i++) print $i }' \
-            /etc/apt/sources.list.d/*.sources | grep -v -- '-security' | head -n 1 || true)"
-    fi
-    if [ -z "${uri}" ] && [ -f /etc/apt/sources.list ]; then
-        uri="$(awk '$1=="deb" { for (i = 2; i <= NF; i++) if ($i ~ /^[a-z]+:\/\//) { print $i; break } }' \
-            /etc/apt/sources.list | grep -v -- '-security' | head -n 1 || true)"
-    fi
-    [ -n "${uri}" ] || return 1
-    echo "${uri}"
-}
+# shellcheck source=scripts/debian_mirror.sh
+. "${ROOT}/scripts/debian_mirror.sh"
 
 key="$(printf '%s|%s' "${SUITE}" "${PACKAGES}" | sha256sum | cut -c1-12)"
 TARBALL="${CACHE_DIR}/${SUITE}-minbase-${key}.tar"
