@@ -25,7 +25,8 @@ for s in tomllib.load(open(sys.argv[1], "rb"))["stage"]:
 
 usage() {
     cat <<'USAGE'
-Usage: ./run_all_tests.sh [--stage NAME]... [--smoke] [--keep-up] [--fail-fast] [--profile quick|full] [--help]
+Usage: ./run_all_tests.sh [--stage NAME]... [--smoke] [--keep-up] [--fail-fast] [--profile quick|full]
+                          [--topology single|cluster] [--help]
 
 Runs the selected stages against the Docker stack (docker-compose.yml +
 docker-compose.test.yml, settings in .env.test) and writes
@@ -50,6 +51,11 @@ Options:
                  with the same COMPOSE_PROJECT_NAME; the last line prints the command)
   --fail-fast    stop after the first stage that does not pass
   --profile P    threshold profile from config/thresholds.toml (default quick; env RIG__PROFILE)
+  --topology T   the system's shape (default single; env RIG__TOPOLOGY): single = one
+                 dashboard-backend; cluster = CLUSTER_REPLICAS (3) backend replicas behind
+                 HAProxy on the same port, sharing Redis (docker-compose.cluster.yml laid
+                 over the two files above; also builds the Redis and HAProxy images;
+                 docs/CLUSTER.md)
   --help         this text
 
 Environment: BOT_IMAGE, DASHBOARD_IMAGE, PROXY_IMAGE (test another implementation;
@@ -74,6 +80,9 @@ while [ $# -gt 0 ]; do
         --keep-up) KEEP_UP=1; shift ;;
         --fail-fast) FAIL_FAST=1; shift ;;
         --profile) export RIG__PROFILE="$2"; shift 2 ;;
+        --topology) [ $# -ge 2 ] || { echo "--topology needs single or cluster" >&2; exit 2; }
+            export RIG__TOPOLOGY="$2"; shift 2 ;;
+        --topology=*) export RIG__TOPOLOGY="${1#--topology=}"; shift ;;
         *) echo "unknown option: $1 (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -91,6 +100,10 @@ fi
 for i in "${!STAGE_FLAGS[@]}"; do
     flag="${STAGE_FLAGS[$i]}"; export "${flag}=${!flag:-${STAGE_DEFAULTS[$i]}}"
 done
+case "${RIG__TOPOLOGY:-single}" in
+    single | cluster) ;;
+    *) echo "unknown topology '${RIG__TOPOLOGY}' (single or cluster)" >&2; exit 2 ;;
+esac
 
 say() { printf '\n==> %s\n' "$*"; }
 TS="$(date -u +%Y%m%d_%H%M%S)"
@@ -102,7 +115,7 @@ export RIG__STARTED_AT
 RIG__STARTED_AT="$(date -u +%Y-%m-%dT%H:%M:%S+00:00)"
 export RIG__RESULTS_DIR="${RESULTS}"
 
-say "run ${TS}: results in ${RESULTS}"
+say "run ${TS}: results in ${RESULTS} (topology ${RIG__TOPOLOGY:-single})"
 for i in "${!STAGE_NAMES[@]}"; do
     flag="${STAGE_FLAGS[$i]}"; printf '    %-16s %s=%s\n' "${STAGE_NAMES[$i]}" "${flag}" "${!flag}"
 done
@@ -137,7 +150,7 @@ finish() {
     if [ "${STACK_STARTED}" = 1 ]; then
         [ "${LOGS_DONE}" = 1 ] || "${WSRIG}" collect-logs "${RESULTS}"
         if [ "${KEEP_UP}" = 1 ]; then
-            say "--keep-up: the stack (compose project ${COMPOSE_PROJECT_NAME:-wsrig}) stays up; tear it down with: COMPOSE_PROJECT_NAME=${COMPOSE_PROJECT_NAME:-wsrig} .venv/bin/wsrig down"
+            say "--keep-up: the stack (compose project ${COMPOSE_PROJECT_NAME:-wsrig}) stays up; tear it down with: COMPOSE_PROJECT_NAME=${COMPOSE_PROJECT_NAME:-wsrig} RIG__TOPOLOGY=${RIG__TOPOLOGY:-single} .venv/bin/wsrig down"
         else
             say "tearing the stack down"
             "${WSRIG}" down

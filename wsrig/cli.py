@@ -29,13 +29,14 @@ from rich.text import Text
 
 from wsrig.config import RigConfig, load_config
 from wsrig.cpusets import plan_cpus
+from wsrig.haproxy import BalancerReady
 from wsrig.load.resources import port_path
 from wsrig.progress import terminal_display
 from wsrig.report import publish
 from wsrig.stack import DockerStack, StackError, docker_client, remove_leftovers
 from wsrig.stages import STAGES, Stage, run_stage, stage_by_name
 from wsrig.summary import EXIT_CODES, build_summary, container_errors, write_summary
-from wsrig.wait import AllReady, HttpReady
+from wsrig.wait import AllReady, HttpReady, Readiness, RedisReady
 
 __all__ = ["main"]
 
@@ -45,7 +46,11 @@ def _config() -> RigConfig:
 
 
 def _readiness(cfg: RigConfig) -> AllReady:
-    return AllReady([HttpReady(url) for url in cfg.readiness_urls])
+    strategies: list[Readiness] = [HttpReady(url) for url in cfg.readiness_urls]
+    if cfg.replica_services:  # a cluster: every replica UP behind the balancer, Redis answering
+        strategies.append(BalancerReady(cfg.balancer_stats_url, cfg.replica_services, cfg.balancer_backend))
+        strategies.append(RedisReady(cfg.redis_url))
+    return AllReady(strategies)
 
 
 @click.group()
@@ -124,7 +129,7 @@ def check_ports() -> None:
     """Fail with the port and its holder if a port the stack publishes is taken."""
     cfg = _config()
     taken = []
-    for url in (cfg.dashboard_url, cfg.bot_url, cfg.proxy_control_url, cfg.reference_url):
+    for url in cfg.host_urls:
         port = int(url.rsplit(":", 1)[1].split("/")[0])
         with socket.socket() as s:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -140,7 +145,8 @@ def check_ports() -> None:
                 taken.append(f"port {port} ({url}) is taken by {holder}")
     if taken:
         raise click.ClickException(
-            "; ".join(taken) + ". Stop it, or set DASHBOARD_PORT/BOT_HTTP_PORT/PROXY_CONTROL_PORT and the URLs."
+            "; ".join(taken) + ". Stop it, or set DASHBOARD_PORT/BOT_HTTP_PORT/PROXY_CONTROL_PORT"
+            " (a cluster: HAPROXY_STATS_PORT/REDIS_PORT too) and the URLs."
         )
     click.echo("ports free")
 
@@ -185,6 +191,7 @@ def _environment(cfg: RigConfig) -> dict[str, Any]:
     )
     return {
         "git_sha": run("git", "rev-parse", "--short=12", "HEAD") or "unknown",
+        "topology": cfg.topology,
         "docker_version": docker_version,
         "compose_version": compose_version or "unknown",
         "docker_port_path": port_path(),

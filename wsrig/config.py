@@ -13,7 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["RigConfig", "load_config", "load_env_file", "repo_root", "thresholds_for"]
+__all__ = ["REPLICA_SERVICE", "RigConfig", "load_config", "load_env_file", "repo_root", "thresholds_for"]
+
+#: The cluster topology's replica services when CLUSTER_REPLICA_SERVICES does not list
+#: them: the names scripts/compose.sh gives the CLUSTER_REPLICAS replicas it generates.
+REPLICA_SERVICE = "dashboard-backend-{n}"
 
 
 def repo_root() -> Path:
@@ -85,6 +89,20 @@ class RigConfig:
     #: same contract, same port for /ws, /ws/stream and /health.
     reference_ws_url: str = "ws://127.0.0.1:8010"
     reference_service: str = "reference-server"
+    #: Which compose files make the system (RIG__TOPOLOGY: ``single``, or ``cluster``:
+    #: replicas behind a balancer sharing Redis, docs/CLUSTER.md). Only a cluster has the
+    #: fields below; in ``single`` they are empty and nothing reads them.
+    topology: str = "single"
+    #: The backend replicas' compose services (each killable, pausable by its name).
+    replica_services: tuple[str, ...] = ()
+    #: The balancer in front of them (it answers on ``dashboard_url``) and its stats page.
+    balancer_service: str = ""
+    balancer_stats_url: str = ""
+    #: The balancer's backend section that holds the replicas (rows of its stats CSV).
+    balancer_backend: str = ""
+    #: Redis, the replicas' shared log: its service and where the rig reaches it.
+    redis_service: str = ""
+    redis_url: str = ""
 
     # --- derived endpoints ----------------------------------------------------
 
@@ -98,8 +116,21 @@ class RigConfig:
 
     @property
     def services(self) -> tuple[str, ...]:
-        """Every service of the stack the rig starts: the system, its fault proxy, the reference."""
-        return (self.dashboard_service, self.bot_service, self.proxy_service, self.reference_service)
+        """Every service of the stack the rig starts: the system, its fault proxy, the reference.
+
+        A cluster has no ``dashboard_service`` container: its replicas, the balancer and
+        Redis take its place.
+        """
+        rig = (self.bot_service, self.proxy_service, self.reference_service)
+        if not self.replica_services:
+            return (self.dashboard_service, *rig)
+        return (*self.replica_services, self.balancer_service, self.redis_service, *rig)
+
+    @property
+    def host_urls(self) -> tuple[str, ...]:
+        """Every URL whose 127.0.0.1 port the stack publishes (``wsrig check-ports``)."""
+        urls = (self.dashboard_url, self.bot_url, self.proxy_control_url, self.reference_url)
+        return urls + tuple(u for u in (self.balancer_stats_url, self.redis_url) if u)
 
     @property
     def readiness_urls(self) -> tuple[str, ...]:
@@ -136,6 +167,19 @@ class RigConfig:
             "auth_token": "***" if self.auth_token else "(none)",
             "compose_project": self.compose_project,
             "images": self.images,
+            "topology": self.topology,
+            **self._describe_cluster(),
+        }
+
+    def _describe_cluster(self) -> dict[str, Any]:
+        if not self.replica_services:
+            return {}
+        return {
+            "replica_services": list(self.replica_services),
+            "balancer_service": self.balancer_service,
+            "balancer_stats_url": self.balancer_stats_url,
+            "redis_service": self.redis_service,
+            "redis_url": self.redis_url,
         }
 
 
@@ -155,6 +199,29 @@ def load_config(env: dict[str, str] | None = None) -> RigConfig:
     if thresholds_file.is_file():
         tables = tomllib.loads(thresholds_file.read_text())
     thresholds = thresholds_for(tables, profile)
+    # One name everywhere (scripts/compose.sh and build_images.sh read it from the shell).
+    topology = settings.get("RIG__TOPOLOGY") or "single"
+    images = {
+        "bot": get("BOT_IMAGE", "wsrig/ai-trading-bot:dev"),
+        "dashboard": get("DASHBOARD_IMAGE", "wsrig/dashboard-backend:dev"),
+        "proxy": get("PROXY_IMAGE", "wsrig/fault-proxy:dev"),
+        "reference": get("REFERENCE_IMAGE", "wsrig/reference-server:dev"),
+    }
+    cluster: dict[str, Any] = {}
+    if topology == "cluster":
+        listed = tuple(s.strip() for s in get("CLUSTER_REPLICA_SERVICES", "").split(",") if s.strip())
+        count = int(get("CLUSTER_REPLICAS", "3"))
+        if count < 1 and not listed:
+            raise ValueError(f"CLUSTER_REPLICAS={count}: the cluster needs at least one replica")
+        cluster = {
+            "replica_services": listed or tuple(REPLICA_SERVICE.format(n=n) for n in range(1, count + 1)),
+            "balancer_service": get("BALANCER_SERVICE", "haproxy"),
+            "balancer_stats_url": get("HAPROXY_STATS_URL", "http://127.0.0.1:8404/stats"),
+            "balancer_backend": get("HAPROXY_BACKEND", "replicas"),
+            "redis_service": get("REDIS_SERVICE", "redis"),
+            "redis_url": get("RIG_REDIS_URL", "redis://127.0.0.1:6379/0"),
+        }
+        images |= {"redis": get("REDIS_IMAGE", "wsrig/redis:dev"), "haproxy": get("HAPROXY_IMAGE", "wsrig/haproxy:dev")}
 
     return RigConfig(
         root=root,
@@ -168,14 +235,11 @@ def load_config(env: dict[str, str] | None = None) -> RigConfig:
         bot_service=get("BOT_SERVICE", "ai-trading-bot"),
         dashboard_service=get("DASHBOARD_SERVICE", "dashboard-backend"),
         proxy_service=get("PROXY_SERVICE", "fault-proxy"),
-        images={
-            "bot": get("BOT_IMAGE", "wsrig/ai-trading-bot:dev"),
-            "dashboard": get("DASHBOARD_IMAGE", "wsrig/dashboard-backend:dev"),
-            "proxy": get("PROXY_IMAGE", "wsrig/fault-proxy:dev"),
-            "reference": get("REFERENCE_IMAGE", "wsrig/reference-server:dev"),
-        },
+        images=images,
         thresholds=thresholds,
         settings=settings,
         reference_ws_url=get("REFERENCE_WS_URL", "ws://127.0.0.1:8010"),
         reference_service=get("REFERENCE_SERVICE", "reference-server"),
+        topology=topology,
+        **cluster,
     )

@@ -393,6 +393,8 @@ def render_markdown(
     out += ["## Environment", "", "| item | value |", "|---|---|"]
     for key in ("git_sha", "docker_version", "compose_version", "docker_port_path", "cpusets"):
         out.append(f"| {key} | {_cell(_fmt(env.get(key)))} |")
+    if env.get("topology"):  # summaries before the cluster topology have none
+        out.append(f"| topology | {_cell(env['topology'])} |")
     for name, image in (env.get("images") or {}).items():
         out.append(f"| image {name} | {_cell(image)} |")
     for key, value in (env.get("host") or {}).items():

@@ -98,7 +98,8 @@ class DockerStack:
 
     def _compose(self, *args: str, timeout: float = 600) -> str:
         script = self.config.root / "scripts" / "compose.sh"
-        env = {**os.environ, "COMPOSE_PROJECT_NAME": self.config.compose_project}
+        # The topology picks the compose files (scripts/compose.sh reads it from here).
+        env = {**os.environ, "COMPOSE_PROJECT_NAME": self.config.compose_project, "RIG__TOPOLOGY": self.config.topology}
         proc = subprocess.run(
             [str(script), *args], cwd=self.config.root, env=env, capture_output=True, text=True, timeout=timeout
         )

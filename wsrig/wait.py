@@ -19,6 +19,7 @@ __all__ = [
     "AllReady",
     "HttpReady",
     "Readiness",
+    "RedisReady",
     "WebSocketReady",
     "settle",
     "wait_until",
@@ -130,6 +131,27 @@ class WebSocketReady:
         with connect(self.url, open_timeout=2, additional_headers=self.headers or None) as ws:
             ws.close()
         return True
+
+
+@dataclass
+class RedisReady:
+    """Redis at ``url`` answers PING (the cluster topology's shared log, docs/CLUSTER.md)."""
+
+    url: str
+
+    def describe(self) -> str:
+        return f"PONG from {self.url}"
+
+    def check(self) -> bool:
+        import redis  # the cluster topology's client; the default topology never loads it
+
+        client = redis.Redis.from_url(self.url, socket_timeout=2, socket_connect_timeout=2)
+        try:
+            return bool(client.ping())
+        except redis.RedisError:
+            return False
+        finally:
+            client.close()
 
 
 @dataclass
