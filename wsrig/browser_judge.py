@@ -14,9 +14,9 @@ from typing import Any
 
 from wsrig.checkers import Finding, check_delivery
 from wsrig.history import Produced
+from wsrig.record import scenario_row
 from wsrig.righealth import scenario_status
 from wsrig.scenario_history import BrowserHistory, excused_by_refusals
-from wsrig.scenario_judge import scenario_row
 
 __all__ = ["judge_browser", "page_differs", "refused_resumes", "state_held_still"]
 

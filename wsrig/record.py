@@ -19,9 +19,27 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Check", "StageRecord"]
+__all__ = ["Check", "StageRecord", "scenario_row"]
 
 _OPS = {"<=": operator.le, "<": operator.lt, ">=": operator.ge, ">": operator.gt, "==": operator.eq}
+
+
+def scenario_row(
+    name: str, fault: str, findings: list[Any], status: str | None = None, **fields: Any
+) -> dict[str, Any]:
+    """A judged scenario row, as every judge returns it and ``StageRecord.scenario`` keeps it.
+    Its verdict is derived from the findings (an error fails it) unless the judge names one
+    (``invalid``: the rig could not measure)."""
+    if status is None:
+        status = "failed" if any(f.severity == "error" for f in findings) else "passed"
+    return {
+        "name": name,
+        "fault": fault,
+        "passed": status == "passed",
+        "status": status,
+        **fields,
+        "findings": [f.serialize() for f in findings],
+    }
 
 
 @dataclass

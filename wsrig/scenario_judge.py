@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from wsrig.browser_judge import judge_browser
 from wsrig.checkers import (
     Finding,
     check_delivery,
@@ -24,6 +25,8 @@ from wsrig.checkers import (
     scan_order,
 )
 from wsrig.history import FaultWindow, Observed, Produced
+from wsrig.judges import judge_probe
+from wsrig.record import scenario_row
 from wsrig.righealth import ProcessHealth, RigHealth, RigLimits, scenario_status
 from wsrig.scenario_history import (
     BrowserHistory,
@@ -45,7 +48,6 @@ __all__ = [
     "judge_resume",
     "judge_scenario",
     "judge_slow_client",
-    "scenario_row",
 ]
 
 
@@ -92,23 +94,6 @@ class ScenarioResult:
             "findings": [f.serialize() for f in self.findings],
             **self.extra,
         }
-
-
-def scenario_row(
-    name: str, fault: str, findings: list[Finding], status: str | None = None, **fields: Any
-) -> dict[str, Any]:
-    """A judged scenario row. Its verdict is derived from the findings (an error fails it)
-    unless the judge names one (``invalid``: the rig could not measure)."""
-    if status is None:
-        status = "failed" if any(f.severity == "error" for f in findings) else "passed"
-    return {
-        "name": name,
-        "fault": fault,
-        "passed": status == "passed",
-        "status": status,
-        **fields,
-        "findings": [f.serialize() for f in findings],
-    }
 
 
 def _produced(h: ScenarioHistory, observed: list[Observed]) -> list[Produced]:
@@ -649,12 +634,8 @@ def judge_history(h: History, thresholds: Mapping[str, Any], stage: str) -> dict
     if isinstance(h, SlowClientHistory):
         return judge_slow_client(h, limits, RigLimits.from_thresholds(dict(thresholds.get("rig_health", {}))))
     if isinstance(h, BrowserHistory):
-        from wsrig.browser_judge import judge_browser  # it builds on this module
-
         return judge_browser(h, limits)
     if isinstance(h, ProbeHistory):
-        from wsrig.judges import judge_probe  # it builds on this module
-
         rig = thresholds.get("rig_health")
         return judge_probe(h, limits, RigLimits.from_thresholds(dict(rig)) if rig else None)
     return judge_scenario(h, limits).serialize()

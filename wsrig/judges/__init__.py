@@ -16,6 +16,7 @@ from typing import Any
 
 from wsrig.judges import connectivity, integration, load, message_flow, performance, security
 from wsrig.judges.base import Rule
+from wsrig.record import scenario_row
 from wsrig.righealth import RigLimits
 from wsrig.scenario_history import ProbeHistory
 
@@ -35,7 +36,6 @@ JUDGES: dict[str, dict[str, Rule]] = {
 def judge_probe(h: ProbeHistory, limits: Mapping[str, Any], rig_limits: RigLimits | None = None) -> dict[str, Any]:
     """The probe's row: its checks (each broken one an error finding) and its own findings.
     In a row its rule names ``invalid`` the broken checks are the rig's: its ``invalid_reasons`` say why."""
-    from wsrig.scenario_judge import scenario_row  # it imports this package to rejudge probes
 
     rule = JUDGES.get(h.stage, {}).get(h.name)
     if rule is None:

@@ -25,6 +25,7 @@ from wsrig.judges.base import Check, Rule, Verdict
 from wsrig.load.merge import Merged, merge
 from wsrig.load.recorder import latency_recovery_s, per_second_rows
 from wsrig.load.schedule import Phase, Schedule
+from wsrig.record import scenario_row
 from wsrig.righealth import INVALID_PREFIX, ProcessHealth, RigHealth, RigLimits, beyond_rig, scenario_status
 from wsrig.stats import LatencySummary
 
@@ -330,7 +331,6 @@ def timed(
 
 def run_row(name: str, run: LoadRun, verdict: Timed, **extra: Any) -> dict[str, Any]:
     """A measurement run's own row (a reference run, a saturation step): no checks of its own."""
-    from wsrig.scenario_judge import scenario_row  # it reaches this package to rejudge
 
     fields = {**run.figures(), **extra, "invalid_reasons": verdict.invalid}
     return scenario_row(name, "none", verdict.findings, verdict.status, **fields)
