@@ -47,11 +47,13 @@ def _row_status(row: dict[str, Any]) -> str:
     return str(row.get("status", "passed" if row.get("passed") else "failed"))
 
 
-def _of_scenario(finding: dict[str, Any], scenario: str) -> bool:
+def _of_scenario(finding: dict[str, Any], scenario: str, still_failed: bool) -> bool:
     """A finding the scenario's row put in the stage (``name: ...``), or its test's JUnit
-    failure (``test_x: AssertionError: name: ...``); an invalid test's warning stays."""
+    failure (``test_x: Failed: name: ...``) unless the row fails again (the test would
+    have failed with it); an invalid test's warning stays."""
     message = finding["message"]
-    return message.startswith(f"{scenario}: ") or (finding["severity"] == "error" and f": {scenario}: " in message)
+    echo = finding["severity"] == "error" and f": {scenario}: " in message
+    return message.startswith(f"{scenario}: ") or (echo and not still_failed)
 
 
 def _stage(results: Path, stage: dict[str, Any], thresholds: dict[str, Any], out: Rejudged) -> None:
@@ -71,7 +73,8 @@ def _stage(results: Path, stage: dict[str, Any], thresholds: dict[str, Any], out
             if old is not None and _row_status(old) != _row_status(item):
                 out.changes.append(f"{stage['name']}/{item['name']}: {_row_status(old)} -> {_row_status(item)}")
             rows[item["name"]] = item
-        stage["findings"] = [f for f in stage["findings"] if not _of_scenario(f, history.name)]
+        still_failed = _row_status(row) == "failed"
+        stage["findings"] = [f for f in stage["findings"] if not _of_scenario(f, history.name, still_failed)]
         stage["findings"] += [{**f, "message": f"{history.name}: {f['message']}"} for f in row["findings"]]
         out.judged.setdefault(stage["name"], []).append(history.name)
     stage["scenarios"] = list(rows.values())

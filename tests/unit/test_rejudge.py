@@ -93,3 +93,19 @@ def test_the_cli_prints_what_it_judged_and_exits_with_the_verdict(tmp_path):
     assert failed.exit_code == 1 and "changed: fault_tolerance/dashboard_crash: passed -> failed" in failed.output
     missing = CliRunner().invoke(main, ["judge", str(tmp_path / "nothing")])
     assert missing.exit_code == 2 and "does not exist" in missing.output
+
+
+def test_a_failed_run_judged_again_keeps_its_tests_failure_lines(tmp_path):
+    """A failing row's test failed with its findings (JUnit's ``test_x: Failed: name: ...``
+    line in the stage): judged again, the row still fails, so the line stays and the
+    findings are the recorded ones."""
+    history = clean()
+    history.live = ClientLog.of(_late(30), 1, [], [])  # recovery 30 s: fails under the limits
+    results = _run(tmp_path, history)
+    summary = json.loads((results / "test_summary.json").read_text())
+    stage = summary["stages"][1]
+    assert stage["status"] == "failed"
+    stage["findings"].append({"severity": "error", "message": f"test_x: Failed: {history.name}: late"})
+    (results / "test_summary.json").write_text(json.dumps(summary))
+    out = rejudge(results)
+    assert out.summary["verdict"] == "fail" and not out.findings_differ
