@@ -267,7 +267,7 @@ def test_every_probe_has_a_judge_and_a_clean_record_passes():
             "origin_check",
             {"rejected./ws.origin_rejected": 0},
             "origin_rejected_counted",
-            "origin check: origin_rejected rose by 0 for /ws, expected 1",
+            "origin check: /ws: origin_rejected rose by 0, expected 1",
         ),
         (
             "origin_check",

@@ -41,6 +41,13 @@ def _error(check: str, message: str, **evidence: Any) -> Finding:
     return Finding("error", message, check=check, evidence=evidence)
 
 
+def _counted_once(check: str, what: str, counter: str, counted: int, **evidence: Any) -> list[Finding]:
+    """The backend's ``counter`` rose by exactly one for the one bad input sent: else a finding."""
+    if counted == 1:
+        return []
+    return [_error(check, f"{what}: {counter} rose by {counted}, expected 1", **{counter: counted}, **evidence)]
+
+
 def _publisher_token(m: Mapping[str, Any], limits: Mapping[str, Any]) -> Verdict:
     """A hello with a missing or a wrong token is closed 1008 and counted; no token reaches the log."""
     findings, observed = [], []
@@ -55,15 +62,7 @@ def _publisher_token(m: Mapping[str, Any], limits: Mapping[str, Any]) -> Verdict
                     close_code=code,
                 )
             )
-        if counted != 1:
-            findings.append(
-                _error(
-                    "auth_failures_counted",
-                    f"token check: {case}: auth_failures rose by {counted}, expected 1",
-                    case=case,
-                    auth_failures=counted,
-                )
-            )
+        findings += _counted_once("auth_failures_counted", f"token check: {case}", "auth_failures", counted, case=case)
         observed.append(f"{case}: close {code}, auth_failures +{counted}")
     leaked = [label for label in TOKEN_SECRETS if m["secrets_in_log"][label]]
     findings += [
@@ -103,15 +102,9 @@ def _origin_check(m: Mapping[str, Any], limits: Mapping[str, Any]) -> Verdict:
                     status=status,
                 )
             )
-        if counted != 1:
-            findings.append(
-                _error(
-                    "origin_rejected_counted",
-                    f"origin check: origin_rejected rose by {counted} for {path}, expected 1",
-                    path=path,
-                    origin_rejected=counted,
-                )
-            )
+        findings += _counted_once(
+            "origin_rejected_counted", f"origin check: {path}", "origin_rejected", counted, path=path
+        )
         observed.append(f"{evil} on {path}: HTTP {status}, origin_rejected +{counted}")
     if allowed:
         status = m["allowed_status"]
@@ -158,14 +151,7 @@ def _size_limit(m: Mapping[str, Any], limits: Mapping[str, Any]) -> Verdict:
                 limit=limit,
             )
         )
-    if counted != 1:
-        findings.append(
-            _error(
-                "size_limit_counted",
-                f"size limit: oversize_closes rose by {counted}, expected 1",
-                oversize_closes=counted,
-            )
-        )
+    findings += _counted_once("size_limit_counted", "size limit", "oversize_closes", counted)
     figures = {"expected": "close 1009, oversize_closes +1", "observed": f"close {code}, oversize_closes +{counted}"}
     return [], findings, figures
 
@@ -190,16 +176,9 @@ def _invalid_input(m: Mapping[str, Any], limits: Mapping[str, Any]) -> Verdict:
                     error_code=got,
                 )
             )
-        if counted != 1:
-            findings.append(
-                _error(
-                    "rejection_counted",
-                    f"invalid input: {name}: rejected_by_code.{want} rose by {counted}, expected 1",
-                    case=name,
-                    code=want,
-                    counted=counted,
-                )
-            )
+        findings += _counted_once(
+            "rejection_counted", f"invalid input: {name}", f"rejected_by_code.{want}", counted, case=name, code=want
+        )
     rejected = Counter(str(c["want"]) for c in cases)
     findings += [
         _error("dead_lettered", f"invalid input: {p}", rejected=dict(rejected))
@@ -246,14 +225,7 @@ def _invalid_utf8_text(m: Mapping[str, Any], limits: Mapping[str, Any]) -> Verdi
                 close_code=code,
             )
         )
-    if counted != 1:
-        findings.append(
-            _error(
-                "invalid_utf8_counted",
-                f"invalid input: invalid_utf8_closes rose by {counted}, expected 1",
-                invalid_utf8_closes=counted,
-            )
-        )
+    findings += _counted_once("invalid_utf8_counted", "invalid input", "invalid_utf8_closes", counted)
     return [], findings, {"expected": "close 1007, invalid_utf8_closes +1", "observed": f"close {code}, +{counted}"}
 
 
@@ -269,14 +241,7 @@ def _bad_subscribe(m: Mapping[str, Any], limits: Mapping[str, Any]) -> Verdict:
                 kinds=kinds,
             )
         )
-    if counted != 1:
-        findings.append(
-            _error(
-                "bad_subscribe_counted",
-                f"invalid input: bad_subscribe rose by {counted}, expected 1",
-                bad_subscribe=counted,
-            )
-        )
+    findings += _counted_once("bad_subscribe_counted", "invalid input", "bad_subscribe", counted)
     figures = {"expected": "error bad_subscribe, snapshot, counter +1", "observed": f"{kinds}, counter +{counted}"}
     return [], findings, figures
 
@@ -300,15 +265,9 @@ def _handshake_timeout(m: Mapping[str, Any], limits: Mapping[str, Any]) -> Verdi
                     bound_s=bound,
                 )
             )
-        if counted != 1:
-            findings.append(
-                _error(
-                    "handshake_counted",
-                    f"handshake timeout: {case}: handshake_timeouts rose by {counted}, expected 1",
-                    case=case,
-                    handshake_timeouts=counted,
-                )
-            )
+        findings += _counted_once(
+            "handshake_counted", f"handshake timeout: {case}", "handshake_timeouts", counted, case=case
+        )
         observed.append(
             f"{case}: " + ("not dropped" if took is None else f"dropped after {took:.2f}s") + f", +{counted}"
         )
@@ -324,15 +283,9 @@ def _handshake_timeout(m: Mapping[str, Any], limits: Mapping[str, Any]) -> Verdi
                 bound_s=bound,
             )
         )
-    if counted != 1:
-        findings.append(
-            _error(
-                "handshake_counted",
-                f"handshake timeout: no hello: handshake_timeouts rose by {counted}, expected 1",
-                case="handshake_no_hello",
-                handshake_timeouts=counted,
-            )
-        )
+    findings += _counted_once(
+        "handshake_counted", "handshake timeout: no hello", "handshake_timeouts", counted, case="handshake_no_hello"
+    )
     observed.append(f"handshake_no_hello: close {code} after {took:.2f}s, +{counted}")
     figures = {
         "expected": f"each dropped (no hello: close 1008) within {bound:g}s, handshake_timeouts +1",
@@ -409,14 +362,7 @@ def _client_rate_limit(m: Mapping[str, Any], limits: Mapping[str, Any]) -> Verdi
                 sent=sent,
             )
         )
-    if counted != 1:
-        findings.append(
-            _error(
-                "client_rate_counted",
-                f"rate limit: rate_limit_closes rose by {counted}, expected 1",
-                rate_limit_closes=counted,
-            )
-        )
+    findings += _counted_once("client_rate_counted", "rate limit", "rate_limit_closes", counted)
     figures = {
         "expected": "close 1008, rate_limit_closes +1",
         "observed": f"close {code} after {sent} frames, +{counted}",
