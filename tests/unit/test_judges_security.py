@@ -7,6 +7,7 @@ import copy
 from typing import Any
 
 import pytest
+from test_hardening import GOOD as HARDENED
 
 from wsrig import messages
 from wsrig.judges import JUDGES, judge_probe
@@ -175,19 +176,7 @@ CLEAN: dict[str, dict[str, Any]] = {
     "container_hardening": {
         "containers": {
             service: {
-                "inspect": {
-                    "Config": {"User": "10001:10001"},
-                    "HostConfig": {
-                        "ReadonlyRootfs": True,
-                        "Privileged": False,
-                        "CapAdd": None,
-                        "CapDrop": ["ALL"],
-                        "SecurityOpt": ["no-new-privileges:true"],
-                        "Tmpfs": {"/tmp": ""},
-                    },
-                    "NetworkSettings": {"Ports": {"8000/tcp": [{"HostIp": "127.0.0.1", "HostPort": "8000"}]}},
-                    "Mounts": [{"Type": "volume", "Destination": "/data", "RW": True}],
-                },
+                "inspect": copy.deepcopy(HARDENED),  # a container as the hardening rules want it
                 "process_users": ["10001"],
                 "top_error": None,
             }
