@@ -26,6 +26,7 @@ __all__ = [
     "check_stream",
     "check_trading_continued",
     "examples",
+    "order_findings",
     "judge_other_clients",
     "recovery_seconds",
     "scan_order",
@@ -51,6 +52,30 @@ class Finding:
         if self.evidence:
             out["evidence"] = dict(self.evidence)
         return out
+
+
+def order_findings(rid: str, duplicated: Sequence[int], reordered: Sequence[int]) -> list[Finding]:
+    """A subscriber's duplicates and reorders of one run, worded once for every checker."""
+    out = []
+    if duplicated:
+        out.append(
+            Finding(
+                "error",
+                f"run {rid}: DUPLICATED to a subscriber: seqs {examples(duplicated)}",
+                check="duplicated",
+                evidence={"run": rid, "count": len(duplicated)},
+            )
+        )
+    if reordered:
+        out.append(
+            Finding(
+                "error",
+                f"run {rid}: REORDERED: seqs arrived after a higher seq: {examples(reordered)}",
+                check="reordered",
+                evidence={"run": rid, "count": len(reordered)},
+            )
+        )
+    return out
 
 
 def examples(seqs: Iterable[int]) -> str:
@@ -81,14 +106,8 @@ class StreamReport:
         return not (self.duplicated or self.reordered or self.undeclared_gaps)
 
     def findings(self) -> list[Finding]:
-        out = []
         rid = self.run_id[:8]
-        if self.duplicated:
-            out.append(Finding("error", f"run {rid}: duplicated seqs delivered: {examples(self.duplicated)}"))
-        if self.reordered:
-            out.append(
-                Finding("error", f"run {rid}: reordered seqs (arrived after a higher seq): {examples(self.reordered)}")
-            )
+        out = order_findings(rid, self.duplicated, self.reordered)
         if self.undeclared_gaps:
             out.append(
                 Finding(
@@ -219,12 +238,7 @@ class DeliveryReport:
                     f"run {rid}: {len(extra)} message(s) stored by the backend but never delivered to the subscriber: seqs {examples(extra)}",
                 )
             )
-        if self.duplicated:
-            out.append(Finding("error", f"run {rid}: DUPLICATED to a subscriber: seqs {examples(self.duplicated)}"))
-        if self.reordered:
-            out.append(
-                Finding("error", f"run {rid}: REORDERED: seqs arrived after a higher seq: {examples(self.reordered)}")
-            )
+        out += order_findings(rid, self.duplicated, self.reordered)
         if self.unexpected:
             out.append(
                 Finding(

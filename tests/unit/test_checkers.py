@@ -44,7 +44,7 @@ def test_stream_reports_duplicate():
     """A seq delivered twice is reported as duplicated."""
     rep = check_stream(obs(1, 2, 3, 3, 4))[RUN]
     assert rep.duplicated == [3] and not rep.ok
-    assert "duplicated" in rep.findings()[0].message
+    assert "DUPLICATED" in rep.findings()[0].message and rep.findings()[0].check == "duplicated"
 
 
 def test_stream_reports_reorder():

@@ -140,11 +140,11 @@ def _trade(seq: int) -> dict[str, Any]:
         # delivered twice, and out of order (the reconciliation's sort alone would hide this one)
         (
             lambda s: {"stream": [*s["stream"][:4], s["stream"][3], *s["stream"][4:]]},
-            f"run {RUN}: duplicated seqs delivered: 4",
+            f"run {RUN}: DUPLICATED to a subscriber: seqs 4",
         ),
         (
             lambda s: {"stream": [*s["stream"][:3], s["stream"][4], s["stream"][3], *s["stream"][5:]]},
-            f"run {RUN}: reordered seqs (arrived after a higher seq): 4",
+            f"run {RUN}: REORDERED: seqs arrived after a higher seq: 4",
         ),
         # a gap declaration that does not add up
         (
