@@ -176,19 +176,23 @@ class Portfolio:
         counts say so rather than leaving the reader to assume it.
         """
         return {
-            "positions": {
-                s: {
-                    "quantity": round(p.quantity, 8),
-                    "avg_price": round(p.avg_price, 6),
-                    "realized_pnl": round(p.realized_pnl, 6),
-                }
-                for s, p in sorted(self.positions.items())
-            },
+            "positions": self._positions_out(),
             "portfolio": self.to_data(prices),
             "trades_by_symbol": {
                 s: {"count": int(n), "net_quantity": round(q, 8)} for s, (n, q) in sorted(self.traded.items())
             },
             "orders": {"placed": self.orders, "filled": self.trades, "cancelled": 0, "open": 0},
+        }
+
+    def _positions_out(self) -> dict[str, dict[str, float]]:
+        """Every position as /stats and the end-of-session report show it (rounded once, here)."""
+        return {
+            s: {
+                "quantity": round(p.quantity, 8),
+                "avg_price": round(p.avg_price, 6),
+                "realized_pnl": round(p.realized_pnl, 6),
+            }
+            for s, p in sorted(self.positions.items())
         }
 
     def summary(self, prices: dict[str, float]) -> dict[str, object]:
@@ -197,14 +201,7 @@ class Portfolio:
             "ticks": self.ticks,
             "orders": self.orders,
             "trades": self.trades,
-            "positions": {
-                s: {
-                    "quantity": round(p.quantity, 8),
-                    "avg_price": round(p.avg_price, 6),
-                    "realized_pnl": round(p.realized_pnl, 6),
-                }
-                for s, p in sorted(self.positions.items())
-            },
+            "positions": self._positions_out(),
             "cash": round(self.cash, 6),
             "equity": round(self.equity(prices), 6),
             "realized_pnl": round(self.realized_pnl(), 6),
