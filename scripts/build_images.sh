@@ -15,9 +15,12 @@
 #      (scripts/debian_mirror.sh; the one step that needs the network):
 #        ${REDIS_IMAGE:-wsrig/redis:dev}                 services/redis/Dockerfile
 #        ${HAPROXY_IMAGE:-wsrig/haproxy:dev}             services/haproxy/Dockerfile
+#      and, for distributed load only (RIG__WORKERS > 0, --workers N; docs/DISTRIBUTED.md),
+#      the rig's load worker (the wsrig package; its extra wheels in .cache/wheelhouse-worker):
+#        ${LOAD_WORKER_IMAGE:-wsrig/load-worker:dev}     services/load_worker/Dockerfile
 # WSRIG_SKIP_BUILD=1 skips everything (use images that already exist, e.g. another
 # implementation of the contract). WSRIG_BUILD_ONLY="bot dashboard proxy reference" picks
-# a subset (add "redis haproxy" to build those whatever the topology).
+# a subset (add "redis haproxy" to build those whatever the topology, "worker" for the load worker).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -29,8 +32,10 @@ PROXY_IMAGE="${PROXY_IMAGE:-wsrig/fault-proxy:dev}"
 REFERENCE_IMAGE="${REFERENCE_IMAGE:-wsrig/reference-server:dev}"
 REDIS_IMAGE="${REDIS_IMAGE:-wsrig/redis:dev}"
 HAPROXY_IMAGE="${HAPROXY_IMAGE:-wsrig/haproxy:dev}"
+LOAD_WORKER_IMAGE="${LOAD_WORKER_IMAGE:-${RIG__LOAD_WORKER_IMAGE:-wsrig/load-worker:dev}}"
 DEFAULT_BUILD="bot dashboard proxy reference"
 [ "${RIG__TOPOLOGY:-single}" != cluster ] || DEFAULT_BUILD="${DEFAULT_BUILD} redis haproxy"
+[ "${RIG__WORKERS:-0}" = 0 ] || DEFAULT_BUILD="${DEFAULT_BUILD} worker"
 BUILD_ONLY="${WSRIG_BUILD_ONLY:-${DEFAULT_BUILD}}"
 WHEELHOUSE="${ROOT}/.cache/wheelhouse"
 REQS="${ROOT}/services/requirements.txt"
@@ -93,6 +98,23 @@ else
     log "wheelhouse: $(find "${WHEELHOUSE}" -name '*.whl' | wc -l) wheels ($(since "${t0}")s)"
 fi
 
+# The load worker's extra wheels (the rig's histogram library), only when it is built.
+WORKER_WHEELS="${ROOT}/.cache/wheelhouse-worker"
+WORKER_REQS="${ROOT}/services/load_worker/requirements.txt"
+case " ${BUILD_ONLY} " in
+    *" worker "*)
+        wstamp="$( { cat "${WORKER_REQS}"; echo "${PIP_TARGET[*]}"; } | sha256sum | cut -c1-16)"
+        if [ ! -f "${WORKER_WHEELS}/.wsrig-complete" ] || [ "$(cat "${WORKER_WHEELS}/.wsrig-complete")" != "${wstamp}" ]; then
+            PY="$(find_pip)" || die "no pip on the host to build the worker's wheelhouse (install python3-pip)"
+            rm -rf "${WORKER_WHEELS}.tmp" && mkdir -p "${WORKER_WHEELS}.tmp"
+            "${PY}" -m pip download --disable-pip-version-check --quiet --dest "${WORKER_WHEELS}.tmp" \
+                "${PIP_TARGET[@]}" -r "${WORKER_REQS}" || die "pip download of the worker's wheels failed"
+            echo "${wstamp}" >"${WORKER_WHEELS}.tmp/.wsrig-complete"
+            rm -rf "${WORKER_WHEELS}" && mv "${WORKER_WHEELS}.tmp" "${WORKER_WHEELS}"
+        fi
+        log "worker wheelhouse: $(find "${WORKER_WHEELS}" -name '*.whl' | wc -l) wheels" ;;
+esac
+
 # --- 3. images -----------------------------------------------------------------------
 # Debian's engine has no BuildKit by default and a newer CLI may lack buildx: the classic
 # builder is enough (no RUN --mount, no remote syntax frontend in the Dockerfiles).
@@ -140,7 +162,8 @@ for what in ${BUILD_ONLY}; do
         redis)     build redis "${REDIS_IMAGE}" services/redis/Dockerfile ${APT_ARGS} \
                        --build-arg "APPENDFSYNC=${REDIS_APPENDFSYNC:-always}" ;;
         haproxy)   build haproxy "${HAPROXY_IMAGE}" services/haproxy/Dockerfile ${APT_ARGS} ;;
-        *) die "unknown image '${what}' in WSRIG_BUILD_ONLY (bot, dashboard, proxy, reference, redis, haproxy)" ;;
+        worker)    build worker "${LOAD_WORKER_IMAGE}" services/load_worker/Dockerfile ;;
+        *) die "unknown image '${what}' in WSRIG_BUILD_ONLY (bot, dashboard, proxy, reference, redis, haproxy, worker)" ;;
     esac
 done
 # A rebuild under the same tag leaves the previous image untagged; drop ours only.
@@ -152,3 +175,4 @@ echo "PROXY_IMAGE=${PROXY_IMAGE}"
 echo "REFERENCE_IMAGE=${REFERENCE_IMAGE}"
 case " ${BUILD_ONLY} " in *" redis "*) echo "REDIS_IMAGE=${REDIS_IMAGE}" ;; esac
 case " ${BUILD_ONLY} " in *" haproxy "*) echo "HAPROXY_IMAGE=${HAPROXY_IMAGE}" ;; esac
+case " ${BUILD_ONLY} " in *" worker "*) echo "LOAD_WORKER_IMAGE=${LOAD_WORKER_IMAGE}" ;; esac

@@ -16,10 +16,11 @@ from typing import Any
 
 import pytest
 
+from wsrig.load.distributed import load_workers
 from wsrig.load.report import record_load, reference_config
 from wsrig.load.runner import LoadPlan, run_load
 from wsrig.load.schedule import Schedule
-from wsrig.probe import progress
+from wsrig.probe import progress, results_dir
 from wsrig.stack import DockerStack
 
 pytestmark = pytest.mark.load
@@ -35,6 +36,13 @@ def _backend_mb(stack: DockerStack, cfg: Any) -> float:
 @pytest.fixture(scope="module")
 def stack(cfg):
     return DockerStack(cfg)
+
+
+@pytest.fixture(scope="module")
+def workers(cfg):
+    """The subscribers' swarm workers with ``--workers N`` (RIG__WORKERS); None: the rig's processes."""
+    with load_workers(cfg, progress, results_dir() / "workers") as pool:
+        yield pool
 
 
 @pytest.fixture(scope="module")
@@ -61,15 +69,17 @@ def _connections_plan(name: str, limits: dict[str, Any]) -> LoadPlan:
     return dataclasses.replace(plan, connect_rate=limits["connect_rate"])
 
 
-def test_sustained_rate(cfg, stack, record, limits, rig_limits):
+def test_sustained_rate(cfg, stack, workers, record, limits, rig_limits):
     """Rate R for T seconds to N subscribers: P99 from intended time under the threshold, nothing lost."""
     rate, secs, subs = limits["sustained_rate"], limits["sustained_s"], limits["sustained_subscribers"]
     progress(f"sustained: {rate} msg/s for {secs} s to {subs} subscribers")
-    result = run_load(cfg, _plan("sustained", limits, Schedule.constant(rate, secs), subs), stack, progress)
+    result = run_load(
+        cfg, _plan("sustained", limits, Schedule.constant(rate, secs), subs), stack, progress, workers=workers
+    )
     record_load(record, limits, rig_limits, "sustained", {"sustained": result})
 
 
-def test_burst_and_recovery(cfg, stack, record, limits, rig_limits):
+def test_burst_and_recovery(cfg, stack, workers, record, limits, rig_limits):
     """10x the rate for a few seconds: nothing lost, and latency comes back within the bound."""
     sched = Schedule.burst(
         limits["burst_rate"],
@@ -79,11 +89,11 @@ def test_burst_and_recovery(cfg, stack, record, limits, rig_limits):
         limits["burst_after_s"],
     )
     progress(f"burst: {limits['burst_rate']} -> {limits['burst_rate'] * limits['burst_factor']} msg/s")
-    result = run_load(cfg, _plan("burst", limits, sched, limits["burst_subscribers"]), stack, progress)
+    result = run_load(cfg, _plan("burst", limits, sched, limits["burst_subscribers"]), stack, progress, workers=workers)
     record_load(record, limits, rig_limits, "burst", {"burst": result})
 
 
-def test_thousand_connections(cfg, stack, record, limits, rig_limits):
+def test_thousand_connections(cfg, stack, workers, record, limits, rig_limits):
     """1,000 clients at once: connect times, backend memory idle and with all connected, live traffic to all."""
     n = limits["connections"]
     memory: dict[str, float] = {}
@@ -93,7 +103,9 @@ def test_thousand_connections(cfg, stack, record, limits, rig_limits):
 
     memory["idle"] = _backend_mb(stack, cfg)
     progress(f"connections: opening {n} clients")
-    result = run_load(cfg, _connections_plan("connections", limits), stack, progress, on_ready=all_connected)
+    result = run_load(
+        cfg, _connections_plan("connections", limits), stack, progress, on_ready=all_connected, workers=workers
+    )
     record_load(
         record,
         limits,
@@ -105,19 +117,21 @@ def test_thousand_connections(cfg, stack, record, limits, rig_limits):
     )
 
 
-def test_fanout(cfg, stack, record, limits, rig_limits):
+def test_fanout(cfg, stack, workers, record, limits, rig_limits):
     """100 subscribers at 500 msg/s, then the same plan against the reference broadcast server
     (same rig, same CPU sets): the judge reads P99, delivered msg/s and the ratio of the P99s."""
     rate, subs, secs = limits["fanout_rate"], limits["fanout_subscribers"], limits["fanout_s"]
     plan = _plan("fanout", limits, Schedule.constant(rate, secs), subs)
     progress(f"fan-out: {rate} msg/s to {subs} subscribers ({rate * subs} deliveries/s) for {secs} s")
-    result = run_load(cfg, plan, stack, progress)
+    result = run_load(cfg, plan, stack, progress, workers=workers)
     progress("fan-out: the same plan against the reference server")
-    ref = run_load(reference_config(cfg), dataclasses.replace(plan, name="fanout_reference"), stack, progress)
+    ref = run_load(
+        reference_config(cfg), dataclasses.replace(plan, name="fanout_reference"), stack, progress, workers=workers
+    )
     record_load(record, limits, rig_limits, "fanout", {"fanout": result, "fanout_reference": ref})
 
 
-def test_memory_back_to_baseline(cfg, stack, record, limits, rig_limits, baseline_mb):
+def test_memory_back_to_baseline(cfg, stack, workers, record, limits, rig_limits, baseline_mb):
     """Backend memory after the load, then after each of two more rounds of the 1,000 clients.
 
     The first round fills whatever heap such clients need (it may be the first such round
@@ -128,7 +142,9 @@ def test_memory_back_to_baseline(cfg, stack, record, limits, rig_limits, baselin
     runs, rounds = {}, []
     for i in (1, 2):
         progress(f"stability: {limits['connections']}-client round {i} of 2 (backend {_backend_mb(stack, cfg):.1f} MB)")
-        runs[f"stability_round_{i}"] = run_load(cfg, _connections_plan(f"stability_round_{i}", limits), stack, progress)
+        runs[f"stability_round_{i}"] = run_load(
+            cfg, _connections_plan(f"stability_round_{i}", limits), stack, progress, workers=workers
+        )
         time.sleep(ROUND_SETTLE_S)
         rounds.append(_backend_mb(stack, cfg))
     record_load(

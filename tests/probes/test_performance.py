@@ -13,10 +13,11 @@ import pytest
 
 from wsrig.judges.performance import step_breaks
 from wsrig.load.bot_latency import measure_bot_latency
+from wsrig.load.distributed import load_workers
 from wsrig.load.report import record_load, reference_config
 from wsrig.load.runner import LoadPlan, LoadResult, run_load
 from wsrig.load.schedule import Schedule
-from wsrig.probe import progress, record_probe
+from wsrig.probe import progress, record_probe, results_dir
 from wsrig.stack import DockerStack
 
 pytestmark = pytest.mark.performance
@@ -25,6 +26,13 @@ pytestmark = pytest.mark.performance
 @pytest.fixture(scope="module")
 def stack(cfg):
     return DockerStack(cfg)
+
+
+@pytest.fixture(scope="module")
+def workers(cfg):
+    """The subscribers' swarm workers with ``--workers N`` (RIG__WORKERS); None: the rig's processes."""
+    with load_workers(cfg, progress, results_dir() / "workers") as pool:
+        yield pool
 
 
 def _closed_loop(name: str, msg_type: str, count: int, window: int) -> LoadPlan:
@@ -44,7 +52,7 @@ def test_acknowledged_rate(cfg, stack, record, limits, rig_limits, name, msg_typ
     record_load(record, limits, rig_limits, name, {name: result})
 
 
-def _steps(cfg, stack, limits, rig_limits, prefix: str) -> dict[str, LoadResult]:
+def _steps(cfg, stack, workers, limits, rig_limits, prefix: str) -> dict[str, LoadResult]:
     """Step the rate up to a fixed set of subscribers against ``cfg``'s server, up to the
     first step that breaks (``step_breaks``: the judge's reading of that step, which only
     tells the search where to stop; the judge decides again from every recorded step)."""
@@ -59,17 +67,17 @@ def _steps(cfg, stack, limits, rig_limits, prefix: str) -> dict[str, LoadResult]
             processes=limits["subscriber_processes"],
             settle_s=limits["settle_s"],
         )
-        result = runs[f"{prefix}_{rate:g}"] = run_load(cfg, plan, stack, progress)
+        result = runs[f"{prefix}_{rate:g}"] = run_load(cfg, plan, stack, progress, workers=workers)
         if step_breaks(result.serialize(), limits, rig_limits):
             progress(f"{prefix}: stepped up to {rate:g} msg/s, where it broke")
             break
     return runs
 
 
-def test_saturation_point(cfg, stack, record, limits, rig_limits):
+def test_saturation_point(cfg, stack, workers, record, limits, rig_limits):
     """Step the rate up until P99 breaks; the same steps against the reference server give the ratio."""
-    runs = _steps(cfg, stack, limits, rig_limits, "saturation")
-    runs |= _steps(reference_config(cfg), stack, limits, rig_limits, "reference_saturation")
+    runs = _steps(cfg, stack, workers, limits, rig_limits, "saturation")
+    runs |= _steps(reference_config(cfg), stack, workers, limits, rig_limits, "reference_saturation")
     record_load(record, limits, rig_limits, "saturation", runs)
 
 

@@ -17,7 +17,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from wsrig.config import RigConfig
 from wsrig.load.publisher import PublisherSpec, publisher_process
@@ -26,7 +26,7 @@ from wsrig.load.schedule import Schedule
 from wsrig.load.subscriber import SubscriberSpec, subscriber_process
 from wsrig.stack import DockerStack
 
-__all__ = ["LoadPlan", "LoadResult", "cool_down", "run_load"]
+__all__ = ["LoadPlan", "LoadResult", "Workers", "cool_down", "run_load"]
 
 READY_TIMEOUT_S = 60.0
 #: Time one subscriber process needs to start (spawn + imports), on a busy 2-core host.
@@ -70,6 +70,8 @@ class LoadResult:
     backend_cpu_s: float | None = None
     #: The rig failed to measure (a process never got ready, the publisher broke).
     rig_errors: list[str] = field(default_factory=list)
+    #: Swarm workers that held the subscribers (0: the rig's own processes).
+    workers: int = 0
 
     def serialize(self) -> dict[str, Any]:
         plan = self.plan
@@ -81,6 +83,7 @@ class LoadResult:
                 "processes": plan.processes,
                 "msg_type": plan.msg_type,
                 "window": plan.window,
+                "workers": self.workers,
             },
             "publisher": self.publisher,
             "parts": self.parts,
@@ -90,6 +93,19 @@ class LoadResult:
             "backend_cpu_s": self.backend_cpu_s,
             "rig_errors": self.rig_errors,
         }
+
+
+class Workers(Protocol):
+    """Where a plan's subscribers run instead of the rig's processes (``wsrig.load.distributed``)."""
+
+    def run(
+        self,
+        cfg: RigConfig,
+        plan: LoadPlan,
+        stack: DockerStack | None,
+        say: Callable[[str], None],
+        on_ready: Callable[[], None] | None,
+    ) -> LoadResult: ...
 
 
 def _split(total: int, parts: int) -> list[int]:
@@ -103,14 +119,19 @@ def run_load(
     stack: DockerStack | None = None,
     on_progress: Callable[[str], None] | None = None,
     on_ready: Callable[[], None] | None = None,
+    workers: Workers | None = None,
 ) -> LoadResult:
     """Run ``plan`` against the backend at ``cfg.dashboard_ws_url``; never raises for SUT faults.
 
     ``on_ready`` runs once every subscriber is connected, before the first send (the
-    connections scenario reads the backend's memory there).
+    connections scenario reads the backend's memory there). ``workers``: the subscribers
+    run there (swarm tasks, ``--workers N``) instead of in the rig's processes; a plan
+    without subscribers runs locally either way.
     """
-    result = LoadResult(plan)
     say = on_progress or (lambda _msg: None)
+    if workers is not None and plan.subscribers:
+        return workers.run(cfg, plan, stack, say, on_ready)
+    result = LoadResult(plan)
     if plan.cooldown_s or plan.quiet_cpu_percent is not None:
         result.cooldown_waited_s, result.backend_cpu_at_start = cool_down(plan, stack, cfg.dashboard_service)
         cpu = result.backend_cpu_at_start
