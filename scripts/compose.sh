@@ -50,6 +50,9 @@ cluster_replicas() {  # write the N replica services of docker-compose.cluster.y
       SYSTEM__REPLICA_ID: "${i}"
     volumes:
       - dashboard-data-${i}:/data
+    networks:  # redis-net: Redis and the replicas only (the cluster stage cuts one replica's)
+      - bridge-net
+      - redis-net
     healthcheck:
       interval: 24h  # no exec into a pinned container (docker-compose.test.yml's header)
     labels:

@@ -12,6 +12,12 @@
 # NAT instead of a docker-proxy process copying every byte: a third of a core during the
 # load stage on a 2-core host); WSRIG_USERLAND_PROXY=true keeps Docker's default. A daemon
 # that is already running is left as it is; each report says which path it used.
+# Open files: the dockerd it starts gets WSRIG_DOCKERD_NOFILE (default 1048576) as its
+# soft and hard RLIMIT_NOFILE when this shell may raise it (root with CAP_SYS_RESOURCE),
+# else the most it may have; containers inherit the daemon's limit, and HAProxy sizes its
+# maxconn from it (two sockets per client: 20,000 files hold about 10,000 clients; the
+# cluster stage's connections_10k needs more, docs/CLUSTER.md). The report prints the
+# daemon's limit either way.
 # Not root and no usable daemon: print exactly what is missing and exit 1.
 set -euo pipefail
 
@@ -19,6 +25,7 @@ DOCKERD_LOG="${WSRIG_DOCKERD_LOG:-/var/log/wsrig-dockerd.log}"
 DOCKERD_WAIT="${WSRIG_DOCKERD_WAIT:-60}"
 PIDFILE="${WSRIG_DOCKERD_PIDFILE:-/var/run/docker.pid}"
 USERLAND_PROXY="${WSRIG_USERLAND_PROXY:-false}"
+NOFILE="${WSRIG_DOCKERD_NOFILE:-1048576}"
 
 # shellcheck source=scripts/log.sh
 . "$(dirname "${BASH_SOURCE[0]}")/log.sh"
@@ -41,6 +48,12 @@ report() {
         compose="none"
     fi
     echo "docker client: ${client}"
+    local pid files
+    pid="$(pgrep -o -x dockerd 2>/dev/null || true)"
+    if [ -n "${pid}" ] && [ -r "/proc/${pid}/limits" ]; then
+        files="$(awk '/^Max open files/ {print $4 " soft, " $5 " hard"}' "/proc/${pid}/limits")"
+        echo "dockerd open files: ${files} (containers inherit it; WSRIG_DOCKERD_NOFILE=${NOFILE} asked when this script starts dockerd)"
+    fi
     echo "docker engine: ${server}"
     echo "compose: ${compose}"
     if [ "${compose}" = none ]; then
@@ -120,6 +133,13 @@ if ! docker info >/dev/null 2>&1; then
         dargs=()
         [ "${PIDFILE}" = /var/run/docker.pid ] || dargs+=(--pidfile "${PIDFILE}")
         dargs+=("--userland-proxy=${USERLAND_PROXY}")
+        # Raise the open-files limit dockerd (and so every container) starts with.
+        if ulimit -Hn "${NOFILE}" 2>/dev/null && ulimit -Sn "${NOFILE}" 2>/dev/null; then
+            log "dockerd open files: ${NOFILE}"
+        else
+            ulimit -Sn "$(ulimit -Hn)" 2>/dev/null || true
+            log "WARNING: cannot raise open files to ${NOFILE} here (no CAP_SYS_RESOURCE): dockerd keeps $(ulimit -Hn)"
+        fi
         nohup dockerd "${dargs[@]}" >>"${DOCKERD_LOG}" 2>&1 </dev/null &
         disown || true
     fi

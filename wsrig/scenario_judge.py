@@ -24,6 +24,7 @@ from wsrig.checkers import (
     recovery_seconds,
     scan_order,
 )
+from wsrig.cluster_judge import CLUSTER_PROMISES
 from wsrig.history import FaultWindow, Observed, Produced
 from wsrig.judges import judge_probe
 from wsrig.record import scenario_row
@@ -275,6 +276,7 @@ PROMISES: dict[str, Callable[[ScenarioHistory, ScenarioResult, Mapping[str, Any]
     "queue_overflow": _queue_overflow,
     "reconnect_cycles": _reconnect_cycles,
     "fresh_run_after_restart": _fresh_run_after_restart,
+    **CLUSTER_PROMISES,  # the cluster stage's (wsrig.cluster_judge)
 }
 
 

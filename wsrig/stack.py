@@ -41,7 +41,7 @@ class Stack(Protocol):
     def restart(self, service: str) -> None: ...
     def pause(self, service: str) -> None: ...
     def unpause(self, service: str) -> None: ...
-    def partition(self, service: str) -> None: ...
+    def partition(self, service: str, networks: tuple[str, ...] = ()) -> list[str]: ...
     def heal(self, service: str) -> None: ...
     def stats(self, service: str) -> dict[str, Any]: ...
     def logs(self, service: str, tail: int | None = None) -> str: ...
@@ -160,12 +160,17 @@ class DockerStack:
         c.reload()
         return list(c.attrs["NetworkSettings"]["Networks"].keys())
 
-    def partition(self, service: str) -> list[str]:
-        """Disconnect ``service`` from every network: no RST, packets just vanish."""
+    def partition(self, service: str, networks: tuple[str, ...] = ()) -> list[str]:
+        """Disconnect ``service`` from every network, or only from ``networks`` (compose
+        names, e.g. ``redis-net``: the cluster's Redis link alone): no RST, packets just vanish."""
         client = docker_client()
         c = self.container(service)
         names = self._networks(service)
-        self._partitioned[service] = names
+        if networks:
+            names = [n for n in names if n in networks or any(n.endswith(f"_{want}") for want in networks)]
+            if not names:
+                raise StackError(f"{service} is on none of the networks {', '.join(networks)}")
+        self._partitioned[service] = self._partitioned.get(service, []) + names
         for name in names:
             client.networks.get(name).disconnect(c)
         return names
@@ -176,6 +181,16 @@ class DockerStack:
         c = self.container(service)
         for name in self._partitioned.pop(service, []):
             client.networks.get(name).connect(c, aliases=[service])
+
+    def address(self, service: str, network: str) -> str | None:
+        """``service``'s IP address on the compose network ``network`` (None: not on it, or gone).
+        The rig reads a cluster replica's own HTTP API there, beside the balancer."""
+        c = self.container(service)
+        c.reload()
+        for name, net in (c.attrs["NetworkSettings"]["Networks"] or {}).items():
+            if name == network or name.endswith(f"_{network}"):
+                return str(net.get("IPAddress") or "") or None
+        return None
 
     def state(self, service: str) -> dict[str, Any]:
         c = self.container(service)

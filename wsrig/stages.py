@@ -2,7 +2,8 @@
 and how to run one.
 
 A stage whose probe module does not exist yet is reported ``not_run`` with the
-reason, never as passed.
+reason, never as passed; so is a stage asked for in a topology it does not run in
+(``topologies``: a single-node stage addresses the one ``dashboard-backend`` container).
 """
 
 from __future__ import annotations
@@ -19,7 +20,19 @@ from pathlib import Path
 from wsrig.config import repo_root
 from wsrig.progress import LiveDisplay
 
-__all__ = ["REGISTRY", "STAGES", "Stage", "load_stages", "run_stage", "stage_by_name", "write_status"]
+__all__ = [
+    "REGISTRY",
+    "STAGES",
+    "TOPOLOGIES",
+    "Stage",
+    "load_stages",
+    "run_stage",
+    "stage_by_name",
+    "write_status",
+]
+
+#: The system's shapes (RIG__TOPOLOGY, ``--topology``; docs/CLUSTER.md).
+TOPOLOGIES = ("single", "cluster")
 
 
 #: The registry: config/stages.toml (also read by run_all_tests.sh and the probes' conftest).
@@ -38,6 +51,28 @@ class Stage:
     default: bool = True
     #: Judges timing: runs with the rig and the system on disjoint CPU sets (wsrig.cpusets).
     timed: bool = False
+    #: The topologies it runs in (``single``, ``cluster``); elsewhere it is not run, with the reason.
+    topologies: tuple[str, ...] = ("single",)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "topologies", tuple(self.topologies))
+        unknown = [t for t in self.topologies if t not in TOPOLOGIES]
+        if unknown or not self.topologies:
+            raise ValueError(f"stage {self.name}: topologies {list(self.topologies)}; known: {', '.join(TOPOLOGIES)}")
+
+    def runs_in(self, topology: str) -> bool:
+        return topology in self.topologies
+
+    def not_in_topology(self, topology: str) -> str:
+        """Why it is not run in ``topology`` ("" when it is)."""
+        if self.runs_in(topology):
+            return ""
+        if self.topologies == ("single",):
+            return (
+                f"not run in the {topology} topology: single-node only (it addresses the one"
+                " dashboard-backend container)"
+            )
+        return f"not run in the {topology} topology: runs in {', '.join(self.topologies)} only"
 
     def probe_path(self, root: Path) -> Path:
         return root / "tests" / "probes" / self.module
@@ -74,9 +109,17 @@ def write_status(
     )
 
 
-def run_stage(stage: Stage, root: Path, results: Path, extra_args: list[str] | None = None) -> int:
-    """Run one stage's probes under pytest; log, JUnit and status land in ``results``."""
+def run_stage(
+    stage: Stage, root: Path, results: Path, extra_args: list[str] | None = None, topology: str = "single"
+) -> int:
+    """Run one stage's probes under pytest; log, JUnit and status land in ``results``.
+    In a topology the stage does not run in, nothing runs: ``not_run`` with the reason."""
     results.mkdir(parents=True, exist_ok=True)
+    why = stage.not_in_topology(topology)
+    if why:
+        write_status(results, stage, "not_run", why)
+        (results / f"{stage.name}.log").write_text(f"{stage.name}: {why}\n")
+        return 0
     probe = stage.probe_path(root)
     if not probe.is_file():
         write_status(results, stage, "not_run", f"not built yet: {probe.relative_to(root)} does not exist")

@@ -166,6 +166,10 @@ def build_summary(
 ) -> dict[str, Any]:
     """The whole run's summary; verdict is pass only if every selected stage passed."""
     stages = [_stage_entry(results, s.name, selected.get(s.name, False), s.flag) for s in STAGES]
+    topology = str(environment.get("topology") or "single")
+    for stage, entry in zip(STAGES, stages, strict=True):
+        if entry["status"] == "skipped" and not stage.runs_in(topology):
+            entry["reason"] = stage.not_in_topology(topology)
     chosen = [s for s in stages if selected.get(s["name"], False)]
     verdict = verdict_of([s["status"] for s in chosen])
     return {

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# System-level self-tests of the stages (fault tolerance, load, integration, security): do they catch real defects?
+# System-level self-tests of the stages (fault tolerance, load, integration, security, cluster): do they catch real defects?
 #
 # For each defect under tests/selftest/defects/<name>/ this script
 #   1. builds a variant image FROM a clean service image, with one function of the
@@ -64,6 +64,8 @@ DEFECTS=(
     "backend-no-origin-check|dashboard|test_origin_check|origin_check|origin check|backend accepts any Origin (allow-list not enforced)|security"
     "backend-no-size-limit|dashboard|test_frame_size_limit|size_limit|size limit|backend has no maximum frame size|security"
     "backend-wrong-trade-qty|dashboard|test_reconciliation|-|sum of trades = position: [A-Z]+: backend /api/trades = [-0-9.]+ but backend /api/state position = [-0-9.]+|backend stores one trade with 3x its quantity|integration"
+    "backend-acks-before-append|dashboard|test_redis_kill|redis_kill|ACKED BUT NOT IN THE LOG|a replica acks an envelope before Redis acknowledged its append (cluster topology)|cluster"
+    "backend-serves-without-redis|dashboard|test_replica_partition|replica_partition|REPLICA SERVES WITHOUT REDIS|a replica that lost Redis stays ready, acks and serves from its own state (cluster topology)|cluster"
 )
 
 # --- an isolated stack: never the default project or ports --------------------------
@@ -75,6 +77,9 @@ export REFERENCE_WS_URL="ws://127.0.0.1:${REFERENCE_PORT}"
 export DASHBOARD_URL="http://127.0.0.1:${DASHBOARD_PORT}" DASHBOARD_WS_URL="ws://127.0.0.1:${DASHBOARD_PORT}"
 export BOT_URL="http://127.0.0.1:${BOT_HTTP_PORT}" PROXY_CONTROL_URL="http://127.0.0.1:${PROXY_CONTROL_PORT}"
 export PROXY_IMAGE="${PROXY_IMAGE:-wsrig/fault-proxy:dev}"
+# the cluster topology's own host ports (a stage that runs only there brings it up: run_scenario)
+export HAPROXY_STATS_PORT="${SELFTEST_HAPROXY_STATS_PORT:-18404}" REDIS_PORT="${SELFTEST_REDIS_PORT:-16379}"
+export HAPROXY_STATS_URL="http://127.0.0.1:${HAPROXY_STATS_PORT}/stats" RIG_REDIS_URL="redis://127.0.0.1:${REDIS_PORT}/0"
 export WSRIG_RUN_ID="selftest_${TS}"
 export DOCKER_BUILDKIT=0  # the classic builder, as scripts/build_images.sh
 
@@ -162,13 +167,15 @@ else
 fi
 
 # --- helpers -------------------------------------------------------------------------
-# stage_probe STAGE -> "module marker", from the stage registry (config/stages.toml)
+# stage_probe STAGE -> "module marker topology", from the stage registry (config/stages.toml);
+# topology: single when the stage runs there, else the first it runs in (cluster)
 stage_probe() {
     python3 -c '
 import sys, tomllib
 for s in tomllib.load(open(sys.argv[1], "rb"))["stage"]:
     if s["name"] == sys.argv[2]:
-        print("tests/probes/" + s["module"], s["marker"])
+        tops = s.get("topologies", ["single"])
+        print("tests/probes/" + s["module"], s["marker"], "single" if "single" in tops else tops[0])
         break
 else:
     sys.exit(1)
@@ -178,11 +185,12 @@ else:
 # run_scenario DIR TEST BOT_IMAGE DASHBOARD_IMAGE [STAGE]: stack up, one scenario, logs, stack down.
 # (the integration stage restarts the stack fresh by itself and restores it afterwards)
 run_scenario() {
-    local dir="$1" test="$2" stage="${5:-fault_tolerance}" code=0 module marker
-    read -r module marker <<<"$(stage_probe "${stage}")"
+    local dir="$1" test="$2" stage="${5:-fault_tolerance}" code=0 module marker topology
+    read -r module marker topology <<<"$(stage_probe "${stage}")"
     mkdir -p "${dir}"
     export BOT_IMAGE="$3" DASHBOARD_IMAGE="$4"
     stack_down  # volumes too: no outbox or store carried over from the previous run
+    export RIG__TOPOLOGY="${topology}"  # the stack and the probe in the stage's topology (down removes the other's orphans)
     if ! "${WSRIG}" up >"${dir}/up.log" 2>&1; then
         tail -n 20 "${dir}/up.log" >&2
         return 3

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from wsrig.judges import connectivity, integration, load, message_flow, performance, security
+from wsrig.judges import cluster, connectivity, integration, load, message_flow, performance, security
 from wsrig.judges.base import Rule
 from wsrig.record import scenario_row
 from wsrig.righealth import RigLimits
@@ -30,6 +30,7 @@ JUDGES: dict[str, dict[str, Rule]] = {
     "security": security.RULES,
     "load": load.RULES,
     "performance": performance.RULES,
+    "cluster": cluster.RULES,
 }
 
 
