@@ -12,37 +12,32 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "${ROOT}"
 
 # The stages come from their registry, config/stages.toml (read with the standard
-# library, before .venv exists): name, RUN_* flag, default on/off, the topologies it runs
-# in (default single), what it covers.
-STAGE_NAMES=(); STAGE_FLAGS=(); STAGE_DEFAULTS=(); STAGE_TOPOLOGIES=(); STAGE_ABOUT=()
-while IFS=$'\t' read -r name flag default topologies about; do
-    STAGE_NAMES+=("${name}"); STAGE_FLAGS+=("${flag}"); STAGE_DEFAULTS+=("${default}")
-    STAGE_TOPOLOGIES+=("${topologies}"); STAGE_ABOUT+=("${about}")
+# library, before .venv exists): name, RUN_* flag, default on/off, what it covers.
+STAGE_NAMES=(); STAGE_FLAGS=(); STAGE_DEFAULTS=(); STAGE_ABOUT=()
+while IFS=$'\t' read -r name flag default about; do
+    STAGE_NAMES+=("${name}"); STAGE_FLAGS+=("${flag}"); STAGE_DEFAULTS+=("${default}"); STAGE_ABOUT+=("${about}")
 done < <(python3 -c '
 import sys, tomllib
 for s in tomllib.load(open(sys.argv[1], "rb"))["stage"]:
-    tops = ",".join(s.get("topologies", ["single"]))
-    print(s["name"], s["flag"], str(s.get("default", True)).lower(), tops, s.get("about", ""), sep="\t")
+    print(s["name"], s["flag"], str(s.get("default", True)).lower(), s.get("about", ""), sep="\t")
 ' "${ROOT}/config/stages.toml")
 [ ${#STAGE_NAMES[@]} -gt 0 ] || { echo "no stages in config/stages.toml" >&2; exit 2; }
 
 usage() {
     cat <<'USAGE'
 Usage: ./run_all_tests.sh [--stage NAME]... [--smoke] [--keep-up] [--fail-fast] [--profile quick|full]
-                          [--topology single|cluster] [--help]
+                          [--topology single|cluster] [--workers N] [--help]
 
 Runs the selected stages against the Docker stack (docker-compose.yml +
 docker-compose.test.yml, settings in .env.test) and writes
 results/full_suite_<timestamp>/ with test_summary.json and test_report.md
 (results/latest points at the newest run).
 
-Stages (config/stages.toml; turn one off with FLAG=false, or pick with --stage; each runs
-only in the topologies listed, elsewhere it is reported not run with the reason):
+Stages (config/stages.toml; turn one off with FLAG=false, or pick with --stage):
 USAGE
     for i in "${!STAGE_NAMES[@]}"; do
         local on="on"; [ "${STAGE_DEFAULTS[$i]}" = "true" ] || on="off"
-        printf '  %-16s %-20s %-3s  %-15s %s\n' "${STAGE_NAMES[$i]}" "${STAGE_FLAGS[$i]}" "${on}" \
-            "${STAGE_TOPOLOGIES[$i]}" "${STAGE_ABOUT[$i]}"
+        printf '  %-16s %-20s %-3s  %s\n' "${STAGE_NAMES[$i]}" "${STAGE_FLAGS[$i]}" "${on}" "${STAGE_ABOUT[$i]}"
     done
     cat <<'USAGE'
 
@@ -61,6 +56,10 @@ Options:
                  HAProxy on the same port, sharing Redis (docker-compose.cluster.yml laid
                  over the two files above; also builds the Redis and HAProxy images;
                  docs/CLUSTER.md)
+  --workers N    the load and performance stages' subscribers run as N load workers on a
+                 Docker Swarm (env RIG__WORKERS; default 0: the rig's own processes). A
+                 single-node swarm is initialised if none is active and left afterwards;
+                 also builds the load-worker image (docs/DISTRIBUTED.md)
   --help         this text
 
 Environment: BOT_IMAGE, DASHBOARD_IMAGE, PROXY_IMAGE (test another implementation;
@@ -88,6 +87,9 @@ while [ $# -gt 0 ]; do
         --topology) [ $# -ge 2 ] || { echo "--topology needs single or cluster" >&2; exit 2; }
             export RIG__TOPOLOGY="$2"; shift 2 ;;
         --topology=*) export RIG__TOPOLOGY="${1#--topology=}"; shift ;;
+        --workers) [ $# -ge 2 ] || { echo "--workers needs a number" >&2; exit 2; }
+            export RIG__WORKERS="$2"; shift 2 ;;
+        --workers=*) export RIG__WORKERS="${1#--workers=}"; shift ;;
         *) echo "unknown option: $1 (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -105,24 +107,13 @@ fi
 for i in "${!STAGE_FLAGS[@]}"; do
     flag="${STAGE_FLAGS[$i]}"; export "${flag}=${!flag:-${STAGE_DEFAULTS[$i]}}"
 done
+case "${RIG__WORKERS:-0}" in
+    '' | *[!0-9]*) echo "--workers/RIG__WORKERS must be a whole number, got '${RIG__WORKERS}'" >&2; exit 2 ;;
+esac
 case "${RIG__TOPOLOGY:-single}" in
     single | cluster) ;;
     *) echo "unknown topology '${RIG__TOPOLOGY}' (single or cluster)" >&2; exit 2 ;;
 esac
-# A stage runs only in the topologies its registry entry lists (a single-node stage
-# addresses the one dashboard-backend container): elsewhere it is off, and the summary
-# says why (wsrig summarize reads the same registry).
-for i in "${!STAGE_FLAGS[@]}"; do
-    flag="${STAGE_FLAGS[$i]}"
-    case ",${STAGE_TOPOLOGIES[$i]}," in
-        *",${RIG__TOPOLOGY:-single},"*) ;;
-        *)
-            if [ "${!flag}" = true ] && [ ${#PICKED[@]} -gt 0 ]; then
-                echo "WARNING: stage ${STAGE_NAMES[$i]} runs in the ${STAGE_TOPOLOGIES[$i]} topology only: not run in ${RIG__TOPOLOGY:-single}" >&2
-            fi
-            export "${flag}=false" ;;
-    esac
-done
 
 say() { printf '\n==> %s\n' "$*"; }
 TS="$(date -u +%Y%m%d_%H%M%S)"
@@ -134,7 +125,7 @@ export RIG__STARTED_AT
 RIG__STARTED_AT="$(date -u +%Y-%m-%dT%H:%M:%S+00:00)"
 export RIG__RESULTS_DIR="${RESULTS}"
 
-say "run ${TS}: results in ${RESULTS} (topology ${RIG__TOPOLOGY:-single})"
+say "run ${TS}: results in ${RESULTS} (topology ${RIG__TOPOLOGY:-single}, load workers ${RIG__WORKERS:-0})"
 for i in "${!STAGE_NAMES[@]}"; do
     flag="${STAGE_FLAGS[$i]}"; printf '    %-16s %s=%s\n' "${STAGE_NAMES[$i]}" "${flag}" "${!flag}"
 done
