@@ -12,14 +12,17 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "${ROOT}"
 
 # The stages come from their registry, config/stages.toml (read with the standard
-# library, before .venv exists): name, RUN_* flag, default on/off, what it covers.
-STAGE_NAMES=(); STAGE_FLAGS=(); STAGE_DEFAULTS=(); STAGE_ABOUT=()
-while IFS=$'\t' read -r name flag default about; do
-    STAGE_NAMES+=("${name}"); STAGE_FLAGS+=("${flag}"); STAGE_DEFAULTS+=("${default}"); STAGE_ABOUT+=("${about}")
+# library, before .venv exists): name, RUN_* flag, default on/off, the topologies it runs
+# in (default single), what it covers.
+STAGE_NAMES=(); STAGE_FLAGS=(); STAGE_DEFAULTS=(); STAGE_TOPOLOGIES=(); STAGE_ABOUT=()
+while IFS=$'\t' read -r name flag default topologies about; do
+    STAGE_NAMES+=("${name}"); STAGE_FLAGS+=("${flag}"); STAGE_DEFAULTS+=("${default}")
+    STAGE_TOPOLOGIES+=("${topologies}"); STAGE_ABOUT+=("${about}")
 done < <(python3 -c '
 import sys, tomllib
 for s in tomllib.load(open(sys.argv[1], "rb"))["stage"]:
-    print(s["name"], s["flag"], str(s.get("default", True)).lower(), s.get("about", ""), sep="\t")
+    tops = ",".join(s.get("topologies", ["single"]))
+    print(s["name"], s["flag"], str(s.get("default", True)).lower(), tops, s.get("about", ""), sep="\t")
 ' "${ROOT}/config/stages.toml")
 [ ${#STAGE_NAMES[@]} -gt 0 ] || { echo "no stages in config/stages.toml" >&2; exit 2; }
 
@@ -33,11 +36,13 @@ docker-compose.test.yml, settings in .env.test) and writes
 results/full_suite_<timestamp>/ with test_summary.json and test_report.md
 (results/latest points at the newest run).
 
-Stages (config/stages.toml; turn one off with FLAG=false, or pick with --stage):
+Stages (config/stages.toml; turn one off with FLAG=false, or pick with --stage; each runs
+only in the topologies listed, elsewhere it is reported not run with the reason):
 USAGE
     for i in "${!STAGE_NAMES[@]}"; do
         local on="on"; [ "${STAGE_DEFAULTS[$i]}" = "true" ] || on="off"
-        printf '  %-16s %-20s %-3s  %s\n' "${STAGE_NAMES[$i]}" "${STAGE_FLAGS[$i]}" "${on}" "${STAGE_ABOUT[$i]}"
+        printf '  %-16s %-20s %-3s  %-15s %s\n' "${STAGE_NAMES[$i]}" "${STAGE_FLAGS[$i]}" "${on}" \
+            "${STAGE_TOPOLOGIES[$i]}" "${STAGE_ABOUT[$i]}"
     done
     cat <<'USAGE'
 
@@ -114,6 +119,20 @@ case "${RIG__TOPOLOGY:-single}" in
     single | cluster) ;;
     *) echo "unknown topology '${RIG__TOPOLOGY}' (single or cluster)" >&2; exit 2 ;;
 esac
+# A stage runs only in the topologies its registry entry lists (a single-node stage
+# addresses the one dashboard-backend container): elsewhere it is off, and the summary
+# says why (wsrig summarize reads the same registry).
+for i in "${!STAGE_FLAGS[@]}"; do
+    flag="${STAGE_FLAGS[$i]}"
+    case ",${STAGE_TOPOLOGIES[$i]}," in
+        *",${RIG__TOPOLOGY:-single},"*) ;;
+        *)
+            if [ "${!flag}" = true ] && [ ${#PICKED[@]} -gt 0 ]; then
+                echo "WARNING: stage ${STAGE_NAMES[$i]} runs in the ${STAGE_TOPOLOGIES[$i]} topology only: not run in ${RIG__TOPOLOGY:-single}" >&2
+            fi
+            export "${flag}=false" ;;
+    esac
+done
 
 say() { printf '\n==> %s\n' "$*"; }
 TS="$(date -u +%Y%m%d_%H%M%S)"

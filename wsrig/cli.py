@@ -170,8 +170,19 @@ def stage(name: str, results: Path, keyword: str | None, workers: int | None) ->
         st = stage_by_name(name)
     except KeyError as exc:
         raise click.ClickException(str(exc)) from None
-    code = run_stage(st, cfg.root, results, ["-k", keyword] if keyword else None)
+    code = run_stage(st, cfg.root, results, ["-k", keyword] if keyword else None, topology=cfg.topology)
     sys.exit(0 if code == 0 else 1)
+
+
+@main.command("stages")
+def list_stages() -> None:
+    """The stages (config/stages.toml), and which ones run in this topology (RIG__TOPOLOGY) and why not."""
+    topology = _config().topology
+    selected = _selected_from_env(topology)
+    for s in STAGES:
+        on = "on" if selected[s.name] else "off"
+        why = s.not_in_topology(topology) or ("" if selected[s.name] else f"{s.flag}=false")
+        click.echo(f"{s.name:<16} {s.flag:<20} {on:<3} [{','.join(s.topologies)}] {why}".rstrip())
 
 
 def _environment(cfg: RigConfig) -> dict[str, Any]:
@@ -226,10 +237,12 @@ def _cpusets() -> str:
     return f"rig cores {plan.text(plan.rig)}, system cores {plan.text(plan.system)} ({plan.note}; timed stages only)"
 
 
-def _selected_from_env() -> dict[str, bool]:
+def _selected_from_env(topology: str = "single") -> dict[str, bool]:
+    """Each stage's flag (default from the registry), off in a topology it does not run in."""
+
     def on(stage: Stage) -> bool:
         value = os.environ.get(stage.flag, "true" if stage.default else "false")
-        return value.strip().lower() in ("1", "true", "yes", "on")
+        return stage.runs_in(topology) and value.strip().lower() in ("1", "true", "yes", "on")
 
     return {s.name: on(s) for s in STAGES}
 
@@ -246,7 +259,7 @@ def summarize(results: Path, started_at: str, run_id: str) -> None:
     env["container_logs"] = sorted(p.name for p in results.glob("container_*.log"))
     summary = build_summary(
         results,
-        _selected_from_env(),
+        _selected_from_env(cfg.topology),
         suite_run_id=run_id or results.name,
         started_at=started_at or now,
         finished_at=now,
@@ -625,7 +638,7 @@ def _probe_command(stage_name: str) -> Any:
         st = stage_by_name(stage_name)
         out = _results_dir(results, f"probe_{st.name}")
         click.echo(f"probe {st.name} against {cfg.dashboard_url} and {cfg.bot_url}; results in {out}")
-        code = run_stage(st, cfg.root, out, ["-k", keyword] if keyword else None)
+        code = run_stage(st, cfg.root, out, ["-k", keyword] if keyword else None, topology=cfg.topology)
         print_record(out, st.name)
         summary_path = write_summary_for(out, st.name, cfg, _environment(cfg))
         click.echo(f"{st.name}: {'PASSED' if code == 0 else 'FAILED'}  ({summary_path})")
