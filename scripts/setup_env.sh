@@ -25,3 +25,19 @@ if [ "$(cat "${VENV}/.wsrig-installed" 2>/dev/null)" != "${stamp}" ]; then
 else
     log "${VENV} up to date"
 fi
+
+# Debian's redis-server for the backend's Redis-mode unit tests (tests/unit/test_backend_shared_log.py
+# starts its own on a random 127.0.0.1 port and skips without it). Only as root with apt-get;
+# installed without starting the service (a policy-rc.d for the install), so nothing takes
+# port 6379 from the cluster topology's Redis.
+if ! command -v redis-server >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    log "installing redis-server (Debian package) for the Redis-mode unit tests"
+    policy=/usr/sbin/policy-rc.d
+    own_policy=0
+    if [ ! -e "${policy}" ]; then
+        printf '#!/bin/sh\nexit 101\n' >"${policy}" && chmod +x "${policy}" && own_policy=1
+    fi
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends redis-server >/dev/null; } \
+        || log "WARNING: could not install redis-server: the Redis-mode unit tests will be skipped"
+    [ "${own_policy}" = 0 ] || rm -f "${policy}"
+fi

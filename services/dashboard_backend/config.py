@@ -97,6 +97,18 @@ class Config:
     client_writes_per_turn: int = 128
     #: ``uvloop`` (default; plain asyncio when uvloop is not installed) or ``asyncio``.
     event_loop: str = "uvloop"
+    #: The cluster's shared log (docs/CLUSTER.md): empty runs the single-node backend;
+    #: set, accepted envelopes are appended to this Redis and every replica serves the log.
+    redis_url: str = field(default="", repr=False)
+    #: This replica's name in the cluster (the status API's ``replica``).
+    replica_id: str = ""
+    #: How long an append (or the script load) may take before the publisher is closed (1013).
+    redis_timeout_s: float = 1.0
+    #: How long the replica may be out of step with the log (no successful read, not
+    #: caught up, an append failed) before it is unready and closes its clients (1013).
+    redis_stale_s: float = 1.0
+    #: Log entries per read (the replay's XRANGE chunk, the tail's XREAD COUNT).
+    redis_batch: int = 1000
 
     # --- construction -----------------------------------------------------------
 
@@ -131,6 +143,11 @@ class Config:
             client_flush_burst=_int(env, "SYSTEM__CLIENT_FLUSH_BURST", d.client_flush_burst, 1),
             client_writes_per_turn=_int(env, "SYSTEM__CLIENT_WRITES_PER_TURN", d.client_writes_per_turn, 1),
             event_loop=_choice(env, "SYSTEM__EVENT_LOOP", d.event_loop, ("uvloop", "asyncio")),
+            redis_url=env.get("SYSTEM__REDIS_URL", "").strip(),
+            replica_id=env.get("SYSTEM__REPLICA_ID", "").strip(),
+            redis_timeout_s=_float(env, "SYSTEM__REDIS_TIMEOUT_S", d.redis_timeout_s) or d.redis_timeout_s,
+            redis_stale_s=_float(env, "SYSTEM__REDIS_STALE_S", d.redis_stale_s) or d.redis_stale_s,
+            redis_batch=_int(env, "SYSTEM__REDIS_BATCH", d.redis_batch, 1),
         )
 
     # --- presentation -----------------------------------------------------------
@@ -140,4 +157,6 @@ class Config:
         out: dict[str, object] = asdict(self)
         out["auth_token"] = "***" if self.auth_token else "(empty)"
         out["allowed_origins"] = list(self.allowed_origins) or "(any)"
+        # The URL may carry a password: its scheme and host only.
+        out["redis_url"] = self.redis_url.split("@")[-1] if self.redis_url else "(single node)"
         return out

@@ -274,6 +274,21 @@ class Connections:
         if closing:
             await asyncio.wait(closing, timeout=timeout)
 
+    def append_failed(self, run_id: str) -> None:
+        """Redis mode: an append of ``run_id`` failed. Its publisher is closed (1013) and
+        reconnects through the balancer; nothing of it was acked that is not stored."""
+        session = self.publishers.get(run_id)
+        link = self._links.get(session) if session is not None else None
+        if link is not None:
+            self._spawn(link.ws.close(1013, "shared log unavailable, try again later"))
+
+    def close_all(self, code: int, reason: str) -> None:
+        """Close every publisher and client (Redis mode: the replica lost the shared log)."""
+        for link in self._live_links():
+            self._spawn(link.ws.close(code, reason))
+        for stream in list(self.delivery.streams.values()):
+            self._spawn(stream.ws.close(code, reason))
+
     def _live_links(self) -> list[_Link]:
         """The links of the sessions ``by_run`` holds (a superseded one is already closing)."""
         return [link for s in self.publishers.sessions() if (link := self._links.get(s)) is not None]

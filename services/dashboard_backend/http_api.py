@@ -31,6 +31,8 @@ if TYPE_CHECKING:
 __all__ = ["PAGE_HEADERS", "TRADES_LIMIT_MAX", "HttpApi", "json_response", "response"]
 
 TRADES_LIMIT_MAX = 1_000_000
+#: The data a replica answers only while in step with the shared log (Redis mode).
+STALE_WHEN_LOST = frozenset(("/api/state", "/api/trades", "/api/events", "/api/receive_times"))
 #: Headers of the dashboard page's files (``/``, ``/static/<name>``).
 PAGE_HEADERS = (
     ("Content-Security-Policy", CONTENT_SECURITY_POLICY),
@@ -107,6 +109,9 @@ class HttpApi:
         counters.http_requests[path if route else "other"] += 1
         if route is None:
             return json_response(404, {"error": "not found", "path": path[:200]})
+        if path in STALE_WHEN_LOST and self.b.stale():
+            # Redis mode, out of step with the shared log: old data must not pass for current.
+            return json_response(503, {"error": "not in step with the shared log"})
         try:
             return await route(parse_qs(query))
         except Exception as exc:
@@ -133,6 +138,7 @@ class HttpApi:
                 }
                 for c in b.hub.clients.values()
             ],
+            **({"replica": b.config.replica_id} if b.log is not None else {}),
             "counters": counters_json(b),
             "runs": {r: v.serialize() for r, v in b.ingest.runs().items()},
             "ring_size": len(b.hub.ring),

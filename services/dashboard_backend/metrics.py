@@ -129,6 +129,15 @@ def _committer(name: str) -> Callable[[Backend], int]:
     return read
 
 
+def _shared_log(name: str) -> Callable[[Backend], Any]:
+    """A number of the shared log (Redis mode); 0 on a single node."""
+
+    def read(b: Backend) -> Any:
+        return getattr(b.log, name) if b.log is not None else 0
+
+    return read
+
+
 def _per_generation(name: str, digits: int | None = None) -> Callable[[Backend], dict[str, float]]:
     """One of ``GcWatch``'s per-generation lists as generation -> value."""
 
@@ -305,6 +314,55 @@ SERIES: tuple[Series, ...] = (
         label="generation",
     ),
     _g(None, "dashboard_rss_bytes", "Resident memory.", lambda b: rss_bytes()),
+    # --- the shared log (Redis mode, docs/CLUSTER.md; 0 on a single node) ---
+    _c(
+        "redis_appends",
+        "dashboard_redis_appends_total",
+        "Envelopes appended to the shared log (Redis mode).",
+        _shared_log("appends"),
+    ),
+    _c(
+        "redis_append_failures",
+        "dashboard_redis_append_failures_total",
+        "Appends that failed or timed out: not acked, their publisher closed 1013 (Redis mode).",
+        _shared_log("append_failures"),
+    ),
+    _c(
+        "redis_duplicates",
+        "dashboard_redis_duplicates_total",
+        "Appends of a (run_id, seq) the shared log already held (Redis mode).",
+        _shared_log("duplicates"),
+    ),
+    _c(
+        "redis_append_batches",
+        "dashboard_redis_append_batches_total",
+        "Append pipelines sent (one per event-loop turn with appends; Redis mode).",
+        _shared_log("append_batches"),
+    ),
+    _c(
+        "redis_applied",
+        "dashboard_redis_applied_total",
+        "Shared-log entries this replica applied (replay and tail; Redis mode).",
+        _shared_log("applied"),
+    ),
+    _c(
+        "redis_read_failures",
+        "dashboard_redis_read_failures_total",
+        "Reads of the shared log that failed (Redis mode).",
+        _shared_log("read_failures"),
+    ),
+    _g(
+        "redis_tail_lag_ms",
+        "dashboard_redis_tail_lag_ms",
+        "Now minus Redis's time of the last entry applied, at that read (Redis mode).",
+        _shared_log("tail_lag_ms"),
+    ),
+    _g(
+        "redis_connected",
+        "dashboard_redis_connected",
+        "1 while the last command to Redis succeeded (Redis mode; 0 on a single node).",
+        lambda b: int(b.log.connected) if b.log is not None else 0,
+    ),
 )
 
 _EXPOSED = tuple(s for s in SERIES if s.name is not None)

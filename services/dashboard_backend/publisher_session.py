@@ -33,6 +33,7 @@ from .fanout import Client, Entry, Hub, declared_of, symbol_of
 from .ingest import Ingest
 from .limits import TokenBucket
 from .metrics import ServerCounters
+from .shared_log import REJECTED_PREFIX, LogEntry
 from .state import DashboardState
 from .store import Row
 
@@ -54,6 +55,16 @@ SQLITE_MAX_INT = 2**63 - 1
 #: The answer to a frame whose processing raised (the connection counts and logs it).
 INTERNAL_ERROR = error_frame("internal", "internal error processing this frame")
 EXPECTED_HELLO = Close(1008, "expected hello")
+
+
+class SharedLog(Protocol):
+    """What the publisher side needs of the cluster's shared log (``redis_log.RedisLog``)."""
+
+    def submit(self, run_id: str, seq: int, msg_type: str, text: str, recv_ns: int) -> None:
+        """An accepted envelope (or a rejected seq's marker) to append."""
+
+    def reopen(self, run_id: str) -> None:
+        """A publisher of ``run_id`` said hello."""
 
 
 class Committer(Protocol):
@@ -109,6 +120,9 @@ class Publishers:
         self.on_overflow: Callable[[Client], None] = _no_overflow
         #: run_id -> its live session (one per run: a newer hello supersedes it).
         self.by_run: dict[str, PublisherSession] = {}
+        #: Redis mode (docs/CLUSTER.md): accepted envelopes go to the shared log, and come
+        #: back through ``apply`` on every replica. None on a single node.
+        self.log: SharedLog | None = None
 
     def __len__(self) -> int:
         return len(self.by_run)
@@ -139,9 +153,48 @@ class Publishers:
         publisher's own run, so its seq counts as accounted; returns whether that seq was new."""
         self.dead_letters.add(code, detail, raw, source=source, run_id=run_id, seq=seq)
         if own and isinstance(run_id, str) and isinstance(seq, int):
+            if self.log is not None:
+                # Counted and accounted by every replica when the log hands it back.
+                self.log.submit(run_id, seq, REJECTED_PREFIX + code, "", 0)
+                return False
             return self.ingest.reject(code, run_id, seq)
         self.ingest.reject(code)
         return False
+
+    def apply(self, entry: LogEntry) -> None:
+        """Redis mode: one entry of the shared log, in log order, on every replica.
+
+        The steps ``PublisherSession.receive`` takes for a new frame on a single node
+        (sequencer, store, state, clients), fed from the log instead, so every replica
+        stores, serves and resumes the same stream; the receive time is the ingesting
+        replica's. A rejected seq's entry is counted and accounted as a rejection.
+        """
+        run_id, seq = entry.run_id, entry.seq
+        code = entry.rejected
+        if code is not None:
+            if self.ingest.reject(code, run_id, seq):
+                self.hub.skip(run_id, seq)
+            return
+        text = entry.text
+        obj = json.loads(text)
+        decision = self.ingest.accept(obj)
+        if decision.pending:
+            assert self.committer is not None
+            ts_col = min(int(obj["ts_ns"]), SQLITE_MAX_INT)
+            self.committer.submit((run_id, seq, entry.type, ts_col, entry.recv_ns, text))
+        if decision.broadcast:
+            self.state.apply(obj)
+            hub = self.hub
+            frame = text_frame(text.encode()) if hub.clients else None
+            for client in hub.publish(Entry(run_id, seq, entry.type, symbol_of(obj), text, declared_of(obj)), frame):
+                self.on_overflow(client)
+
+    def duplicate(self, run_id: str, msg_type: str) -> None:
+        """Redis mode: the log already held a (run_id, seq) this replica received."""
+        c = self.ingest.counters
+        c.received += 1
+        c.received_by_type[msg_type] += 1
+        c.duplicates += 1
 
 
 class PublisherSession:
@@ -213,6 +266,8 @@ class PublisherSession:
         self.last_ack = rules.ingest.durable_watermark(run_id)
         self.accepted = True
         rules.by_run[run_id] = self
+        if rules.log is not None:
+            rules.log.reopen(run_id)
         log.info("publisher %s connected from %s (acked_seq=%d)", run_id, self.remote, self.last_ack)
         welcome = {"type": "welcome", "run_id": run_id, "acked_seq": self.last_ack}
         return [Send(json.dumps(welcome))], old
@@ -253,6 +308,10 @@ class PublisherSession:
             return error_frame("run_mismatch", f"envelope run_id {run_id!r} is not this hello's", seq)
         assert seq is not None
         text = raw if isinstance(raw, str) else raw.decode()
+        if rules.log is not None:
+            # Redis mode: stored, sequenced and fanned out when the log hands it back (``apply``).
+            rules.log.submit(run_id, seq, obj["type"], text, recv_ns)
+            return None
         decision = rules.ingest.accept(obj)
         msg_type: str = obj["type"]
         if decision.pending:

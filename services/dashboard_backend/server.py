@@ -35,8 +35,10 @@ from .http_api import HttpApi, json_response
 from .ingest import Ingest
 from .metrics import ServerCounters, counters_json, exposition, registry_for
 from .publisher_session import Publishers
+from .redis_log import RedisLog
+from .shared_log import LogEntry
 from .state import DashboardState
-from .store import GroupCommitter, Store
+from .store import GroupCommitter, Restored, Store
 from .turns import WriteTurns
 
 __all__ = ["Backend"]
@@ -44,6 +46,8 @@ __all__ = ["Backend"]
 log = logging.getLogger("dashboard_backend")
 
 FULL_GC_CHECK_S = 0.5  # how often the backend asks whether a full collection is due (gcwatch.FullCollections)
+#: How often the backend asks whether it is out of step with the shared log (Redis mode).
+LOG_WATCH_S = 0.1
 #: How long a closing handshake may take (a dead link's included), as the bot's.
 CLOSE_TIMEOUT_S = 2.0
 #: Graceful stop: how long publishers get to finish their close handshake.
@@ -113,6 +117,18 @@ class Backend:
             internal=self.internal,
             spawn=self._spawn,
         )
+        #: Redis mode (``SYSTEM__REDIS_URL``): the cluster's shared log; None on a single node.
+        self.log: RedisLog | None = None
+        if config.redis_url:
+            self.log = RedisLog(
+                config.redis_url,
+                timeout_s=config.redis_timeout_s,
+                stale_s=config.redis_stale_s,
+                batch=config.redis_batch,
+                apply=self._apply_logged,
+            )
+            self.log.on_failed = self.connections.append_failed
+            self.log.on_duplicate = self.publishers.duplicate
         self.api = HttpApi(self)
         #: ``/metrics``: a registry of this backend's own, read off ``metrics.SERIES`` at each scrape.
         self.registry = registry_for(self)
@@ -124,7 +140,13 @@ class Backend:
         self.gc.install()
         self._gc_thresholds = take_over_full_collections()
         store = Store(self.config.data_dir)
-        restored = await asyncio.to_thread(store.load, ring=self.config.ring_buffer_size)
+        # Redis mode: the shared log is the truth and is replayed from its start; the
+        # local store is a view of it, so nothing is restored from it here.
+        restored = (
+            Restored()
+            if self.log is not None
+            else await asyncio.to_thread(store.load, ring=self.config.ring_buffer_size)
+        )
         for run_id, (acked, last) in restored.runs.items():
             self.ingest.restore(run_id, acked, last, restored.committed_above.get(run_id, ()))
             self.hub.restore_last(run_id, self.ingest.last_broadcast(run_id))
@@ -150,6 +172,10 @@ class Backend:
         self.publishers.committer = self.committer
         self._commit_task = asyncio.create_task(self.committer.run(), name="group-commit")
         self._spawn(self._collect_when_due())
+        if self.log is not None:
+            self.publishers.log = self.log
+            await self.log.start()
+            self._spawn(self._watch_log(self.log))
         self._ws_log.addFilter(self._noise)
         self._server = await serve(
             self.connections.handler,
@@ -183,8 +209,43 @@ class Backend:
         return int(next(iter(self._server.sockets)).getsockname()[1])
 
     def ready(self) -> bool:
-        """The store is open and the server listens (``/ready``)."""
+        """The store is open and the server listens (``/ready``); in Redis mode also in step with the log."""
+        if self.log is not None and not self.log.health.ready(time.monotonic()):
+            return False
         return self.store is not None and self.store.is_open and self._server is not None
+
+    def stale(self) -> bool:
+        """Redis mode: not in step with the shared log, so what this replica holds may be old."""
+        return self.log is not None and not self.log.health.ready(time.monotonic())
+
+    async def _watch_log(self, shared: RedisLog) -> None:
+        """Close every connection (1013) once the replica is out of step with the log.
+
+        Its clients would get a stale stream as if it were live and its publisher no
+        acks: both reconnect through the balancer, which drains this replica (``/ready``),
+        to one in step, and resume there. While out of step new ones are refused (503).
+        """
+        lost = False
+        while True:
+            await asyncio.sleep(LOG_WATCH_S)
+            now_lost = shared.health.lost(time.monotonic())
+            if now_lost and not lost:
+                log.warning("out of step with the shared log: closing every connection (1013)")
+                self.connections.close_all(1013, "shared log unavailable, try again later")
+            elif lost and not now_lost:
+                log.info("in step with the shared log again (at %s)", shared.last_id)
+            lost = now_lost
+
+    def _apply_logged(self, entries: list[LogEntry]) -> None:
+        """Redis mode: entries of the shared log, in order, to the sequencer, store, state and clients."""
+        apply = self.publishers.apply
+        for entry in entries:
+            try:
+                apply(entry)
+            except Exception as exc:
+                self.internal("shared log entry", exc)
+        assert self.committer is not None
+        self.committer.poke()
 
     async def stop(self) -> None:
         """Stop gracefully: publishers, then flush and close clients, commit, close the store.
@@ -209,6 +270,8 @@ class Backend:
             await self._server.wait_closed()
         for task in list(self._tasks):
             task.cancel()
+        if self.log is not None:
+            await self.log.stop()
         if self._commit_task is not None:
             self._commit_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -259,6 +322,8 @@ class Backend:
         if path in WS_PATHS:
             if self._stopping:
                 return json_response(503, {"error": "shutting down"})
+            if self.stale():
+                return json_response(503, {"error": "not in step with the shared log"})
             return self.connections.admit(conn, request)
         return await self.api.respond(path, query)
 

@@ -59,6 +59,15 @@ EXPOSED = {
     "dashboard_gc_pause_seconds_total": "counter",
     "dashboard_gc_pause_max_seconds": "gauge",
     "dashboard_rss_bytes": "gauge",
+    # the shared log (Redis mode, docs/CLUSTER.md); 0 on a single node
+    "dashboard_redis_appends_total": "counter",
+    "dashboard_redis_append_failures_total": "counter",
+    "dashboard_redis_duplicates_total": "counter",
+    "dashboard_redis_append_batches_total": "counter",
+    "dashboard_redis_applied_total": "counter",
+    "dashboard_redis_read_failures_total": "counter",
+    "dashboard_redis_tail_lag_ms": "gauge",
+    "dashboard_redis_connected": "gauge",
 }
 #: The status JSON's ``counters`` keys (the rig's security stage and probes read them).
 STATUS_KEYS = {
@@ -92,6 +101,14 @@ STATUS_KEYS = {
     "commit_batches",
     "commit_errors",
     "commit_pending",
+    "redis_appends",
+    "redis_append_failures",
+    "redis_duplicates",
+    "redis_append_batches",
+    "redis_applied",
+    "redis_read_failures",
+    "redis_tail_lag_ms",
+    "redis_connected",
 }
 #: Numbers deliberately in one view only. A new series with a key or a name only fails
 #: ``test_one_sided_series_are_the_known_ones`` until it is listed here on purpose.
@@ -182,7 +199,7 @@ def test_every_declared_number_has_the_same_value_in_both_views(tmp_path):
     counters = backend.status()["counters"]
     text = backend.metrics()
     both = [s for s in metrics.SERIES if s.key and s.name]
-    assert len(both) == 23
+    assert len(both) == 31
     for s in both:
         assert s.key is not None
         exposed = _exposed_values(text, s)
