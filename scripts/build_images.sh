@@ -16,7 +16,7 @@
 #        ${REDIS_IMAGE:-wsrig/redis:dev}                 services/redis/Dockerfile
 #        ${HAPROXY_IMAGE:-wsrig/haproxy:dev}             services/haproxy/Dockerfile
 #      and, for distributed load only (RIG__WORKERS > 0, --workers N; docs/DISTRIBUTED.md),
-#      the rig's load worker (the wsrig package; its extra wheels in .cache/wheelhouse-worker):
+#      the rig's load worker (the wsrig package; its own wheels in .cache/wheelhouse-worker):
 #        ${LOAD_WORKER_IMAGE:-wsrig/load-worker:dev}     services/load_worker/Dockerfile
 # WSRIG_SKIP_BUILD=1 skips everything (use images that already exist, e.g. another
 # implementation of the contract). WSRIG_BUILD_ONLY="bot dashboard proxy reference" picks
@@ -98,7 +98,7 @@ else
     log "wheelhouse: $(find "${WHEELHOUSE}" -name '*.whl' | wc -l) wheels ($(since "${t0}")s)"
 fi
 
-# The load worker's extra wheels (the rig's histogram library), only when it is built.
+# The load worker's wheels (services/load_worker/requirements.txt), only when it is built.
 WORKER_WHEELS="${ROOT}/.cache/wheelhouse-worker"
 WORKER_REQS="${ROOT}/services/load_worker/requirements.txt"
 case " ${BUILD_ONLY} " in
