@@ -42,6 +42,9 @@ _NOT_EXTRA = {
     "new_run_id",
 }
 _MAX_FIRST_SCREEN_FINDINGS = 3
+#: more figures per row than this and the table leaves them out (a person cannot read 30
+#: columns); they stay in the stage's record.json and the row's history
+_MAX_EXTRA_COLUMNS = 6
 
 
 def _fmt(value: Any) -> str:
@@ -209,6 +212,8 @@ def _scenarios(scenarios: list[dict[str, Any]]) -> list[str]:
     extra = sorted(
         {k for s in scenarios for k, v in s.items() if k not in keys | _NOT_EXTRA and not isinstance(v, (dict, list))}
     )
+    left_out = len(extra) if len(extra) > _MAX_EXTRA_COLUMNS else 0
+    extra = [] if left_out else extra
     head = ["scenario", "fault window", *(h for _, h in cols), "verdict", *extra]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for s in scenarios:
@@ -216,6 +221,8 @@ def _scenarios(scenarios: list[dict[str, Any]]) -> list[str]:
         row.append(_verdict_cell(s))
         row += [_fmt(s.get(c)) for c in extra]
         lines.append("| " + " | ".join(_cell(x) for x in row) + " |")
+    if left_out:
+        lines += ["", f"({left_out} more figures per scenario are in the stage's record.json and each row's history.)"]
     return lines
 
 

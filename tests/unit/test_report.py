@@ -129,3 +129,16 @@ def test_a_rows_comparisons_show_headlines_and_every_disagreement():
     assert "| last seq | bot /stats | 3157 | backend /api/websocket/status run | 3157 | pass |" in text
     assert "| acked seq | bot /stats | 3157 | backend /api/websocket/status run | 3150 | **FAIL** |" in text
     assert "| trades: ETHUSD | bot /stats | 4 |" in text and "trades: BTCUSD" not in text
+
+
+def test_a_scenario_table_with_many_figures_leaves_them_to_the_record():
+    """Rows carrying thirty figures (a load run's) give a table a person can read: the
+    correctness columns and the verdict, and a line saying where the rest are."""
+    many = {f"figure_{i}": float(i) for i in range(30)}
+    rows = [{"name": "fanout", "passed": True, "lost": 0, **many}]
+    text = render_markdown(summary([stage("load", scenarios=rows)]))
+    header = next(line for line in text.splitlines() if line.startswith("| scenario | fault window"))
+    assert "figure_" not in header and header.count("|") < 10
+    assert "30 more figures per scenario are in the stage's record.json" in text
+    few = render_markdown(summary([stage("load", scenarios=[{"name": "x", "passed": True, "rate": 5.0}])]))
+    assert "| verdict | rate |" in few
