@@ -45,6 +45,7 @@ _MAX_FIRST_SCREEN_FINDINGS = 3
 #: more figures per row than this and the table leaves them out (a person cannot read 30
 #: columns); they stay in the stage's record.json and the row's history
 _MAX_EXTRA_COLUMNS = 6
+_ALWAYS_SHOWN = ("expected", "observed")
 
 
 def _fmt(value: Any) -> str:
@@ -212,8 +213,11 @@ def _scenarios(scenarios: list[dict[str, Any]]) -> list[str]:
     extra = sorted(
         {k for s in scenarios for k, v in s.items() if k not in keys | _NOT_EXTRA and not isinstance(v, (dict, list))}
     )
-    left_out = len(extra) if len(extra) > _MAX_EXTRA_COLUMNS else 0
-    extra = [] if left_out else extra
+    if len(extra) > _MAX_EXTRA_COLUMNS:  # keep what a person reads first: what was expected, what was seen
+        kept = [k for k in _ALWAYS_SHOWN if k in extra]
+        left_out, extra = len(extra) - len(kept), kept
+    else:
+        left_out = 0
     head = ["scenario", "fault window", *(h for _, h in cols), "verdict", *extra]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for s in scenarios:
