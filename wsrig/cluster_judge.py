@@ -8,6 +8,7 @@ history names, from these. What the cluster probe recorded beside the stream, in
 
 - ``fleet``: more resuming clients through the balancer, spread over the replicas:
   ``[{"after_seq": n, "log": ClientLog}]``, each following the bot's run from ``after_seq``;
+  ``fleet_last_seq`` the bot's last seq when they stopped reading (the window they are judged over);
 - ``samples``: every ``sample_s`` from before the injection to the end,
   ``[t_ns, bot, replicas, balancer]``: ``bot`` = ``[acked_seq, last_seq, connected]`` (None:
   no answer); ``replicas`` = ``{service: [/ready status or None, its acked_seq of the run or
@@ -61,7 +62,8 @@ def _fleet_whole(h: ScenarioHistory, r: ScenarioResult, limits: Mapping[str, Any
     if not fleet:
         return [Finding("error", "no client fleet was recorded: the cluster's clients were not tested", "fleet")]
     final, after = h.stat("final"), h.stat("after")
-    last, acked = int(final.get("last_seq", 0)), int(after.get("acked_seq", 0))
+    last = int(h.measured.get("fleet_last_seq") or final.get("last_seq", 0))
+    acked = int(after.get("acked_seq", 0))
     out: list[Finding] = []
     lost = dup = late = refused = moved = silent = 0
     for i, (after_seq, log) in enumerate(fleet, 1):

@@ -194,6 +194,10 @@ async def run_cluster_scenario(
         await watch.stop()
         for client in fleet:
             await client.stop()
+    try:  # what the bot had produced when the fleet stopped reading: the window the fleet is judged over
+        fleet_last: int | None = int((await asyncio.to_thread(bot_stats, cfg))["last_seq"])
+    except Exception:
+        fleet_last = None
     row = replicas.get(chosen) or [None, None, None, None]
     history.measured.update(
         replicas=list(cfg.replica_services),
@@ -202,6 +206,7 @@ async def run_cluster_scenario(
         victim_fleet_before=int(row[3] or 0),
         victim_held_publisher=bool(row[2]),
         fleet=[{"after_seq": after, "log": _log_dict(c)} for c in fleet],
+        fleet_last_seq=fleet_last,
         samples=watch.samples,
         restarted=[list(x) for x in getattr(fault, "restarted", [])],
     )

@@ -287,3 +287,11 @@ def test_memory_per_connection_and_cpu_figures():
         "mean": 20.0,
         "max": 30.0,
     }
+
+
+def test_the_fleet_is_judged_up_to_what_the_bot_had_produced_when_it_stopped():
+    h = rolling()
+    h.measured["fleet_last_seq"] = 55
+    assert any("UNEXPECTED" in m for m in errors(h))
+    h.measured["fleet_last_seq"] = 60
+    assert errors(h) == []
