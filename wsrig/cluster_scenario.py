@@ -103,9 +103,17 @@ class ClusterWatch:
 
 
 def _entry(fields: Mapping[Any, Any]) -> dict[str, Any] | None:
-    """An envelope from a stream entry: its fields themselves, or a JSON field holding it."""
+    """An envelope's run_id, seq, type (and a gap's data) from a stream entry: the backend's
+    fields (``run``, ``seq``, ``type``, ``p`` = the envelope's text; a rejected seq's type
+    starts with ``!``), an envelope's own fields, or a JSON field holding it."""
     plain = {(k.decode() if isinstance(k, bytes) else str(k)): v for k, v in fields.items()}
     plain = {k: v.decode() if isinstance(v, bytes) else v for k, v in plain.items()}
+    if "run" in plain and "seq" in plain:  # the backend's entry: run, seq, type, p (the envelope's text), r
+        env = {"run_id": plain["run"], "seq": plain["seq"], "type": plain.get("type", "")}
+        if env["type"] == "gap":
+            with contextlib.suppress(ValueError, AttributeError):
+                env["data"] = json.loads(plain.get("p") or "{}").get("data") or {}
+        return env
     if "run_id" in plain and "seq" in plain:
         env = dict(plain)
         for key in ("data",):

@@ -295,3 +295,16 @@ def test_the_fleet_is_judged_up_to_what_the_bot_had_produced_when_it_stopped():
     assert any("UNEXPECTED" in m for m in errors(h))
     h.measured["fleet_last_seq"] = 60
     assert errors(h) == []
+
+
+def test_the_shared_log_entries_are_read_as_the_backend_writes_them():
+    from wsrig.cluster_scenario import _entry
+
+    gap = '{"run_id": "run-a", "seq": 9, "type": "gap", "data": {"ranges": [[5, 8]]}}'
+    assert _entry({b"run": b"run-a", b"seq": b"7", b"type": b"trade", b"p": b"{}", b"r": b"1"}) == {
+        "run_id": "run-a",
+        "seq": "7",
+        "type": "trade",
+    }
+    assert _entry({"run": "run-a", "seq": "9", "type": "gap", "p": gap, "r": "1"})["data"] == {"ranges": [[5, 8]]}
+    assert _entry({"x": "y"}) is None
