@@ -12,6 +12,7 @@ from wsrig.scenario_history import ClientLog, ScenarioHistory, history_path, loa
 from wsrig.scenario_judge import judge_history, judge_scenario
 
 LIMITS = {
+    "everysec_loss_window_s": 2,
     "recovery_bound_s": 15,
     "ack_stop_grace_s": 1.0,
     "ready_fail_bound_s": 3,
@@ -308,3 +309,18 @@ def test_the_shared_log_entries_are_read_as_the_backend_writes_them():
     }
     assert _entry({"run": "run-a", "seq": "9", "type": "gap", "p": gap, "r": "1"})["data"] == {"ranges": [[5, 8]]}
     assert _entry({"x": "y"}) is None
+
+
+def test_everysec_allows_only_what_was_acked_just_before_redis_died_and_says_so():
+    limits = {**LIMITS, "everysec_loss_window_s": 2}
+    h = redis_kill()
+    h.measured["log"]["appendfsync"] = "everysec"
+    # seqs 12..14 were acked in the second before the kill (samples at 99.5-100 s)
+    h.measured["log"]["entries"] = [e for e in h.measured["log"]["entries"] if not 12 <= e[0] <= 14]
+    r = judge_scenario(h, limits)
+    assert not [f for f in r.findings if f.severity == "error"], r.findings
+    assert any(f.severity == "warning" and "everysec: 3 seq(s)" in f.message for f in r.findings)
+    h.measured["log"]["entries"] = [e for e in h.measured["log"]["entries"] if e[0] != 50]
+    assert any("ACKED BUT NOT IN THE LOG: 1 seq(s)" in f.message for f in judge_scenario(h, limits).findings)
+    h.measured["log"]["appendfsync"] = "always"
+    assert any("ACKED BUT NOT IN THE LOG: 4 seq(s)" in f.message for f in judge_scenario(h, limits).findings)
