@@ -100,6 +100,7 @@ def run_worker(env: Mapping[str, str]) -> int:
             "ready": len(ready_of),
             "connected": sum(r["connected"] for r in ready_of.values()),
             "failures": [f for r in ready_of.values() for f in r["failures"]][:5],
+            "cpus": sorted(os.sched_getaffinity(0)),  # where it ran: the rig's cores, if pinned
         },
     )
     end = time.time() + float(env.get("LOAD_MAX_S", "600"))
