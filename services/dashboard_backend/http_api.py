@@ -119,7 +119,36 @@ class HttpApi:
             return json_response(500, {"error": "internal"})
 
     def status(self) -> dict[str, Any]:
-        """The ``/api/websocket/status`` body."""
+        """The ``/api/websocket/status`` body.
+
+        In Redis mode ``publishers``, ``publisher_count`` and ``client_count`` are the
+        cluster's (every replica's last presence report, ``shared_log.cluster_view``), as
+        a probe through the balancer expects of the system; ``clients``, ``counters`` and
+        ``runs`` are this replica's, and ``replicas`` gives each replica's counts.
+        """
+        body = self._local_status()
+        cluster = self.b.log.cluster if self.b.log is not None else None
+        if cluster is not None:
+            body["replica_publisher_count"] = body["publisher_count"]
+            body["replica_client_count"] = body["client_count"]
+            body["publishers"] = cluster["publishers"]
+            body["publisher_count"] = len(cluster["publishers"])
+            body["client_count"] = cluster["client_count"]
+            body["replicas"] = cluster["replicas"]
+        return body
+
+    def presence(self) -> dict[str, Any]:
+        """What this replica reports to the others (Redis mode): its publishers and client count."""
+        b = self.b
+        return {
+            "publishers": [
+                {"run_id": p.run_id, "remote": p.remote, "connected_at": p.connected_at}
+                for p in b.publishers.sessions()
+            ],
+            "client_count": len(b.hub.clients),
+        }
+
+    def _local_status(self) -> dict[str, Any]:
         b = self.b
         return {
             "publishers": [

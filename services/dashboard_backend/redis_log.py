@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -25,7 +26,19 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError, RedisError
 
-from .shared_log import APPEND_LUA, LOG_KEY, LogEntry, LogHealth, append_args, append_keys, entry_of, id_ms
+from .shared_log import (
+    APPEND_LUA,
+    LOG_KEY,
+    PRESENCE_KEY,
+    PRESENCE_S,
+    LogEntry,
+    LogHealth,
+    append_args,
+    append_keys,
+    cluster_view,
+    entry_of,
+    id_ms,
+)
 
 __all__ = ["RETRY_S", "RedisLog"]
 
@@ -86,8 +99,29 @@ class RedisLog:
         #: now - Redis's time of the last entry applied, ms (0 before any).
         self.tail_lag_ms = 0.0
         self.connected = False
+        #: The cluster as the last presence round saw it (``shared_log.cluster_view``);
+        #: None before the first round.
+        self.cluster: dict[str, Any] | None = None
 
     # --- lifecycle ------------------------------------------------------------
+
+    async def start_presence(self, replica_id: str, report: Callable[[], dict[str, Any]]) -> None:
+        """Report this replica's publishers and clients, and read the others', every ``PRESENCE_S``."""
+        self._tasks.append(asyncio.create_task(self._presence_loop(replica_id, report), name="redis-presence"))
+
+    async def _presence_loop(self, replica_id: str, report: Callable[[], dict[str, Any]]) -> None:
+        while True:
+            try:
+                mine = json.dumps({"t": time.time(), **report()})
+                pipe = self._writer.pipeline(transaction=False)
+                pipe.hset(PRESENCE_KEY, replica_id, mine)
+                pipe.hgetall(PRESENCE_KEY)
+                _, raw = await asyncio.wait_for(pipe.execute(), self.timeout_s)
+                reports = {k.decode(): v.decode() for k, v in raw.items()}
+                self.cluster = cluster_view(reports, time.time())
+            except (RedisError, OSError, TimeoutError):
+                self.cluster = None
+            await asyncio.sleep(PRESENCE_S)
 
     async def start(self) -> None:
         """Connect lazily (the first command does) and start the appender and the tail."""
@@ -133,8 +167,10 @@ class RedisLog:
             self._wake.clear()
             # What the rest of this loop turn receives goes in the same pipeline.
             await asyncio.sleep(0)
-            batch, self._queue = self._queue, []
-            if batch:
+            while self._queue:
+                # At most ``batch`` entries per pipeline, so one pipeline stays well
+                # within the timeout however far the publishers are ahead.
+                batch, self._queue = self._queue[: self.batch], self._queue[self.batch :]
                 await self._append(batch)
 
     async def _send(self, batch: list[Pending]) -> list[Any]:

@@ -16,6 +16,7 @@ import gc
 import json
 import logging
 import time
+import uuid
 from collections.abc import Awaitable
 from typing import Any
 
@@ -175,6 +176,7 @@ class Backend:
         if self.log is not None:
             self.publishers.log = self.log
             await self.log.start()
+            await self.log.start_presence(self.config.replica_id or uuid.uuid4().hex[:8], self.api.presence)
             self._spawn(self._watch_log(self.log))
         self._ws_log.addFilter(self._noise)
         self._server = await serve(

@@ -10,12 +10,17 @@ says whether a replica may call itself ready (``LogHealth``). ``redis_log`` is t
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 __all__ = [
     "APPEND_LUA",
     "LOG_KEY",
+    "PRESENCE_KEY",
+    "PRESENCE_MAX_AGE_S",
+    "PRESENCE_S",
+    "cluster_view",
     "REJECTED_PREFIX",
     "LogEntry",
     "LogHealth",
@@ -28,6 +33,12 @@ __all__ = [
 
 #: The stream every replica appends to and tails.
 LOG_KEY = "wsrig:log"
+#: The hash of each replica's latest presence report (its publishers and client count).
+PRESENCE_KEY = "wsrig:replicas"
+#: How often a replica reports its presence and reads the others'.
+PRESENCE_S = 0.1
+#: A report older than this is of a replica that is gone (killed, cut from Redis).
+PRESENCE_MAX_AGE_S = 1.0
 #: ``type`` of an entry that stands for a rejected seq of the publisher's own run: the
 #: seq is accounted (acks pass it, resume counts it held) but there is nothing to send.
 REJECTED_PREFIX = "!"
@@ -133,3 +144,29 @@ class LogHealth:
     def lost(self, now: float) -> bool:
         """Out of step after having replayed: close the clients, refuse new ones, ack nothing."""
         return self.replayed and not self.ready(now)
+
+
+def cluster_view(reports: dict[str, str], now: float, max_age: float = PRESENCE_MAX_AGE_S) -> dict[str, Any]:
+    """The cluster as the status API shows it, from each replica's presence report.
+
+    ``reports``: replica id -> its JSON report ``{"t": wall time, "publishers": [...],
+    "client_count": n}``. Reports older than ``max_age`` (a replica killed or cut from
+    Redis) and unreadable ones are left out. Publishers are listed with their replica.
+    """
+    publishers: list[dict[str, Any]] = []
+    replicas: dict[str, dict[str, Any]] = {}
+    clients = 0
+    for replica, raw in sorted(reports.items()):
+        try:
+            report = json.loads(raw)
+            age = now - float(report["t"])
+            count = int(report["client_count"])
+            pubs = list(report["publishers"])
+        except (ValueError, KeyError, TypeError):
+            continue
+        if age > max_age:
+            continue
+        clients += count
+        publishers.extend({**p, "replica": replica} for p in pubs)
+        replicas[replica] = {"client_count": count, "publisher_count": len(pubs), "age_ms": round(age * 1000, 1)}
+    return {"publishers": publishers, "client_count": clients, "replicas": replicas}

@@ -27,6 +27,7 @@ from dashboard_backend.shared_log import (
     LogHealth,
     append_args,
     append_keys,
+    cluster_view,
     entry_of,
     id_ms,
     seen_key,
@@ -96,6 +97,20 @@ def test_a_failed_append_makes_the_replica_unready_until_something_works():
     assert not h.ready(0.6)
     h.read(0.7, full=False)  # a read after the failure: Redis answers again
     assert h.ready(0.8)
+
+
+def test_the_cluster_view_sums_live_replicas_and_leaves_out_stale_ones():
+    pub = {"run_id": RUN, "remote": "10.0.0.5:4000", "connected_at": "x"}
+    reports = {
+        "1": json.dumps({"t": 100.0, "publishers": [pub], "client_count": 3}),
+        "2": json.dumps({"t": 99.5, "publishers": [], "client_count": 4}),
+        "3": json.dumps({"t": 90.0, "publishers": [pub], "client_count": 50}),  # killed 10 s ago
+        "4": "not json",
+    }
+    view = cluster_view(reports, now=100.2, max_age=1.0)
+    assert view["client_count"] == 7
+    assert view["publishers"] == [{**pub, "replica": "1"}]
+    assert set(view["replicas"]) == {"1", "2"} and view["replicas"]["2"]["age_ms"] == 700.0
 
 
 # --- a real redis-server --------------------------------------------------------------
@@ -225,6 +240,13 @@ def test_replicas_share_one_log_acks_dedup_resume_and_replay(redis_server, tmp_p
             await wait_ack(pub_b, 42)
             status_b = (await http_get(b, "/api/websocket/status"))[1]
             assert status_b["replica"] == "2"
+            # the cluster's publishers and clients, whichever replica answers
+            await asyncio.sleep(0.3)
+            for backend in (a, b):
+                status = (await http_get(backend, "/api/websocket/status"))[1]
+                assert [p["run_id"] for p in status["publishers"]] == [RUN]
+                assert status["publishers"][0]["replica"] == "2"
+                assert status["client_count"] == 2 and set(status["replicas"]) == {"1", "2"}
             assert status_b["counters"]["redis_duplicates"] == 6
             assert status_b["counters"]["redis_appends"] == 2
             assert status_b["counters"]["duplicates"] == 6
