@@ -48,6 +48,8 @@ cluster_replicas() {  # write the N replica services of docker-compose.cluster.y
     environment:
       SYSTEM__REDIS_URL: \${CLUSTER_REDIS_URL:-redis://redis:6379/0}
       SYSTEM__REPLICA_ID: "${i}"
+      # each replica takes its share of the cluster's clients (connections_10k: 10,000 over 3)
+      SYSTEM__MAX_CONNECTIONS: \${CLUSTER_REPLICA_MAX_CONNECTIONS:-4000}
     volumes:
       - dashboard-data-${i}:/data
     networks:  # redis-net: Redis and the replicas only (the cluster stage cuts one replica's)
