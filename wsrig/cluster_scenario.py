@@ -81,8 +81,13 @@ class ClusterWatch:
                 continue
             run = (status.get("runs") or {}).get(self.run_id) or {}
             out[1] = run.get("acked_seq")
-            out[2] = any(p.get("run_id") == self.run_id for p in status.get("publishers", []))
-            out[3] = status.get("client_count")
+            # the status may describe the whole cluster (publishers tagged with their replica,
+            # ``replica_client_count`` this replica's own): take this replica's part
+            own = status.get("replica")
+            out[2] = any(
+                p.get("run_id") == self.run_id and p.get("replica", own) == own for p in status.get("publishers", [])
+            )
+            out[3] = status.get("replica_client_count", status.get("client_count"))
             return out
         return out
 

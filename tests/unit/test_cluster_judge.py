@@ -324,3 +324,32 @@ def test_everysec_allows_only_what_was_acked_just_before_redis_died_and_says_so(
     assert any("ACKED BUT NOT IN THE LOG: 1 seq(s)" in f.message for f in judge_scenario(h, limits).findings)
     h.measured["log"]["appendfsync"] = "always"
     assert any("ACKED BUT NOT IN THE LOG: 4 seq(s)" in f.message for f in judge_scenario(h, limits).findings)
+
+
+def test_a_replica_is_read_for_its_own_part_of_a_cluster_wide_status(monkeypatch):
+    """The status API may describe the whole cluster: the watch keeps the replica's own share."""
+    from wsrig.cluster_scenario import ClusterWatch
+
+    status = {
+        "replica": "2",
+        "runs": {"run-a": {"acked_seq": 7}},
+        "publishers": [{"run_id": "run-a", "replica": "1"}],
+        "client_count": 12,
+        "replica_client_count": 4,
+    }
+
+    class Answer:
+        status_code = 200
+
+        def json(self):
+            return status
+
+    watch = ClusterWatch.__new__(ClusterWatch)
+    watch.run_id, watch._ips = "run-a", {"dashboard-backend-2": "10.0.0.2"}
+    monkeypatch.setattr(watch, "_http", type("H", (), {"get": lambda self, url, timeout: Answer()})(), raising=False)
+    assert watch.replica("dashboard-backend-2") == [200, 7, False, 4]
+    status["publishers"] = [{"run_id": "run-a", "replica": "2"}]
+    assert watch.replica("dashboard-backend-2")[2] is True
+    del status["replica_client_count"], status["replica"]
+    status["publishers"] = [{"run_id": "run-a"}]
+    assert watch.replica("dashboard-backend-2") == [200, 7, True, 12]
