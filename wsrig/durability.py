@@ -75,16 +75,20 @@ async def run_durability(
     restart_timeout_s: float,
     read_every_s: float = 0.1,
     seed: int | None = None,
+    service: str = "",
+    name: str = "acked_durable",
 ) -> DurabilityHistory:
     """``kills`` segments of full-speed critical traffic, each ended by a SIGKILL of the backend
-    at a random moment in ``segment_s``; then one last session that waits for every ack."""
+    (or of ``service``: the cluster's Redis) at a random moment in ``segment_s``; then one
+    last session that waits for every ack. ``read_every_s`` 0: no read right after an ack (in
+    a cluster the read may reach a replica a few ms behind the one that acked)."""
     seed = random.randrange(2**31) if seed is None else seed
     rng = random.Random(seed)
     run_id = messages.new_run_id("durable")
-    service = cfg.dashboard_service
+    service = service or cfg.dashboard_service
     outbox: dict[int, str] = {}  # seq -> text, until acked
     next_seq = 1
-    history = DurabilityHistory(name="acked_durable", run_id=run_id, seed=seed, window=window, kills=[])
+    history = DurabilityHistory(name=name, run_id=run_id, seed=seed, window=window, kills=[])
     for k in range(kills + 1):
         pub = await publisher_session(cfg.ingest_url, cfg.auth_token, run_id, restart_timeout_s)
         welcome = int((pub.welcome or {}).get("acked_seq", 0))
@@ -103,7 +107,7 @@ async def run_durability(
             await pub.__aexit__(None, None, None)
             break
         at = rng.uniform(*segment_s)
-        progress(f"acked_durable: kill {k + 1}/{kills} of the backend in {at:.2f}s (seq {next_seq - 1} sent)")
+        progress(f"{name}: kill {k + 1}/{kills} of {service} in {at:.2f}s (seq {next_seq - 1} sent)")
 
         async def kill_later(delay: float = at) -> int:
             await asyncio.sleep(delay)
@@ -111,10 +115,13 @@ async def run_durability(
             return time.time_ns()
 
         killer = asyncio.create_task(kill_later())
-        reader = asyncio.create_task(_read_after_ack(cfg, pub, history.read_after_ack, read_every_s))
+        reader = None
+        if read_every_s > 0:
+            reader = asyncio.create_task(_read_after_ack(cfg, pub, history.read_after_ack, read_every_s))
         next_seq = await _send_until_dead(pub, outbox, next_seq, window)
         killed_ns = await killer
-        reader.cancel()
+        if reader is not None:
+            reader.cancel()
         await pub.__aexit__(None, None, None)  # acks read before the process died are all in
         history.kills.append(
             {"at_ns": killed_ns, "acked_before": pub.acked, "sent_before": next_seq - 1, "welcome_acked": None}

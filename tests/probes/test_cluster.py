@@ -13,6 +13,7 @@ import resource
 import pytest
 
 from wsrig.cluster_scenario import run_cluster_scenario
+from wsrig.durability import run_durability
 from wsrig.faults import FaultContext, get_fault
 from wsrig.load.resources import ResourceSampler
 from wsrig.load.runner import LoadPlan, run_load
@@ -77,6 +78,27 @@ def test_redis_kill(cfg, ctx, record, limits):
     after its AOF replay, and the stream resumes."""
     history = _scenario(
         cfg, ctx, limits, "redis_kill", "redis_kill", ["acks_stop", "acked_in_log"], read_shared_log=True
+    )
+    _judge(record, cfg, history)
+
+
+def test_acked_durable_across_redis_kills(cfg, ctx, record, limits):
+    """Critical traffic at full speed from the rig's own publisher through the balancer, Redis
+    SIGKILLed at random moments mid-stream: every seq acked before a kill is in the shared log
+    (every replica's store) after Redis's restart, none twice; the race an ack-before-append
+    needs is in flight at each kill, which the bot's few messages a second rarely are."""
+    history = run(
+        run_durability(
+            cfg,
+            ctx.stack,
+            kills=int(limits["durable_kills"]),
+            segment_s=(float(limits["durable_segment_min_s"]), float(limits["durable_segment_max_s"])),
+            window=int(limits["durable_window"]),
+            restart_timeout_s=float(limits["durable_restart_timeout_s"]),
+            read_every_s=0,
+            service=cfg.redis_service,
+            name="acked_durable_redis",
+        )
     )
     _judge(record, cfg, history)
 

@@ -64,7 +64,7 @@ DEFECTS=(
     "backend-no-origin-check|dashboard|test_origin_check|origin_check|origin check|backend accepts any Origin (allow-list not enforced)|security"
     "backend-no-size-limit|dashboard|test_frame_size_limit|size_limit|size limit|backend has no maximum frame size|security"
     "backend-wrong-trade-qty|dashboard|test_reconciliation|-|sum of trades = position: [A-Z]+: backend /api/trades = [-0-9.]+ but backend /api/state position = [-0-9.]+|backend stores one trade with 3x its quantity|integration"
-    "backend-acks-before-append|dashboard|test_redis_kill|redis_kill|ACKED BUT NOT IN THE LOG|a replica acks an envelope before Redis acknowledged its append (cluster topology)|cluster"
+    "backend-acks-before-append|dashboard|test_acked_durable_across_redis_kills|acked_durable_redis|ACKED BUT|a replica acks an envelope before Redis acknowledged its append (cluster topology)|cluster"
     "backend-serves-without-redis|dashboard|test_replica_partition|replica_partition|REPLICA SERVES WITHOUT REDIS|a replica that lost Redis stays ready, acks and serves from its own state (cluster topology)|cluster"
 )
 
