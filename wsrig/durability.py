@@ -15,6 +15,8 @@ import json
 import random
 import time
 
+from websockets.exceptions import ConnectionClosed
+
 from wsrig import messages
 from wsrig.clients import Publisher, get_json, publisher_session
 from wsrig.config import RigConfig
@@ -90,19 +92,34 @@ async def run_durability(
     next_seq = 1
     history = DurabilityHistory(name=name, run_id=run_id, seed=seed, window=window, kills=[])
     for k in range(kills + 1):
-        pub = await publisher_session(cfg.ingest_url, cfg.auth_token, run_id, restart_timeout_s)
-        welcome = int((pub.welcome or {}).get("acked_seq", 0))
-        if history.kills:
-            history.kills[-1]["welcome_acked"] = welcome
-        for seq in [s for s in outbox if s <= welcome]:
-            del outbox[seq]
-        for seq in sorted(outbox):  # the outbox: everything not acked, in order
-            await pub.send_raw(outbox[seq])
-        if k == kills:
+        deadline = time.monotonic() + restart_timeout_s
+        while True:
+            # A cluster's replica may close a fresh session with 1013 while it catches up with
+            # the log after Redis's restart: open again and resend, until the deadline.
+            pub = await publisher_session(cfg.ingest_url, cfg.auth_token, run_id, restart_timeout_s)
+            welcome = int((pub.welcome or {}).get("acked_seq", 0))
+            if history.kills and history.kills[-1]["welcome_acked"] is None:
+                history.kills[-1]["welcome_acked"] = welcome
+            for seq in [s for s in outbox if s <= welcome]:
+                del outbox[seq]
             try:
-                await pub.wait_ack(next_seq - 1, restart_timeout_s)
+                for seq in sorted(outbox):  # the outbox: everything not acked, in order
+                    await pub.send_raw(outbox[seq])
+                if k == kills:
+                    await pub.wait_ack(next_seq - 1, restart_timeout_s)
+                break
+            except ConnectionClosed as exc:
+                await pub.__aexit__(None, None, None)
+                for seq in [s for s in outbox if s <= pub.acked]:
+                    del outbox[seq]
+                if time.monotonic() > deadline:
+                    history.settle_error = f"the publisher's session kept closing for {restart_timeout_s:.0f}s: {exc}"
+                    break
+                await asyncio.sleep(0.5)
             except Exception as exc:
                 history.settle_error = f"not every envelope was acked within {restart_timeout_s:.0f}s: {exc}"
+                break
+        if k == kills:
             history.final_acked = pub.acked
             await pub.__aexit__(None, None, None)
             break
@@ -130,8 +147,15 @@ async def run_durability(
             del outbox[seq]
         await asyncio.to_thread(stack.start, service)
     history.sent = next_seq - 1
-    body = await asyncio.to_thread(
-        get_json, f"{cfg.dashboard_url}/api/events?run_id={run_id}&limit=1000000", restart_timeout_s
-    )
+    url = f"{cfg.dashboard_url}/api/events?run_id={run_id}&limit=1000000"
+    deadline = time.monotonic() + restart_timeout_s
+    while True:  # a cluster's replica still catching up with the log answers 503 until it is in step
+        try:
+            body = await asyncio.to_thread(get_json, url, restart_timeout_s)
+            break
+        except (RuntimeError, OSError):  # an HTTP error status, or the balancer's port refusing
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.5)
     history.stored = [int(e["seq"]) for e in body.get("events", []) if e.get("run_id", run_id) == run_id]
     return history
