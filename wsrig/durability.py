@@ -108,7 +108,7 @@ async def run_durability(
                 if k == kills:
                     await pub.wait_ack(next_seq - 1, restart_timeout_s)
                 break
-            except ConnectionClosed as exc:
+            except (ConnectionClosed, ConnectionError) as exc:  # closed under us (ConnectionError: by wait_ack)
                 await pub.__aexit__(None, None, None)
                 for seq in [s for s in outbox if s <= pub.acked]:
                     del outbox[seq]
