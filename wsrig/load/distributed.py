@@ -27,9 +27,7 @@ from typing import Any
 
 from wsrig.config import RigConfig
 from wsrig.cpusets import CpuPlan
-from wsrig.load.publisher import PublisherSpec, publisher_process
-from wsrig.load.resources import ResourceSampler
-from wsrig.load.runner import LoadPlan, LoadResult, _await_publisher, cool_down
+from wsrig.load.runner import LoadPlan, LoadResult, cool_down, publish_and_sample
 from wsrig.load.swarm import SwarmError, SwarmWorkers
 from wsrig.load.workers import WorkerPlan
 from wsrig.stack import DockerStack
@@ -202,36 +200,19 @@ class DistributedLoad:
         slots: range,
         say: Callable[[str], None],
     ) -> None:
-        """The publisher and the resource sampler, as ``run_load`` runs them."""
+        """The publisher and the resource sampler, as ``run_load`` runs them; deliveries are
+        read from the workers' progress files."""
         ctx = mp.get_context("spawn")
         out: Any = ctx.Queue()
-        spec = PublisherSpec(
-            ws_url=cfg.dashboard_ws_url,
-            token=cfg.auth_token,
-            run_id=run_id,
-            phases=tuple((p.rate, p.duration_s) for p in plan.schedule.phases),
-            start_at_ns=time.time_ns() + 500_000_000,
-            msg_type=plan.msg_type,
-            symbol=symbol,
-            window=plan.window,
-        )
-        services = [cfg.dashboard_service] if stack is not None else []
-        with ResourceSampler(stack, services) as sampler:
-            pub = ctx.Process(target=publisher_process, args=(spec, out), daemon=True)
-            pub.start()
-            publisher = _await_publisher(out, {}, plan, say, pub)
-            pub.join(timeout=10)
-            if "error" in publisher:
-                result.rig_errors.append(f"publisher: {publisher['error']}")
-            else:
-                result.publisher = {**publisher, "health": dataclasses.asdict(publisher["health"])}
-                expected = publisher["sent"] * connected
-                deadline = time.monotonic() + plan.settle_s
-                while time.monotonic() < deadline and _progress(folder, slots) < expected:
-                    time.sleep(0.05)
-                say(f"{plan.name}: {_progress(folder, slots)}/{expected} deliveries seen")
-        result.resources = sampler.rows
-        result.backend_cpu_s = sampler.cpu_s(cfg.dashboard_service)
+
+        def settle(sent: int) -> None:
+            expected = sent * connected
+            deadline = time.monotonic() + plan.settle_s
+            while time.monotonic() < deadline and _progress(folder, slots) < expected:
+                time.sleep(0.05)
+            say(f"{plan.name}: {_progress(folder, slots)}/{expected} deliveries seen")
+
+        publish_and_sample(cfg, plan, stack, result, run_id, symbol, ctx, out, {}, say, settle)
 
 
 @contextlib.contextmanager

@@ -23,7 +23,8 @@ from wsrig.config import RigConfig
 from wsrig.load.publisher import PublisherSpec, publisher_process
 from wsrig.load.resources import ResourceSampler
 from wsrig.load.schedule import Schedule
-from wsrig.load.subscriber import SubscriberSpec, subscriber_process
+from wsrig.load.subscriber import SubscriberSpec, spawn_subscribers
+from wsrig.load.workers import split
 from wsrig.stack import DockerStack
 
 __all__ = ["LoadPlan", "LoadResult", "Workers", "cool_down", "run_load"]
@@ -108,11 +109,6 @@ class Workers(Protocol):
     ) -> LoadResult: ...
 
 
-def _split(total: int, parts: int) -> list[int]:
-    parts = max(1, min(parts, total)) if total else 1
-    return [total // parts + (1 if i < total % parts else 0) for i in range(parts)]
-
-
 def run_load(
     cfg: RigConfig,
     plan: LoadPlan,
@@ -146,33 +142,23 @@ def run_load(
     # No more subscriber processes than the rig has cores (wsrig.cpusets pins it): more
     # would only take turns on the same core, each one's loop waiting for the others'.
     processes = min(plan.processes, len(os.sched_getaffinity(0)))
-    sizes = _split(plan.subscribers, processes) if plan.subscribers else []
+    sizes = split(plan.subscribers, processes) if plan.subscribers else []
     progress: Any = ctx.Array("q", max(1, len(sizes)))
     start_at = time.time() + SPAWN_S * max(1, len(sizes))
-    subs = [
-        ctx.Process(
-            target=subscriber_process,
-            args=(
-                SubscriberSpec(
-                    i,
-                    cfg.dashboard_ws_url,
-                    n,
-                    run_id,
-                    symbol,
-                    connect_rate=plan.connect_rate / len(sizes) if plan.connect_rate else None,
-                    start_at=start_at,
-                    msg_type=plan.msg_type,
-                ),
-                stop,
-                progress,
-                out,
-            ),
-            daemon=True,
+    specs = [
+        SubscriberSpec(
+            i,
+            cfg.dashboard_ws_url,
+            n,
+            run_id,
+            symbol,
+            connect_rate=plan.connect_rate / len(sizes) if plan.connect_rate else None,
+            start_at=start_at,
+            msg_type=plan.msg_type,
         )
         for i, n in enumerate(sizes)
     ]
-    for p in subs:
-        p.start()
+    subs = spawn_subscribers(ctx, specs, stop, progress, out)
     results: dict[int, dict[str, Any]] = {}
     ready_of: dict[int, dict[str, Any]] = {}
     try:
@@ -199,31 +185,15 @@ def run_load(
             on_ready()
         connected = sum(r["connected"] for r in ready_of.values())
         say(f"{plan.name}: {connected} subscribers connected; sending {plan.schedule.count} messages")
-        spec = PublisherSpec(
-            ws_url=cfg.dashboard_ws_url,
-            token=cfg.auth_token,
-            run_id=run_id,
-            phases=tuple((p.rate, p.duration_s) for p in plan.schedule.phases),
-            start_at_ns=time.time_ns() + 500_000_000,
-            msg_type=plan.msg_type,
-            symbol=symbol,
-            window=plan.window,
-        )
-        services = [cfg.dashboard_service] if stack is not None else []
-        with ResourceSampler(stack, services) as sampler:
-            pub = ctx.Process(target=publisher_process, args=(spec, out), daemon=True)
-            pub.start()
-            publisher = _await_publisher(out, results, plan, say, pub)
-            pub.join(timeout=10)
-            if "error" in publisher:
-                result.rig_errors.append(f"publisher: {publisher['error']}")
-            else:
-                result.publisher = {**publisher, "health": dataclasses.asdict(publisher["health"])}
-                _await_deliveries(progress, publisher["sent"] * connected, plan.settle_s, say, plan.name)
+
+        def settle(sent: int) -> None:
+            _await_deliveries(progress, sent * connected, plan.settle_s, say, plan.name)
+
+        def collect() -> None:
             stop.set()
             _collect(out, results, len(subs))
-        result.resources = sampler.rows
-        result.backend_cpu_s = sampler.cpu_s(cfg.dashboard_service)
+
+        publish_and_sample(cfg, plan, stack, result, run_id, symbol, ctx, out, results, say, settle, then=collect)
     finally:
         stop.set()
         for p in subs:
@@ -232,6 +202,50 @@ def run_load(
                 p.kill()
     result.parts = _parts(results, ready_of)
     return result
+
+
+def publish_and_sample(
+    cfg: RigConfig,
+    plan: LoadPlan,
+    stack: DockerStack | None,
+    result: LoadResult,
+    run_id: str,
+    symbol: str,
+    ctx: Any,
+    out: Any,
+    results: dict[int, dict[str, Any]],
+    say: Callable[[str], None],
+    settle: Callable[[int], None],
+    then: Callable[[], None] | None = None,
+) -> None:
+    """The publisher's schedule, sent while the backend's resources are sampled; ``settle``
+    waits for the deliveries of the ``sent`` messages (local processes or swarm workers)
+    and ``then`` runs before the sampler stops. One path for the local and the distributed rig."""
+    spec = PublisherSpec(
+        ws_url=cfg.dashboard_ws_url,
+        token=cfg.auth_token,
+        run_id=run_id,
+        phases=tuple((p.rate, p.duration_s) for p in plan.schedule.phases),
+        start_at_ns=time.time_ns() + 500_000_000,
+        msg_type=plan.msg_type,
+        symbol=symbol,
+        window=plan.window,
+    )
+    services = [cfg.dashboard_service] if stack is not None else []
+    with ResourceSampler(stack, services) as sampler:
+        pub = ctx.Process(target=publisher_process, args=(spec, out), daemon=True)
+        pub.start()
+        publisher = _await_publisher(out, results, plan, say, pub)
+        pub.join(timeout=10)
+        if "error" in publisher:
+            result.rig_errors.append(f"publisher: {publisher['error']}")
+        else:
+            result.publisher = {**publisher, "health": dataclasses.asdict(publisher["health"])}
+            settle(int(publisher["sent"]))
+        if then is not None:
+            then()
+    result.resources = sampler.rows
+    result.backend_cpu_s = sampler.cpu_s(cfg.dashboard_service)
 
 
 def cool_down(plan: LoadPlan, stack: DockerStack | None, service: str) -> tuple[float, float | None]:

@@ -160,3 +160,13 @@ def subscriber_process(spec: SubscriberSpec, stop_flag: Any, progress: Any, out:
                 {"name": f"subscriber process {spec.index}", "error": f"{type(exc).__name__}: {exc}"},
             )
         )
+
+
+def spawn_subscribers(ctx: Any, specs: list[SubscriberSpec], stop_flag: Any, progress: Any, out: Any) -> list[Any]:
+    """One started process per spec (the local rig's and a swarm worker's, alike)."""
+    procs = [
+        ctx.Process(target=subscriber_process, args=(spec, stop_flag, progress, out), daemon=True) for spec in specs
+    ]
+    for p in procs:
+        p.start()
+    return procs

@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from wsrig.load.subscriber import SubscriberSpec, subscriber_process
+from wsrig.load.subscriber import SubscriberSpec, spawn_subscribers
 from wsrig.load.workers import part_name, share, split
 
 __all__ = ["main", "run_worker"]
@@ -62,31 +62,21 @@ def run_worker(env: Mapping[str, str]) -> int:
     out: Any = ctx.Queue()
     stop = ctx.Event()
     progress: Any = ctx.Array("q", max(1, len(sizes)))
-    subs = [
-        ctx.Process(
-            target=subscriber_process,
-            args=(
-                SubscriberSpec(
-                    i,
-                    env["LOAD_WS_URL"],
-                    n,
-                    env["LOAD_RUN_ID"],
-                    env["LOAD_SYMBOL"],
-                    max_s=float(env.get("LOAD_MAX_S", "600")),
-                    connect_rate=rate / len(sizes) if rate else None,
-                    start_at=float(env["LOAD_START_AT"]),
-                    msg_type=env.get("LOAD_MSG_TYPE", "market_data"),
-                ),
-                stop,
-                progress,
-                out,
-            ),
-            daemon=True,
+    specs = [
+        SubscriberSpec(
+            i,
+            env["LOAD_WS_URL"],
+            n,
+            env["LOAD_RUN_ID"],
+            env["LOAD_SYMBOL"],
+            max_s=float(env.get("LOAD_MAX_S", "600")),
+            connect_rate=rate / len(sizes) if rate else None,
+            start_at=float(env["LOAD_START_AT"]),
+            msg_type=env.get("LOAD_MSG_TYPE", "market_data"),
         )
         for i, n in enumerate(sizes)
     ]
-    for p in subs:
-        p.start()
+    subs = spawn_subscribers(ctx, specs, stop, progress, out)
     ready_of: dict[int, dict[str, Any]] = {}
     results: dict[int, dict[str, Any]] = {}
     deadline = time.time() + max(0.0, float(env["LOAD_START_AT"]) - time.time()) + READY_TIMEOUT_S
