@@ -150,13 +150,11 @@ class HttpApi:
 
     def _local_status(self) -> dict[str, Any]:
         b = self.b
+        mine = self.presence()
         return {
-            "publishers": [
-                {"run_id": p.run_id, "remote": p.remote, "connected_at": p.connected_at}
-                for p in b.publishers.sessions()
-            ],
+            "publishers": mine["publishers"],
             "publisher_count": len(b.publishers),
-            "client_count": len(b.hub.clients),
+            "client_count": mine["client_count"],
             "clients": [
                 {
                     "id": c.id,
